@@ -1,0 +1,208 @@
+"""All settings and paths, built once at the edge.
+
+``FREIGHT_HOME=/some/dir`` puts the database, logs, secrets and the daemon's state file under
+that folder (tests and portable installs); otherwise the platform's usual places are used
+(platformdirs). Settings that a user may change at run time live in the database's
+``settings`` table; their defaults, types and bounds are declared here in ``SETTINGS``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+from .errors import InputError
+
+APP = "freight"
+#: Chosen clear of aria2's 6800 and of the common development ports.
+DEFAULT_PORT = 6817
+
+
+@dataclass(frozen=True)
+class Paths:
+    config_dir: Path
+    data_dir: Path
+    state_dir: Path
+    log_dir: Path
+    portable: bool  # True when FREIGHT_HOME is set
+
+    @property
+    def database(self) -> Path:
+        return self.data_dir / "freight.db"
+
+    @property
+    def log_file(self) -> Path:
+        return self.log_dir / "freight.log"
+
+    @property
+    def host_log_file(self) -> Path:
+        return self.log_dir / "freight-host.log"
+
+    @property
+    def daemon_file(self) -> Path:
+        """Where a running daemon records its pid, port and URL for clients to find."""
+        return self.state_dir / "daemon.json"
+
+    @property
+    def lock_file(self) -> Path:
+        return self.state_dir / "daemon.lock"
+
+    @property
+    def secrets_dir(self) -> Path:
+        """File fallback for secrets when no OS keyring works (mode 0700, files 0600)."""
+        return self.config_dir / "secrets"
+
+    def ensure(self) -> Paths:
+        for folder in (self.config_dir, self.data_dir, self.state_dir, self.log_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+        return self
+
+
+def paths_from_env(environ: dict[str, str] | None = None) -> Paths:
+    env = os.environ if environ is None else environ
+    home = env.get("FREIGHT_HOME")
+    if home:
+        root = Path(home).expanduser().resolve()
+        return Paths(root, root, root / "state", root / "logs", portable=True)
+    return Paths(
+        Path(platformdirs.user_config_dir(APP)),
+        Path(platformdirs.user_data_dir(APP)),
+        Path(platformdirs.user_state_dir(APP)),
+        Path(platformdirs.user_log_dir(APP)),
+        portable=False,
+    )
+
+
+def default_download_dir(environ: dict[str, str] | None = None) -> str:
+    env = os.environ if environ is None else environ
+    if env.get("FREIGHT_DOWNLOAD_DIR"):
+        return str(Path(env["FREIGHT_DOWNLOAD_DIR"]).expanduser())
+    if env.get("FREIGHT_HOME"):
+        return str(Path(env["FREIGHT_HOME"]).expanduser().resolve() / "downloads")
+    return platformdirs.user_downloads_dir()
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    type: type
+    default: Any
+    minimum: float | None = None
+    maximum: float | None = None
+    nullable: bool = False
+    help: str = ""
+
+
+_MIB = 1024 * 1024
+
+#: Every user-changeable setting, its type, default and bounds. The API's get_settings and
+#: set_settings speak exactly these names (docs/PROTOCOL.md).
+SETTINGS: dict[str, Setting] = {
+    s.name: s
+    for s in [
+        Setting("download_dir", str, "", help="default folder; empty: the user's Downloads"),
+        Setting("port", int, DEFAULT_PORT, 0, 65535, help="API port on 127.0.0.1; 0: any"),
+        Setting("max_active", int, 3, 1, 64, help="downloads running at once"),
+        Setting("connections", int, 8, 1, 64, help="connections a download starts with"),
+        Setting("max_connections", int, 32, 1, 64, help="adaptive growth stops here"),
+        Setting("max_host_connections", int, 32, 1, 256, help="connections to one host"),
+        Setting("global_limit", int, None, 1, None, nullable=True, help="bytes/s, null: none"),
+        Setting("min_split_size", int, 1 * _MIB, 64 * 1024, None, help="smallest range split"),
+        Setting("read_size", int, 256 * 1024, 4096, 16 * _MIB, help="bytes per socket read"),
+        Setting("checkpoint_interval", float, 1.0, 0.05, 60.0, help="seconds between saves"),
+        Setting("stall_timeout", float, 20.0, 0.2, 600.0, help="seconds without a byte"),
+        Setting("connect_timeout", float, 15.0, 0.2, 600.0),
+        Setting("max_tries", int, 8, 1, 1000, help="failures in a row before giving up"),
+        Setting("retry_base", float, 0.5, 0.0, 60.0, help="first backoff in seconds"),
+        Setting("retry_max", float, 60.0, 0.0, 3600.0, help="longest backoff in seconds"),
+        Setting("max_redirects", int, 10, 0, 50),
+        Setting("max_size", int, None, 0, None, nullable=True, help="refuse larger files"),
+        Setting("capture", bool, True, help="the extension captures browser downloads"),
+        Setting("capture_min_size", int, 0, 0, None, help="smaller downloads stay in browser"),
+        Setting("allowed_origins", list, [], help="extra extension origins for the API"),
+        Setting("notify", bool, True, help="desktop notifications"),
+    ]
+}
+
+
+def validate_setting(name: str, value: Any) -> Any:
+    """Return the value checked and normalised, or raise InputError naming what is wrong."""
+    spec = SETTINGS.get(name)
+    if spec is None:
+        raise InputError(f"unknown setting {name!r}", setting=name)
+    if value is None:
+        if spec.nullable:
+            return None
+        raise InputError(f"setting {name!r} cannot be null", setting=name)
+    if spec.type is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if spec.type is list:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise InputError(f"setting {name!r} must be a list of strings", setting=name)
+        return list(value)
+    if not isinstance(value, spec.type) or (spec.type is not bool and isinstance(value, bool)):
+        raise InputError(
+            f"setting {name!r} must be {spec.type.__name__}, not {type(value).__name__}",
+            setting=name,
+        )
+    if spec.minimum is not None and value < spec.minimum:
+        raise InputError(f"setting {name!r} must be >= {spec.minimum}", setting=name)
+    if spec.maximum is not None and value > spec.maximum:
+        raise InputError(f"setting {name!r} must be <= {spec.maximum}", setting=name)
+    return value
+
+
+def defaults() -> dict[str, Any]:
+    return {name: spec.default for name, spec in SETTINGS.items()}
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """The settings one transfer reads, fixed when it starts."""
+
+    connections: int = 8
+    max_connections: int = 32
+    adaptive: bool = True
+    min_split_size: int = 1 * _MIB
+    read_size: int = 256 * 1024
+    checkpoint_interval: float = 1.0
+    stall_timeout: float = 20.0
+    connect_timeout: float = 15.0
+    max_tries: int = 8
+    retry_base: float = 0.5
+    retry_max: float = 60.0
+    max_redirects: int = 10
+    max_size: int | None = None
+
+    @classmethod
+    def from_settings(cls, values: dict[str, Any], connections: int | None = None) -> EngineSettings:
+        fields = {k: values[k] for k in cls.__dataclass_fields__ if k in values}
+        if connections is not None:
+            fields["connections"] = connections
+            fields["adaptive"] = False
+        return cls(**fields)
+
+
+def parse_rate(text: str) -> int:
+    """'2M' → 2097152 bytes/s; '500K', '1.5M', '1G', '800' (bytes). Raises InputError."""
+    units = {"": 1, "B": 1, "K": 1024, "M": 1024**2, "G": 1024**3}
+    raw = text.strip().upper().removesuffix("/S").removesuffix("IB").removesuffix("B")
+    number, unit = raw, ""
+    if raw and raw[-1] in "KMG":
+        number, unit = raw[:-1], raw[-1]
+    try:
+        value = float(number)
+    except ValueError:
+        raise InputError(f"not a rate: {text!r} (try 500K, 2M, 1G)") from None
+    if not value > 0 or value != value or value == float("inf"):
+        raise InputError(f"a rate must be positive: {text!r}")
+    return max(1, int(value * units[unit]))
+
+
+def parse_size(text: str) -> int:
+    """Like parse_rate, for sizes: '10M' → 10485760."""
+    return parse_rate(text)
