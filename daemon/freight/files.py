@@ -1,0 +1,261 @@
+"""Files on disk: choosing a safe name, the preallocated ``NAME.part``, and the final rename.
+
+Nothing here ever writes outside the chosen folder or replaces an existing file.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import re
+import shutil
+import unicodedata
+from email.message import Message
+from urllib.parse import unquote, urlsplit
+
+from .errors import DiskFullError, LocalIOError
+
+PART_SUFFIX = ".part"
+MAX_NAME_BYTES = 200  # below every common filesystem's 255, leaving room for " (12).part"
+FALLBACK_NAME = "download"
+
+# Windows refuses these as names whatever the extension (CON.txt is CON).
+_RESERVED = {"CON", "PRN", "AUX", "NUL"} | {f"{p}{i}" for p in ("COM", "LPT") for i in range(1, 10)}
+_FORBIDDEN = re.compile(r'[<>:"/\\|?*\x00-\x1f\x7f]')
+
+
+def sanitize(name: str) -> str:
+    """A name safe on Linux, macOS and Windows: no separators, no traversal, no control
+    characters, no reserved device names, not hidden, at most MAX_NAME_BYTES of UTF-8."""
+    name = unicodedata.normalize("NFC", name)
+    # Drop format characters such as U+202E (right-to-left override) that disguise extensions.
+    name = "".join(c for c in name if unicodedata.category(c) not in ("Cc", "Cf"))
+    # Keep only the last path component: a server must not choose our folder.
+    name = re.split(r"[/\\]", name)[-1]
+    name = _FORBIDDEN.sub("_", name).strip().strip(".").strip()
+    if not name:
+        return FALLBACK_NAME
+    stem, dot, ext = name.rpartition(".")
+    base = (stem if dot else ext).split(".")[0]
+    if base.upper() in _RESERVED:
+        name = "_" + name
+    return _truncate(name)
+
+
+def _truncate(name: str) -> str:
+    if len(name.encode()) <= MAX_NAME_BYTES:
+        return name
+    stem, dot, ext = name.rpartition(".")
+    if not dot or len(ext.encode()) > 16:
+        stem, ext = name, ""
+    budget = MAX_NAME_BYTES - len(ext.encode()) - (1 if ext else 0)
+    cut = stem.encode()[:budget].decode(errors="ignore")
+    return f"{cut}.{ext}" if ext else cut
+
+
+def name_from_content_disposition(value: str | None) -> str | None:
+    """The file name a Content-Disposition header gives, ``filename*`` first (RFC 6266 §4.3).
+
+    ``filename*`` carries an RFC 8187 (ex-5987) encoded value: ``UTF-8''na%C3%AFve.txt``.
+    The result is not yet sanitised.
+    """
+    if not value:
+        return None
+    msg = Message()
+    msg["content-disposition"] = value
+    try:
+        # email's parser decodes RFC 2231/8187 parameters and prefers filename* over filename.
+        found = msg.get_filename()
+    except (ValueError, LookupError):
+        found = None
+    if found is None:
+        match = re.search(r"filename\*\s*=\s*([^';]+)'[^']*'([^;]+)", value, re.I)
+        if match:
+            try:
+                found = unquote(match.group(2).strip().strip('"'), match.group(1), "strict")
+            except (LookupError, UnicodeDecodeError):
+                found = None
+    if found is None:
+        match = re.search(r'filename\s*=\s*"((?:[^"\\]|\\.)*)"|filename\s*=\s*([^;]+)', value, re.I)
+        if match:
+            found = (match.group(1) or match.group(2) or "").strip()
+    return found or None
+
+
+def name_from_url(url: str) -> str | None:
+    path = urlsplit(url).path
+    last = path.rstrip("/").rsplit("/", 1)[-1] if path else ""
+    return unquote(last) or None
+
+
+def choose_name(
+    requested: str | None, content_disposition: str | None, url: str
+) -> str:
+    """The user's name, else the server's Content-Disposition name, else the URL's; sanitised."""
+    for candidate in (requested, name_from_content_disposition(content_disposition), name_from_url(url)):
+        if candidate:
+            return sanitize(candidate)
+    return FALLBACK_NAME
+
+
+def numbered(name: str, n: int) -> str:
+    """'name.ext' → 'name (n).ext' (the browsers' convention); '.tar.gz' kept together."""
+    if n == 0:
+        return name
+    lower = name.lower()
+    for double in (".tar.gz", ".tar.bz2", ".tar.xz", ".tar.zst"):
+        if lower.endswith(double):
+            return f"{name[: -len(double)]} ({n}){name[-len(double):]}"
+    stem, dot, ext = name.rpartition(".")
+    if not dot or not stem:
+        return f"{name} ({n})"
+    return f"{stem} ({n}).{ext}"
+
+
+def reserve(folder: str, name: str) -> str:
+    """Create ``folder/NAME.part`` exclusively for a free NAME and return NAME.
+
+    A name is free when neither it nor its .part exists. Creating the .part with O_EXCL claims
+    the name against other downloads running at the same time.
+    """
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as exc:
+        raise _map_os_error(exc, folder) from exc
+    for n in range(10_000):
+        candidate = _truncate_numbered(name, n)
+        final = os.path.join(folder, candidate)
+        if os.path.lexists(final):
+            continue
+        try:
+            fd = os.open(final + PART_SUFFIX, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise _map_os_error(exc, folder) from exc
+        os.close(fd)
+        return candidate
+    raise LocalIOError(f"no free name for {name!r} in {folder}")
+
+
+def _truncate_numbered(name: str, n: int) -> str:
+    candidate = numbered(name, n)
+    while len(candidate.encode()) > MAX_NAME_BYTES:
+        name = name[:-1]
+        candidate = numbered(name, n)
+    return candidate
+
+
+def _map_os_error(exc: OSError, where: str) -> LocalIOError:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return DiskFullError(f"disk full writing {where}", path=where)
+    return LocalIOError(f"{exc.strerror or exc} ({where})", path=where, errno=exc.errno)
+
+
+def free_space(folder: str) -> int:
+    return shutil.disk_usage(folder).free
+
+
+class PartFile:
+    """``NAME.part``: written at offsets with pwrite by many threads at once, then renamed.
+
+    pwrite on one shared descriptor needs no lock: each call carries its own offset.
+    """
+
+    def __init__(self, path: str, *, create: bool = True) -> None:
+        self.path = path
+        flags = os.O_RDWR | (os.O_CREAT if create else 0)
+        try:
+            self.fd = os.open(path, flags, 0o644)
+        except OSError as exc:
+            raise _map_os_error(exc, path) from exc
+
+    def size_on_disk(self) -> int:
+        return os.fstat(self.fd).st_size
+
+    def preallocate(self, size: int) -> None:
+        """Reserve the blocks now so that a full disk shows up before the transfer, not in it."""
+        try:
+            if size > 0:
+                os.posix_fallocate(self.fd, 0, size)
+            os.ftruncate(self.fd, size)
+        except OSError as exc:
+            if exc.errno in (errno.EOPNOTSUPP, errno.EINVAL):  # e.g. some network filesystems
+                os.ftruncate(self.fd, size)
+                return
+            raise _map_os_error(exc, self.path) from exc
+
+    def truncate(self, size: int = 0) -> None:
+        try:
+            os.ftruncate(self.fd, size)
+        except OSError as exc:
+            raise _map_os_error(exc, self.path) from exc
+
+    def pwrite(self, data: bytes | memoryview, offset: int) -> None:
+        view = memoryview(data)
+        try:
+            while view:
+                written = os.pwrite(self.fd, view, offset)
+                view, offset = view[written:], offset + written
+        except OSError as exc:
+            raise _map_os_error(exc, self.path) from exc
+
+    def sync(self) -> None:
+        try:
+            os.fdatasync(self.fd)
+        except OSError as exc:
+            raise _map_os_error(exc, self.path) from exc
+
+    def sha256(self, length: int | None = None) -> str:
+        digest = hashlib.sha256()
+        offset = 0
+        while length is None or offset < length:
+            want = 1 << 20 if length is None else min(1 << 20, length - offset)
+            chunk = os.pread(self.fd, want, offset)
+            if not chunk:
+                break
+            digest.update(chunk)
+            offset += len(chunk)
+        return digest.hexdigest()
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+def finalize(part_path: str, folder: str, name: str) -> str:
+    """Move the finished .part to its final name without replacing anything; return the name.
+
+    os.link fails if the target exists, which makes the no-overwrite rule atomic; where the
+    filesystem has no hard links, fall back to a checked rename.
+    """
+    for n in range(10_000):
+        candidate = _truncate_numbered(name, n)
+        final = os.path.join(folder, candidate)
+        if os.path.lexists(final):
+            continue
+        try:
+            os.link(part_path, final)
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            if exc.errno not in (errno.EPERM, errno.EXDEV, errno.ENOTSUP, errno.EMLINK):
+                raise _map_os_error(exc, final) from exc
+            try:
+                os.rename(part_path, final)
+            except OSError as exc2:
+                raise _map_os_error(exc2, final) from exc2
+            return candidate
+        os.unlink(part_path)
+        return candidate
+    raise LocalIOError(f"no free name for {name!r} in {folder}")
+
+
+def remove_quietly(path: str | None) -> None:
+    if path:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass

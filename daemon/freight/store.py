@@ -1,0 +1,454 @@
+"""All of Freight's SQL, in one place.
+
+The database is the single source of truth: downloads, their segments (the byte ranges on disk)
+and the settings. It runs in WAL mode so that readers never wait for the checkpoint writer.
+
+Threads: one :class:`Store` holds one connection guarded by a lock. The daemon's loop uses it for
+the queue and the API; each transfer commits its checkpoints from its own thread, because a
+checkpoint starts with an ``fdatasync`` of the data that must never block the loop. Every method
+is one transaction: it either happens whole or not at all.
+
+Schema versions are kept in ``PRAGMA user_version`` and migrated forward by ``MIGRATIONS``; a
+database from a newer Freight, or a SQLite file that is not Freight's (``PRAGMA
+application_id``), is refused with a clear :class:`StoreError` and left untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Protocol
+
+from . import config
+from .errors import InputError, NotFound, StoreError
+from .models import Download, DownloadState, Segment, check_transition
+
+#: 'FRGT' — marks the file as Freight's so that a foreign SQLite file is never migrated.
+APPLICATION_ID = 0x46524754
+
+MIGRATIONS: list[str] = [
+    # version 1
+    """
+    CREATE TABLE downloads (
+        id             INTEGER PRIMARY KEY AUTOINCREMENT,
+        url            TEXT NOT NULL,
+        final_url      TEXT,
+        referrer       TEXT,
+        mime           TEXT,
+        dir            TEXT NOT NULL,
+        name           TEXT,
+        requested_name TEXT,
+        state          TEXT NOT NULL,
+        size           INTEGER,
+        done           INTEGER NOT NULL DEFAULT 0,
+        resumable      INTEGER NOT NULL DEFAULT 0,
+        etag           TEXT,
+        last_modified  TEXT,
+        connections    INTEGER,
+        rate_limit     INTEGER,
+        checksum       TEXT,
+        headers        TEXT NOT NULL DEFAULT '{}',
+        sealed_headers BLOB,
+        error          TEXT,
+        error_kind     TEXT,
+        position       INTEGER NOT NULL DEFAULT 0,
+        insecure       INTEGER NOT NULL DEFAULT 0,
+        created_at     REAL NOT NULL,
+        updated_at     REAL NOT NULL,
+        finished_at    REAL
+    );
+    CREATE INDEX downloads_by_state ON downloads (state, position, id);
+    CREATE TABLE segments (
+        download_id INTEGER NOT NULL REFERENCES downloads (id) ON DELETE CASCADE,
+        start       INTEGER NOT NULL,
+        end         INTEGER NOT NULL,
+        pos         INTEGER NOT NULL,
+        PRIMARY KEY (download_id, start)
+    ) WITHOUT ROWID;
+    CREATE TABLE settings (
+        name  TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    """,
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+_COLUMNS = {
+    # model attribute -> column
+    "url": "url",
+    "final_url": "final_url",
+    "referrer": "referrer",
+    "mime": "mime",
+    "dir": "dir",
+    "name": "name",
+    "requested_name": "requested_name",
+    "size": "size",
+    "done": "done",
+    "resumable": "resumable",
+    "etag": "etag",
+    "last_modified": "last_modified",
+    "connections": "connections",
+    "limit": "rate_limit",
+    "checksum": "checksum",
+    "headers": "headers",
+    "error": "error",
+    "error_kind": "error_kind",
+    "position": "position",
+    "insecure": "insecure",
+    "finished_at": "finished_at",
+}
+
+
+class Sealer(Protocol):
+    """Encrypts secret header values at rest (see freight.secrets)."""
+
+    def seal(self, plain: bytes) -> bytes: ...
+
+    def open(self, sealed: bytes) -> bytes: ...
+
+
+def _row_to_download(row: sqlite3.Row) -> Download:
+    return Download(
+        id=row["id"],
+        url=row["url"],
+        final_url=row["final_url"],
+        referrer=row["referrer"],
+        mime=row["mime"],
+        dir=row["dir"],
+        name=row["name"],
+        requested_name=row["requested_name"],
+        state=DownloadState(row["state"]),
+        size=row["size"],
+        done=row["done"],
+        resumable=bool(row["resumable"]),
+        etag=row["etag"],
+        last_modified=row["last_modified"],
+        connections=row["connections"],
+        limit=row["rate_limit"],
+        checksum=row["checksum"],
+        headers=json.loads(row["headers"]),
+        error=row["error"],
+        error_kind=row["error_kind"],
+        position=row["position"],
+        insecure=bool(row["insecure"]),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        finished_at=row["finished_at"],
+    )
+
+
+class Store:
+    def __init__(self, path: str | Path, sealer: Sealer | None = None) -> None:
+        self.path = str(path)
+        self.sealer = sealer
+        self._lock = threading.RLock()
+        self._db = self._open(self.path)
+
+    # -- opening and migrating -------------------------------------------------------------
+
+    @staticmethod
+    def _open(path: str) -> sqlite3.Connection:
+        try:
+            db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=10)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the database {path}: {exc}") from exc
+        db.row_factory = sqlite3.Row
+        try:
+            app_id = db.execute("PRAGMA application_id").fetchone()[0]
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            tables = db.execute(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
+            ).fetchone()[0]
+        except sqlite3.DatabaseError as exc:
+            db.close()
+            raise StoreError(
+                f"{path} is damaged or not a database ({exc}); Freight left it untouched. "
+                "Move it aside to start with an empty list.",
+                path=path,
+            ) from exc
+        if tables and app_id != APPLICATION_ID:
+            db.close()
+            raise StoreError(
+                f"{path} is a SQLite database that is not Freight's; Freight left it untouched",
+                path=path,
+            )
+        if version > SCHEMA_VERSION:
+            db.close()
+            raise StoreError(
+                f"{path} was written by a newer Freight (schema {version} > {SCHEMA_VERSION})",
+                path=path,
+            )
+        try:
+            db.execute("PRAGMA journal_mode = WAL")
+            # NORMAL is durable against a crash of the process; after a power loss the last
+            # commits may roll back, which only loses progress records, never data: the data
+            # was fdatasync'd before each record (see transfer.Checkpointer).
+            db.execute("PRAGMA synchronous = NORMAL")
+            db.execute("PRAGMA foreign_keys = ON")
+            for number in range(version, SCHEMA_VERSION):
+                db.execute("BEGIN IMMEDIATE")
+                for statement in MIGRATIONS[number].split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+                db.execute(f"PRAGMA user_version = {number + 1}")
+                db.execute("COMMIT")
+        except sqlite3.DatabaseError as exc:
+            db.close()
+            raise StoreError(f"cannot prepare the database {path}: {exc}", path=path) from exc
+        return db
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            else:
+                self._db.execute("COMMIT")
+
+    def _query(self, sql: str, args: Iterable[Any] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._db.execute(sql, tuple(args)).fetchall()
+
+    # -- downloads -------------------------------------------------------------------------
+
+    def add(
+        self,
+        url: str,
+        dir: str,
+        *,
+        state: DownloadState = DownloadState.QUEUED,
+        secret_headers: dict[str, str] | None = None,
+        **fields: Any,
+    ) -> Download:
+        now = time.time()
+        unknown = set(fields) - set(_COLUMNS)
+        if unknown:
+            raise InputError(f"unknown download fields: {', '.join(sorted(unknown))}")
+        values: dict[str, Any] = {"url": url, "dir": dir, **fields}
+        values["headers"] = json.dumps(values.get("headers") or {})
+        sealed = self._seal(secret_headers)
+        with self._transaction() as db:
+            position = db.execute(
+                "SELECT coalesce(max(position), 0) + 1 FROM downloads"
+            ).fetchone()[0]
+            values.setdefault("position", position)
+            cols = [_COLUMNS[k] for k in values]
+            cur = db.execute(
+                f"INSERT INTO downloads ({', '.join(cols)}, state, sealed_headers, "
+                f"created_at, updated_at) VALUES ({', '.join('?' * len(cols))}, ?, ?, ?, ?)",
+                [*values.values(), state.value, sealed, now, now],
+            )
+            download_id = cur.lastrowid
+        assert download_id is not None
+        return self.get(download_id)
+
+    def get(self, download_id: int) -> Download:
+        rows = self._query("SELECT * FROM downloads WHERE id = ?", (download_id,))
+        if not rows:
+            raise NotFound(f"no download with id {download_id}", id=download_id)
+        return _row_to_download(rows[0])
+
+    def list(
+        self,
+        states: Iterable[DownloadState] | None = None,
+        offset: int = 0,
+        limit: int | None = None,
+    ) -> tuple[list[Download], int]:
+        where, args = "", []
+        if states is not None:
+            names = [DownloadState(s).value for s in states]
+            where = f"WHERE state IN ({', '.join('?' * len(names))})"
+            args = names
+        total = self._query(f"SELECT count(*) FROM downloads {where}", args)[0][0]
+        rows = self._query(
+            f"SELECT * FROM downloads {where} ORDER BY position, id LIMIT ? OFFSET ?",
+            [*args, -1 if limit is None else limit, offset],
+        )
+        return [_row_to_download(r) for r in rows], total
+
+    def count_by_state(self) -> dict[str, int]:
+        rows = self._query("SELECT state, count(*) FROM downloads GROUP BY state")
+        return {row[0]: row[1] for row in rows}
+
+    def find_unfinished(self, url: str, dir: str, requested_name: str | None) -> Download | None:
+        """The newest unfinished download of this URL into this folder (for `freight get`)."""
+        rows = self._query(
+            "SELECT * FROM downloads WHERE url = ? AND dir = ? AND requested_name IS ? "
+            "AND state NOT IN ('completed', 'removed') ORDER BY id DESC LIMIT 1",
+            (url, dir, requested_name),
+        )
+        return _row_to_download(rows[0]) if rows else None
+
+    def set_state(
+        self,
+        download_id: int,
+        new: DownloadState,
+        *,
+        error: str | None = None,
+        error_kind: str | None = None,
+    ) -> Download:
+        """Move a download through the state machine; raises IllegalTransition, NotFound."""
+        now = time.time()
+        with self._transaction() as db:
+            row = db.execute("SELECT state FROM downloads WHERE id = ?", (download_id,)).fetchone()
+            if row is None:
+                raise NotFound(f"no download with id {download_id}", id=download_id)
+            old = DownloadState(row[0])
+            if old != new:
+                check_transition(old, new)
+            finished = now if new == DownloadState.COMPLETED else None
+            db.execute(
+                "UPDATE downloads SET state = ?, error = ?, error_kind = ?, updated_at = ?, "
+                "finished_at = coalesce(?, finished_at) WHERE id = ?",
+                (new.value, error, error_kind, now, finished, download_id),
+            )
+        return self.get(download_id)
+
+    def update(self, download_id: int, **fields: Any) -> Download:
+        unknown = set(fields) - set(_COLUMNS)
+        if unknown:
+            raise InputError(f"unknown download fields: {', '.join(sorted(unknown))}")
+        if "headers" in fields:
+            fields["headers"] = json.dumps(fields["headers"] or {})
+        if fields:
+            sets = ", ".join(f"{_COLUMNS[k]} = ?" for k in fields)
+            with self._transaction() as db:
+                cur = db.execute(
+                    f"UPDATE downloads SET {sets}, updated_at = ? WHERE id = ?",
+                    [*fields.values(), time.time(), download_id],
+                )
+                if cur.rowcount == 0:
+                    raise NotFound(f"no download with id {download_id}", id=download_id)
+        return self.get(download_id)
+
+    def delete(self, download_id: int) -> None:
+        with self._transaction() as db:
+            cur = db.execute("DELETE FROM downloads WHERE id = ?", (download_id,))
+            if cur.rowcount == 0:
+                raise NotFound(f"no download with id {download_id}", id=download_id)
+
+    def move(self, download_id: int, to: str) -> int:
+        """Reorder the queue: to is top, bottom, up or down. Returns the new position."""
+        if to not in ("top", "bottom", "up", "down"):
+            raise InputError(f"move to must be top, bottom, up or down, not {to!r}")
+        with self._transaction() as db:
+            row = db.execute(
+                "SELECT position FROM downloads WHERE id = ?", (download_id,)
+            ).fetchone()
+            if row is None:
+                raise NotFound(f"no download with id {download_id}", id=download_id)
+            pos = row[0]
+            if to == "top":
+                new = db.execute("SELECT coalesce(min(position), 0) - 1 FROM downloads").fetchone()[0]
+            elif to == "bottom":
+                new = db.execute("SELECT coalesce(max(position), 0) + 1 FROM downloads").fetchone()[0]
+            else:
+                cmp, order = ("<", "DESC") if to == "up" else (">", "ASC")
+                other = db.execute(
+                    f"SELECT id, position FROM downloads WHERE position {cmp} ? "
+                    f"ORDER BY position {order} LIMIT 1",
+                    (pos,),
+                ).fetchone()
+                if other is None:
+                    return int(pos)
+                db.execute("UPDATE downloads SET position = ? WHERE id = ?", (pos, other[0]))
+                new = other[1]
+            db.execute("UPDATE downloads SET position = ? WHERE id = ?", (new, download_id))
+        return int(new)
+
+    # -- progress --------------------------------------------------------------------------
+
+    def save_progress(self, download_id: int, segments: Iterable[Segment], done: int) -> None:
+        """Record segment progress in one transaction. Call only after the data is synced."""
+        with self._transaction() as db:
+            db.execute("DELETE FROM segments WHERE download_id = ?", (download_id,))
+            db.executemany(
+                "INSERT INTO segments (download_id, start, end, pos) VALUES (?, ?, ?, ?)",
+                [(download_id, s.start, s.end, s.pos) for s in segments],
+            )
+            db.execute(
+                "UPDATE downloads SET done = ?, updated_at = ? WHERE id = ?",
+                (done, time.time(), download_id),
+            )
+
+    def load_segments(self, download_id: int) -> list[Segment]:
+        rows = self._query(
+            "SELECT start, end, pos FROM segments WHERE download_id = ? ORDER BY start",
+            (download_id,),
+        )
+        return [Segment(r[0], r[1], r[2]) for r in rows]
+
+    def clear_progress(self, download_id: int) -> None:
+        with self._transaction() as db:
+            db.execute("DELETE FROM segments WHERE download_id = ?", (download_id,))
+            db.execute(
+                "UPDATE downloads SET done = 0, updated_at = ? WHERE id = ?",
+                (time.time(), download_id),
+            )
+
+    # -- secret headers (Cookie, Authorization) --------------------------------------------
+
+    def _seal(self, secret_headers: dict[str, str] | None) -> bytes | None:
+        if not secret_headers:
+            return None
+        if self.sealer is None:
+            raise StoreError("secret headers given but no key to encrypt them")
+        return self.sealer.seal(json.dumps(secret_headers).encode())
+
+    def set_secret_headers(self, download_id: int, secret_headers: dict[str, str] | None) -> None:
+        sealed = self._seal(secret_headers)
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE downloads SET sealed_headers = ? WHERE id = ?", (sealed, download_id)
+            )
+
+    def secret_headers(self, download_id: int) -> dict[str, str]:
+        rows = self._query("SELECT sealed_headers FROM downloads WHERE id = ?", (download_id,))
+        if not rows:
+            raise NotFound(f"no download with id {download_id}", id=download_id)
+        sealed = rows[0][0]
+        if sealed is None:
+            return {}
+        if self.sealer is None:
+            raise StoreError("this download has encrypted headers but no key is available")
+        result: dict[str, str] = json.loads(self.sealer.open(sealed))
+        return result
+
+    def raw_sealed_headers(self, download_id: int) -> bytes | None:
+        """The bytes at rest, for tests that prove no secret is stored in clear."""
+        rows = self._query("SELECT sealed_headers FROM downloads WHERE id = ?", (download_id,))
+        return rows[0][0] if rows else None
+
+    # -- settings --------------------------------------------------------------------------
+
+    def settings(self) -> dict[str, Any]:
+        values = config.defaults()
+        for row in self._query("SELECT name, value FROM settings"):
+            if row[0] in values:
+                values[row[0]] = json.loads(row[1])
+        return values
+
+    def set_settings(self, changes: dict[str, Any]) -> dict[str, Any]:
+        """Validate every change first; then store them all in one transaction."""
+        checked = {name: config.validate_setting(name, value) for name, value in changes.items()}
+        with self._transaction() as db:
+            db.executemany(
+                "INSERT INTO settings (name, value) VALUES (?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                [(name, json.dumps(value)) for name, value in checked.items()],
+            )
+        return self.settings()
