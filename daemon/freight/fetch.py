@@ -101,7 +101,7 @@ def retry_after_seconds(value: str | None) -> float | None:
         return None
 
 
-@dataclass
+@dataclass(eq=False)  # hashed by identity: the transfer keeps a set of open replies
 class Reply:
     """An open response to a range request; ``close()`` it when done."""
 

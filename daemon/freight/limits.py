@@ -108,10 +108,11 @@ class HostCaps:
     def _host(self, host: str) -> _Host:
         return self._hosts.setdefault(host, _Host(self.default))
 
-    def acquire(self, host: str) -> bool:
+    def acquire(self, host: str, *, force: bool = False) -> bool:
+        """Take a connection slot; ``force`` counts one that is already open (a probe)."""
         with self._lock:
             h = self._host(host)
-            if h.active >= h.cap:
+            if h.active >= h.cap and not force:
                 return False
             h.active += 1
             return True

@@ -136,3 +136,22 @@ class Download:
             "created_at": self.created_at,
             "finished_at": self.finished_at,
         }
+
+
+#: Exit codes of `freight get` and `freight wait`, documented in README and kept stable.
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_NEEDS_REFRESH = 3
+EXIT_INTERRUPTED = 130
+
+
+def exit_code(state: DownloadState) -> int:
+    """The exit code that reports a download which stopped in ``state``."""
+    if state == S.COMPLETED:
+        return EXIT_OK
+    if state == S.NEEDS_REFRESH:
+        return EXIT_NEEDS_REFRESH
+    if state in (S.PAUSED, S.ACTIVE, S.QUEUED):
+        return EXIT_INTERRUPTED
+    return EXIT_FAILED
