@@ -121,6 +121,7 @@ SETTINGS: dict[str, Setting] = {
         Setting("retry_max", float, 60.0, 0.0, 3600.0, help="longest backoff in seconds"),
         Setting("max_redirects", int, 10, 0, 50),
         Setting("max_size", int, None, 0, None, nullable=True, help="refuse larger files"),
+        Setting("lean_reader", bool, True, help="read range bodies without httpx (faster)"),
         Setting("capture", bool, True, help="the extension captures browser downloads"),
         Setting("capture_min_size", int, 0, 0, None, help="smaller downloads stay in browser"),
         Setting("allowed_origins", list, [], help="extra extension origins for the API"),
@@ -177,9 +178,12 @@ class EngineSettings:
     retry_max: float = 60.0
     max_redirects: int = 10
     max_size: int | None = None
+    lean_reader: bool = True  # range bodies through wire.py instead of httpx (docs/ARCHITECTURE.md)
 
     @classmethod
-    def from_settings(cls, values: dict[str, Any], connections: int | None = None) -> EngineSettings:
+    def from_settings(
+        cls, values: dict[str, Any], connections: int | None = None
+    ) -> EngineSettings:
         fields = {k: values[k] for k in cls.__dataclass_fields__ if k in values}
         if connections is not None:
             fields["connections"] = connections

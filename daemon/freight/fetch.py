@@ -17,14 +17,16 @@ from __future__ import annotations
 
 import errno
 import re
+import socket
 import ssl
+from collections.abc import Iterator
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
 
-from . import __version__
+from . import __version__, wire
 from .errors import (
     FileChangedError,
     HTTPStatusError,
@@ -114,6 +116,31 @@ class Reply:
     ranged: bool  # a 206: the server honours ranges
     validators: Validators
     encoded: bool  # a Content-Encoding other than identity: bytes are not the file's
+    conn: wire.Connection | None = None  # set when the lean reader made the request
+    early: memoryview | None = None  # body bytes that came with the head (lean reader)
+
+    def chunks(self, read_size: int) -> Iterator[bytes | memoryview]:
+        """The body in chunks; a chunk may be reused after the next one is asked for."""
+        if self.conn is not None:
+            assert self.end is not None
+            keep_alive = self.response.headers.get("connection", "").lower() != "close"
+            return self.conn.body(self.early or memoryview(b""), self.end - self.start, keep_alive)
+        if self.encoded:
+            return self.response.iter_bytes(read_size)
+        return self.response.iter_raw(read_size)
+
+    def abort(self) -> None:
+        """From another thread: wake the reader blocked on this reply's socket."""
+        if self.conn is not None:
+            self.conn.abort()
+            return
+        stream = self.response.extensions.get("network_stream")
+        sock = stream.get_extra_info("socket") if stream is not None else None
+        if isinstance(sock, socket.socket):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     @property
     def content_disposition(self) -> str | None:
@@ -124,7 +151,23 @@ class Reply:
         return self.response.headers.get("content-type")
 
     def close(self) -> None:
-        self.response.close()
+        if self.conn is None:
+            self.response.close()
+
+
+def ssl_context(insecure: bool = False) -> ssl.SSLContext:
+    """The OS trust store (truststore), as the browser uses; no verification only if asked."""
+    if insecure:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    try:
+        import truststore
+
+        return truststore.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    except Exception:  # pragma: no cover - platforms without a usable OS store
+        return ssl.create_default_context()
 
 
 def make_client(
@@ -140,20 +183,10 @@ def make_client(
     TLS is verified against the OS trust store (truststore), as the browser does, so that
     corporate CAs work; ``insecure`` turns verification off for one download only.
     """
-    verify: ssl.SSLContext | bool
-    if insecure:
-        verify = False
-    else:
-        try:
-            import truststore
-
-            verify = truststore.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        except Exception:  # pragma: no cover - platforms without a usable OS store
-            verify = True
     return httpx.Client(
         http1=True,
         http2=False,
-        verify=verify,
+        verify=ssl_context(insecure),
         follow_redirects=True,
         max_redirects=max_redirects,
         trust_env=True,
@@ -235,6 +268,33 @@ def open_range(
     except BaseException:
         response.close()
         raise
+
+
+def open_range_lean(
+    conn: wire.Connection,
+    url: str,
+    start: int,
+    end: int,
+    *,
+    validators: Validators | None = None,
+    size: int | None = None,
+    headers: dict[str, str] | None = None,
+) -> Reply:
+    """open_range through the lean reader (wire.py); raises wire.UseHttpx to fall back."""
+    request_headers = dict(headers or {})
+    if validators is not None and validators.if_range():
+        request_headers["If-Range"] = validators.if_range() or ""
+    response, early = conn.request(url, start, end, request_headers)
+    try:
+        reply = _validate(response, start, end, validators, size)
+    except BaseException:
+        conn.close()
+        raise
+    if not reply.ranged:
+        conn.close()
+        return reply
+    reply.conn, reply.early = conn, early
+    return reply
 
 
 def _validate(

@@ -93,7 +93,8 @@ def choose_name(
     requested: str | None, content_disposition: str | None, url: str
 ) -> str:
     """The user's name, else the server's Content-Disposition name, else the URL's; sanitised."""
-    for candidate in (requested, name_from_content_disposition(content_disposition), name_from_url(url)):
+    server_name = name_from_content_disposition(content_disposition)
+    for candidate in (requested, server_name, name_from_url(url)):
         if candidate:
             return sanitize(candidate)
     return FALLBACK_NAME

@@ -128,7 +128,9 @@ def run_get(args: argparse.Namespace) -> int:
     results: list[int] = []
     try:
         for url in urls:
-            code = _get_one(store, settings, url, folder, args, headers, secret, limit, checksum, err)
+            code = _get_one(
+                store, settings, url, folder, args, headers, secret, limit, checksum, err
+            )
             results.append(code)
             if code == EXIT_INTERRUPTED:
                 break
@@ -193,7 +195,8 @@ def _get_one(
         )
         print(json.dumps(record), flush=True)
     elif final.state == DownloadState.COMPLETED:
-        err.print(f"[green]Saved[/green] {final.path} ({_human(final.size or 0)} in {elapsed:.1f}s)")
+        size = _human(final.size or 0)
+        err.print(f"[green]Saved[/green] {final.path} ({size} in {elapsed:.1f}s)")
     elif final.state == DownloadState.NEEDS_REFRESH:
         err.print(f"[yellow]The link expired[/yellow]: {final.error}. Get a fresh link and run "
                   f"`freight refresh {final.id} NEW_URL` or `freight get NEW_URL`.")

@@ -352,10 +352,9 @@ class Store:
             if row is None:
                 raise NotFound(f"no download with id {download_id}", id=download_id)
             pos = row[0]
-            if to == "top":
-                new = db.execute("SELECT coalesce(min(position), 0) - 1 FROM downloads").fetchone()[0]
-            elif to == "bottom":
-                new = db.execute("SELECT coalesce(max(position), 0) + 1 FROM downloads").fetchone()[0]
+            if to in ("top", "bottom"):
+                edge = "min(position), 0) - 1" if to == "top" else "max(position), 0) + 1"
+                new = db.execute(f"SELECT coalesce({edge} FROM downloads").fetchone()[0]
             else:
                 cmp, order = ("<", "DESC") if to == "up" else (">", "ASC")
                 other = db.execute(

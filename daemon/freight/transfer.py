@@ -22,7 +22,7 @@ import hashlib
 import logging
 import os
 import random
-import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from . import files
+from . import files, wire
 from .config import EngineSettings
 from .errors import (
     ChecksumError,
@@ -48,7 +48,16 @@ from .errors import (
     ThrottledError,
     TransientError,
 )
-from .fetch import Reply, Validators, make_client, map_transport_error, open_range
+from .fetch import (
+    USER_AGENT,
+    Reply,
+    Validators,
+    make_client,
+    map_transport_error,
+    open_range,
+    open_range_lean,
+    ssl_context,
+)
 from .limits import HostCaps, RateLimiter
 from .models import Download, DownloadState
 from .planner import Assignment, Planner
@@ -135,6 +144,8 @@ class Transfer:
         self._failures = 0
         self._target = settings.connections
         self._url = download.url
+        self._insecure = download.insecure
+        self._ssl: ssl.SSLContext | None = None
         self._validators = Validators(download.etag, download.last_modified)
         self._size: int | None = download.size
         self._done = download.done
@@ -152,7 +163,7 @@ class Transfer:
             replies = list(self._replies)
         self._stop_event.set()
         for reply in replies:
-            _abort(reply)
+            reply.abort()
 
     def set_limit(self, bytes_per_second: int | None) -> None:
         self._limiter.set_rate(bytes_per_second)
@@ -177,7 +188,7 @@ class Transfer:
                 stall_timeout=self.settings.stall_timeout,
                 max_redirects=self.settings.max_redirects,
                 connections=self.settings.max_connections,
-                insecure=self.store.get(self.id).insecure,
+                insecure=self._insecure,
             )
             self._run()
         except Stopped:
@@ -237,6 +248,9 @@ class Transfer:
         self.notices.append(message)
         if self._on_notice is not None:
             self._on_notice(message)
+
+    def _backoff(self, failures: int, exc: TransientError) -> float:
+        return backoff(failures, self.settings.retry_base, self.settings.retry_max, exc.retry_after)
 
     def _check_stop(self) -> None:
         if self._stop_event.is_set():
@@ -304,7 +318,9 @@ class Transfer:
                 with self._lock:
                     self._planner = planner
                     self._done = planner.done
-                log.info("download %s: resuming at %d of %d bytes", self.id, planner.done, download.size)
+                log.info(
+                    "download %s: resuming at %d of %d bytes", self.id, planner.done, download.size
+                )
                 self._segmented(planner, None, headers)
                 self._complete()
                 return
@@ -320,7 +336,8 @@ class Transfer:
             if reply.size is not None:
                 if self.settings.max_size is not None and reply.size > self.settings.max_size:
                     raise ProtocolViolation(
-                        f"the file is {reply.size} bytes, over the {self.settings.max_size}-byte limit"
+                        f"the file is {reply.size} bytes, "
+                        f"over the {self.settings.max_size}-byte limit"
                     )
                 needed = reply.size - self._part.size_on_disk()
                 if needed > 0 and files.free_space(download.dir) < needed:
@@ -363,7 +380,7 @@ class Transfer:
                 failures += 1
                 if failures >= self.settings.max_tries:
                     raise
-                delay = backoff(failures, self.settings.retry_base, self.settings.retry_max, exc.retry_after)
+                delay = self._backoff(failures, exc)
                 log.info("download %s: %s; retrying in %.1fs", self.id, exc, delay)
                 if self._stop_event.wait(delay):
                     raise Stopped("stopped") from exc
@@ -381,10 +398,13 @@ class Transfer:
         if download.name is None:
             name = files.choose_name(download.requested_name, reply.content_disposition, reply.url)
             fields["name"] = files.reserve(download.dir, name)
-        elif download.part_path and not os.path.exists(download.part_path):
-            if os.path.lexists(os.path.join(download.dir, download.name)):
-                # Our name was taken meanwhile: never write over someone else's file.
-                fields["name"] = files.reserve(download.dir, download.name)
+        elif (
+            download.part_path
+            and not os.path.exists(download.part_path)
+            and os.path.lexists(os.path.join(download.dir, download.name))
+        ):
+            # Our name was taken meanwhile: never write over someone else's file.
+            fields["name"] = files.reserve(download.dir, download.name)
         self.store.update(self.id, **fields)
         self._changed()
         return reply
@@ -402,7 +422,12 @@ class Transfer:
         done_at_adapt = planner.done
 
         if first is not None:
-            self._spawn(host, headers, first)
+            # The probe's body starts at byte 0: give its worker the piece that starts there
+            # now, before any other worker can take it.
+            with self._lock:
+                assignment = planner.assign(self._next_worker)
+            assert assignment is not None and assignment.start == first.start
+            self._spawn(host, headers, (first, assignment))
         while True:
             now = time.monotonic()
             with self._lock:
@@ -446,7 +471,9 @@ class Transfer:
         if not planner.complete:
             raise TransientError("the download stopped before the file was complete")
 
-    def _spawn(self, host: str, headers: dict[str, str], first: Reply | None) -> None:
+    def _spawn(
+        self, host: str, headers: dict[str, str], first: tuple[Reply, Assignment] | None
+    ) -> None:
         wid = self._next_worker
         self._next_worker += 1
         with self._lock:
@@ -458,24 +485,35 @@ class Transfer:
         self._workers.append(thread)
         thread.start()
 
-    def _worker(self, wid: int, host: str, headers: dict[str, str], first: Reply | None) -> None:
+    def _worker(
+        self,
+        wid: int,
+        host: str,
+        headers: dict[str, str],
+        first: tuple[Reply, Assignment] | None,
+    ) -> None:
         planner = self._planner
         assert planner is not None
         # The probe's connection is already open: it counts even if it overshoots the cap.
         holds_slot = self._hosts.acquire(host, force=first is not None)
+        conn = self._lean_connection()
         try:
             while holds_slot and not self._stop_event.is_set() and self._fatal is None:
-                with self._lock:
-                    if self._alive > self._target and first is None:
-                        return  # the connection count was lowered: this worker retires
-                    assignment = planner.assign(wid)
-                if assignment is None:
-                    return
-                reply = first
-                first = None
+                reply: Reply | None = None
+                if first is not None:
+                    reply, assignment = first
+                    first = None
+                else:
+                    with self._lock:
+                        if self._alive > self._target:
+                            return  # the connection count was lowered: this worker retires
+                        next_assignment = planner.assign(wid)
+                    if next_assignment is None:
+                        return
+                    assignment = next_assignment
                 try:
                     if reply is None:
-                        reply = self._open(assignment, headers)
+                        reply = self._open(assignment, headers, conn)
                     self._stream(reply, assignment)
                 except ThrottledError as exc:
                     lowered = self._hosts.lower(host)
@@ -513,6 +551,8 @@ class Transfer:
                     with self._lock:
                         planner.release(assignment.piece_id)
         finally:
+            if conn is not None:
+                conn.close()
             if holds_slot:
                 self._hosts.release(host)
             with self._lock:
@@ -540,20 +580,42 @@ class Transfer:
         """Wait out the backoff; True when the transfer was stopped meanwhile."""
         with self._lock:
             failures = self._failures
-        delay = backoff(failures, self.settings.retry_base, self.settings.retry_max, exc.retry_after)
+        delay = self._backoff(failures, exc)
         return self._stop_event.wait(delay)
 
-    def _open(self, assignment: Assignment, headers: dict[str, str]) -> Reply:
-        assert self._client is not None
-        reply = open_range(
-            self._client,
+    def _lean_connection(self) -> wire.Connection | None:
+        if not self.settings.lean_reader or not wire.usable_for(self._url):
+            return None
+        if self._ssl is None:
+            self._ssl = ssl_context(self._insecure)
+        return wire.Connection(
             self._url,
-            assignment.start,
-            assignment.end,
-            validators=self._validators,
-            size=self._size,
-            headers=headers,
+            connect_timeout=self.settings.connect_timeout,
+            stall_timeout=self.settings.stall_timeout,
+            ssl_context=self._ssl,
+            read_size=self.settings.read_size,
+            user_agent=USER_AGENT,
         )
+
+    def _open(
+        self, assignment: Assignment, headers: dict[str, str], conn: wire.Connection | None
+    ) -> Reply:
+        assert self._client is not None
+        kwargs = {"validators": self._validators, "size": self._size, "headers": headers}
+        reply: Reply | None = None
+        if conn is not None:
+            try:
+                reply = open_range_lean(
+                    conn, self._url, assignment.start, assignment.end, **kwargs  # type: ignore[arg-type]
+                )
+                with self._lock:
+                    self._replies.add(reply)
+            except wire.UseHttpx:
+                conn.close()
+        if reply is None:
+            reply = open_range(
+                self._client, self._url, assignment.start, assignment.end, **kwargs  # type: ignore[arg-type]
+            )
         if not reply.ranged:
             reply.close()
             if self._validators.if_range():
@@ -571,10 +633,13 @@ class Transfer:
             self._replies.add(reply)
         if self._stop_event.is_set():
             return
+        if reply.start != assignment.start:
+            # Never write bytes at an offset they do not belong to.
+            raise RangeError(f"a body from byte {reply.start} for a range at {assignment.start}")
         offset = assignment.start
         piece = assignment.piece_id
         try:
-            for chunk in reply.response.iter_raw(self.settings.read_size):
+            for chunk in reply.chunks(self.settings.read_size):
                 if self._stop_event.is_set() or self._fatal is not None:
                     return
                 with self._lock:
@@ -643,7 +708,7 @@ class Transfer:
                 failures += 1
                 if failures >= self.settings.max_tries:
                     raise
-                delay = backoff(failures, self.settings.retry_base, self.settings.retry_max, exc.retry_after)
+                delay = self._backoff(failures, exc)
                 self._notice(f"{exc}; the server cannot resume, starting again in {delay:.1f}s")
                 if self._stop_event.wait(delay):
                     raise Stopped("stopped") from exc
@@ -668,9 +733,8 @@ class Transfer:
         offset = 0
         last_save = time.monotonic()
         limit = self.settings.max_size
-        chunks = reply.response.iter_bytes if reply.encoded else reply.response.iter_raw
         try:
-            for chunk in chunks(self.settings.read_size):
+            for chunk in reply.chunks(self.settings.read_size):
                 self._check_stop()
                 if reply.size is not None and offset + len(chunk) > reply.size:
                     raise ProtocolViolation("the server sent more bytes than it declared")
@@ -753,14 +817,3 @@ def _digest(part: files.PartFile, algo: str, size: int) -> str:
         digest.update(chunk)
         offset += len(chunk)
     return digest.hexdigest()
-
-
-def _abort(reply: Reply) -> None:
-    """Wake a worker blocked in recv() on this reply: shutdown() does, close() may not."""
-    stream = reply.response.extensions.get("network_stream")
-    sock = stream.get_extra_info("socket") if stream is not None else None
-    if isinstance(sock, socket.socket):
-        try:
-            sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass

@@ -1,0 +1,244 @@
+"""A lean HTTP/1.1 reader for the bulk of a download: one byte range, straight into a buffer.
+
+httpx stays Freight's HTTP client: the probe, redirects, proxies, cookies and everything
+unusual go through it. Once the probe has found the final URL and proved that the server
+serves ranges, the range requests themselves are plain (RFC 9112): a request line, a few
+headers, a head to parse and then exactly Content-Length bytes. httpx spends most of its CPU
+per chunk in its HTTP/1.1 state machine and copies every chunk several times; this module
+reads the body with ``recv_into`` into one reused buffer per connection, so the cost per byte
+is a kernel copy and a ``pwrite``. The head it receives is checked by the very same code as
+httpx's replies (fetch._validate), so both paths keep the same rules.
+
+A connection is kept open for the next range of the same worker when the previous body was
+read to its end and the server did not say ``Connection: close`` (RFC 9112 §9.3).
+It falls back to httpx (raises :class:`UseHttpx`) for a redirect or anything it does not
+handle; it is never used through a proxy.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import urllib.request
+from collections.abc import Iterator
+from urllib.parse import urlsplit
+
+import httpx
+
+from .errors import (
+    ProtocolViolation,
+    RemoteError,
+    StalledError,
+    ThrottledError,
+    TransientError,
+)
+
+MAX_HEAD = 64 * 1024
+
+
+class UseHttpx(Exception):
+    """This request is better made by httpx (a redirect, a proxy, an odd answer)."""
+
+
+def usable_for(url: str) -> bool:
+    """True when the URL can be fetched without httpx: http(s), and no proxy applies."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return False
+    proxies = urllib.request.getproxies()
+    if parts.scheme in proxies or "all" in proxies:
+        return bool(urllib.request.proxy_bypass(parts.hostname))
+    return True
+
+
+class Connection:
+    """One kept-alive connection of one worker (not thread-safe: one owner)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        connect_timeout: float,
+        stall_timeout: float,
+        ssl_context: ssl.SSLContext | None,
+        read_size: int,
+        user_agent: str,
+    ) -> None:
+        parts = urlsplit(url)
+        self.scheme = parts.scheme
+        self.host = parts.hostname or ""
+        self.port = parts.port or (443 if parts.scheme == "https" else 80)
+        self.connect_timeout = connect_timeout
+        self.stall_timeout = stall_timeout
+        self.ssl_context = ssl_context
+        self.user_agent = user_agent
+        self.buffer = bytearray(read_size)
+        self.sock: socket.socket | None = None
+        self.reusable = False
+
+    def _connect(self) -> socket.socket:
+        try:
+            sock = socket.create_connection((self.host, self.port), timeout=self.connect_timeout)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self.scheme == "https":
+                context = self.ssl_context or ssl.create_default_context()
+                sock = context.wrap_socket(sock, server_hostname=self.host)
+            sock.settimeout(self.stall_timeout)
+        except ConnectionRefusedError as exc:
+            raise ThrottledError(f"connection refused by {self.host}:{self.port}") from exc
+        except TimeoutError as exc:
+            raise TransientError(f"timed out connecting to {self.host}:{self.port}") from exc
+        except ssl.SSLCertVerificationError as exc:
+            raise RemoteError(f"TLS certificate not trusted: {exc.verify_message}") from exc
+        except OSError as exc:
+            raise TransientError(f"cannot connect to {self.host}:{self.port}: {exc}") from exc
+        return sock
+
+    def close(self) -> None:
+        if self.sock is not None:
+            try:
+                self.sock.close()
+            except OSError:
+                pass
+        self.sock = None
+        self.reusable = False
+
+    def abort(self) -> None:
+        """From another thread: wake a blocked recv (shutdown does, close may not)."""
+        sock = self.sock
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def request(
+        self, url: str, start: int, end: int, headers: dict[str, str]
+    ) -> tuple[httpx.Response, memoryview]:
+        """Send ``GET url`` for ``[start, end)``; return the head as an httpx.Response without
+        a body, and the body bytes that arrived with the head."""
+        parts = urlsplit(url)
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        host = parts.netloc.rpartition("@")[2]
+        lines = [
+            f"GET {target} HTTP/1.1",
+            f"Host: {host}",
+            f"User-Agent: {self.user_agent}",
+            "Accept-Encoding: identity",
+            f"Range: bytes={start}-{end - 1}",
+        ]
+        for name, value in headers.items():
+            if name.lower() in ("host", "accept-encoding", "range", "connection", "user-agent"):
+                if name.lower() != "user-agent":
+                    continue
+                lines[2] = f"User-Agent: {value}"
+                continue
+            if any(c in name + value for c in "\r\n"):
+                raise ProtocolViolation("a header value holds a line break")
+            lines.append(f"{name}: {value}")
+        payload = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", errors="strict")
+        for attempt in (0, 1):
+            fresh = self.sock is None or not self.reusable
+            if fresh:
+                self.close()
+                self.sock = self._connect()
+            self.reusable = False
+            assert self.sock is not None
+            try:
+                self.sock.sendall(payload)
+                return self._read_head(url)
+            except _StaleConnection:
+                # A kept-alive connection the server had closed meanwhile: one fresh try.
+                self.close()
+                if fresh or attempt:
+                    raise TransientError("the server closed the connection") from None
+            except TimeoutError as exc:
+                self.close()
+                raise StalledError("no answer for too long") from exc
+            except OSError as exc:
+                self.close()
+                raise TransientError(f"connection failed: {exc}") from exc
+        raise TransientError("the server closed the connection")  # pragma: no cover
+
+    def _read_head(self, url: str) -> tuple[httpx.Response, memoryview]:
+        assert self.sock is not None
+        view = memoryview(self.buffer)
+        filled = 0
+        while True:
+            if filled >= min(MAX_HEAD, len(self.buffer)):
+                raise ProtocolViolation("response head too large")
+            n = self.sock.recv_into(view[filled:])
+            if n == 0:
+                if filled == 0:
+                    raise _StaleConnection()
+                raise TransientError("the connection closed inside the response head")
+            filled += n
+            end = self.buffer.find(b"\r\n\r\n", 0, filled)
+            if end >= 0:
+                break
+        head = bytes(self.buffer[:end]).decode("latin-1")
+        status_line, *header_lines = head.split("\r\n")
+        version, _, rest = status_line.partition(" ")
+        code, _, reason = rest.partition(" ")
+        if not version.startswith("HTTP/1.") or not code.isdigit():
+            raise TransientError(f"not an HTTP/1.x answer: {status_line[:80]!r}")
+        pairs = []
+        for line in header_lines:
+            name, sep, value = line.partition(":")
+            if not sep or line[:1] in (" ", "\t"):
+                raise UseHttpx("obsolete header folding")
+            pairs.append((name.strip(), value.strip()))
+        response = httpx.Response(
+            int(code),
+            headers=pairs,
+            request=httpx.Request("GET", url),
+            extensions={"reason_phrase": reason.encode("latin-1")},
+        )
+        if 300 <= response.status_code < 400:
+            raise UseHttpx("redirect")
+        if "chunked" in response.headers.get("transfer-encoding", "").lower():
+            raise UseHttpx("chunked body")
+        # Copy the early body bytes out of the buffer: the buffer is reused for the body.
+        early = memoryview(bytes(self.buffer[end + 4 : filled]))
+        return response, early
+
+    def body(self, early: memoryview, length: int, keep_alive: bool) -> Iterator[memoryview]:
+        """Yield the ``length`` body bytes in chunks of at most the buffer size.
+
+        Each chunk is valid only until the next one is asked for (the buffer is reused).
+        """
+        assert self.sock is not None
+        sock, view, size = self.sock, memoryview(self.buffer), len(self.buffer)
+        remaining = length
+        if early:
+            take = early[:remaining]
+            remaining -= len(take)
+            yield take
+        try:
+            while remaining > 0:
+                want = min(size, remaining)
+                filled = 0
+                # Fill the buffer before yielding: fewer, larger pwrites cost less per byte.
+                while filled < want:
+                    n = sock.recv_into(view[filled:want])
+                    if n == 0:
+                        raise TransientError(
+                            f"the connection closed {remaining - filled} bytes early"
+                        )
+                    filled += n
+                remaining -= filled
+                yield view[:filled]
+        except TimeoutError as exc:
+            self.close()
+            raise StalledError("no data for too long") from exc
+        except OSError as exc:
+            self.close()
+            raise TransientError(f"connection failed: {exc}") from exc
+        except BaseException:
+            self.close()
+            raise
+        self.reusable = keep_alive and len(early) <= length
+
+
+class _StaleConnection(Exception):
+    pass
