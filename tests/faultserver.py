@@ -44,6 +44,8 @@ API
     A "refreshed signed URL": the same content object (data and validators; ``set_data`` on
     either changes both) under a fresh path (default ``<path>?sig=refreshedN``), with the
     behaviour of ``path`` except ``expires_at``; ``behaviour`` overrides single options.
+``wait_idle(path, timeout=5) -> Stats``
+    Wait until no response of ``path`` is in flight (``current == 0``), then return its stats.
 ``unstall(path)``
     End every stall on ``path`` now (the stalled responses continue with the rest of the body).
 ``requests_total`` / ``connections_total``
@@ -92,9 +94,10 @@ Ranges (RFC 9110 §14)
     Raw header values. ``headers`` is applied last: it replaces a default header of the same
     name, and a value ``None`` removes it (e.g. ``{"Accept-Ranges": None}``).
 ``rate=bytes_per_second``, ``latency=seconds``
-    Throttle each response's body (writes of at most 16 KiB, sleeping between them; one
-    connection carries one response at a time, so this is a per-connection rate) / wait before
-    the first byte of every response.
+    Throttle each response's body: writes of at most 16 KiB, each sent only once the time
+    allows it, so that by time t after the headers at most ``rate * t`` body bytes have gone
+    out (one connection carries one response at a time, so this is a per-connection rate) /
+    wait before the first byte of every response.
 ``require_cookie="name=value"``, ``require_header=("Authorization", "Bearer x")``
     Otherwise 403. ``require_header`` may also be a list of such pairs.
 ``expires_at=unix_time``
@@ -590,6 +593,21 @@ class FaultServer:
             self._resources[new_path] = res
         return self.url(new_path)
 
+    def wait_idle(self, path: str, timeout: float = 5) -> Stats:
+        """Wait until no response of ``path`` is in flight; return its stats.
+
+        A client can hold a whole response a moment before the server's handler has finished
+        (and lowered ``current``): call this before asserting on ``current``.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            st = self.stats(path)
+            if st.current == 0:
+                return st
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"{path!r} still has {st.current} response(s) in flight")
+            time.sleep(0.005)
+
     def unstall(self, path: str) -> None:
         with self._lock:
             ev = self._get(path).unstall_event
@@ -963,21 +981,23 @@ class FaultServer:
             for limit in (drop_at, stall_at):
                 if limit is not None and pos < limit:
                     stop = min(stop, limit)
+            if rate:
+                # No burst: by time t at most rate * t bytes have gone out.
+                delay = t0 + stop / rate - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
             piece = view[pos:stop]
+            # Counted before the write: a client that has its bytes must already see them here.
+            with self._lock:
+                res.stats.bytes_sent += len(piece)
             if chunked:
                 writer.write(b"%x\r\n" % len(piece))
                 writer.write(piece)
                 writer.write(b"\r\n")
             else:
                 writer.write(piece)
-            with self._lock:
-                res.stats.bytes_sent += len(piece)
             pos = stop
             await writer.drain()
-            if rate:
-                delay = t0 + pos / rate - loop.time()
-                if delay > 0:
-                    await asyncio.sleep(delay)
         if chunked:
             writer.write(b"0\r\n\r\n")
         if extra_bytes:
