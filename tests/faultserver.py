@@ -34,7 +34,14 @@ API
 ``url(path) -> str`` / ``host_alias_url(path) -> str``
     The absolute URL on ``127.0.0.1`` / on ``localhost`` (the same server seen as another host).
 ``stats(path) -> Stats``
-    A snapshot (a copy) of the counters of a path; see :class:`Stats`.
+    A snapshot (a copy) of the counters of a path (also of an unknown path that was asked
+    for; ``KeyError`` for a path neither added nor asked for). Fields: ``requests``,
+    ``bytes_sent`` (body bytes), ``ranges`` (per request: ``None``, ``(a, b)``, ``(a, None)``
+    for ``a-``, ``(None, n)`` for ``-n``, or the raw header when it is not one valid range),
+    ``statuses`` (in sending order), ``methods``, ``current`` and ``max_concurrent`` (requests
+    of this path being answered now / at most at once), ``connections`` (distinct connections),
+    ``log`` (a :class:`RequestRecord` per request: method, target, lower-cased headers, range,
+    status, connection number) and ``headers`` (the request headers, in order).
 ``reset_stats(path)``
     Zero the counters (the behaviour state, e.g. how much of a ``status_script`` was used, stays).
 ``set_data(path, data, etag=None, last_modified=None)``
@@ -50,6 +57,10 @@ API
     End every stall on ``path`` now (the stalled responses continue with the rest of the body).
 ``requests_total`` / ``connections_total``
     Every request / connection the server has seen.
+``make_data(size, seed=0) -> bytes``
+    Deterministic pseudo-random test data (64 MiB in well under a second).
+``parse_range(value)`` / ``resolve_range(spec, total)``
+    The pure Range parsing and selection the server uses (exported for tests of tests).
 
 Behaviours (keyword arguments of ``add``; all combinable and deterministic)
 ---------------------------------------------------------------------------
@@ -134,7 +145,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-__all__ = ["FaultServer", "RequestRecord", "Stats", "make_data"]
+__all__ = ["FaultServer", "RequestRecord", "Stats", "make_data", "parse_range", "resolve_range"]
 
 WRITE_SIZE = 256 * 1024
 #: A throttled response writes at most this much at a time, so the rate is smooth.

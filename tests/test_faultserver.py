@@ -592,3 +592,27 @@ def test_parse_range(value, parsed):
 )
 def test_resolve_range(spec, total, span):
     assert resolve_range(spec, total) == span
+
+
+def test_chunked_drop_leaves_an_incomplete_body(fault_server, client):
+    url = fault_server.add("/f", data=DATA, chunked=True, drop_after=100)
+    with pytest.raises(httpx.RemoteProtocolError):
+        client.get(url)
+    status, headers, body = split(raw(fault_server, request("/f")))
+    assert body == b"64\r\n" + DATA[:100] + b"\r\n"  # one 100-byte chunk, then the close
+    assert fault_server.stats("/f").bytes_sent == 200
+
+
+def test_no_length_head(fault_server):
+    fault_server.add("/f", data=DATA, no_length=True)
+    status, headers, body = split(raw(fault_server, request("/f", "HEAD", Connection="")))
+    assert status == 200 and body == b"" and "content-length" not in headers
+
+
+def test_freight_home_fixture(freight_home):
+    from freight.config import paths_from_env
+
+    assert freight_home.is_dir() and list(freight_home.iterdir()) == []
+    paths = paths_from_env()
+    assert paths.portable
+    assert paths.database.is_relative_to(freight_home.resolve())
