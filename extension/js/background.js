@@ -1,0 +1,462 @@
+// The service worker (Chromium) / background script (Firefox).
+//
+// MV3 rules this file follows (as uBlock Origin Lite's background.js does):
+// - every listener is registered synchronously at the top level, so that an event that wakes a
+//   stopped worker (a download click) finds its listener at once;
+// - every listener awaits the one `ready` promise before it reads state;
+// - the worker's memory is rebuilt from storage on every start: nothing important lives only
+//   in a variable (the daemon holds the downloads; storage holds the rules and recent events);
+// - messages from our own pages go through one switch, after checking the sender.
+//
+// Capture is "never both, never neither":
+// - Chromium: onDeterminingFilename lets us hold the browser's download while the daemon is
+//   asked. The daemon said yes → cancel + erase in the browser; anything else → let the
+//   browser carry on with its own download (nothing is re-fetched, nothing is lost).
+// - Firefox has no such hold: cancel + erase first, then ask the daemon; when it cannot take
+//   the download, re-issue it with downloads.download(), marked so it is not captured again.
+
+import * as ext from './ext.js';
+import { RpcClient, RpcError } from './rpc.js';
+import {
+  DEFAULT_RULES, baseName, cookiePairs, decide, matchRefresh, nameFromUrl, normalizeRules,
+} from './rules.js';
+
+const HOST = 'dev.freight.host';
+const HAND_BACK_TTL_MS = 60_000;
+const POST_TTL_MS = 60_000;
+const RECENT_MAX = 20;
+// Methods our pages may send to the daemon through the background (checked by name).
+const PAGE_METHODS = new Set([
+  'list', 'get', 'pause', 'resume', 'cancel', 'remove', 'open', 'set_limits', 'get_settings',
+  'set_settings', 'status', 'pause_all', 'resume_all', 'move',
+]);
+
+// --- state (rebuilt by init() on every worker start) ----------------------------------------
+
+let rules = { ...DEFAULT_RULES };
+let recent = []; // [{time, name, url, to: 'freight'|'browser', reason}] newest first
+let refreshWanted = []; // [{id, name, size}] needs_refresh downloads waiting for a new link
+const handBacks = new Map(); // url → time: downloads we gave back; never capture them again
+const postUrls = new Map(); // url → time: page navigations sent as form POST
+const pagePorts = new Set(); // open popups, fed with live events
+const known = new Map(); // daemon download id → state, for the badge
+
+const rpc = new RpcClient({
+  connect: () => ext.connectNative(HOST),
+  handshake: [{ method: 'host.hello' }, { method: 'subscribe' }],
+  onNotification: onDaemonEvent,
+  onStatus: onRpcStatus,
+  timeoutMs: 20_000,
+});
+
+// --- listeners, all at top level ------------------------------------------------------------
+
+if (ext.canHoldDownloads) {
+  ext.onDeterminingFilename((item, suggest) => {
+    captureHeld(item, suggest);
+    return true; // suggest() is called later, once the daemon has answered
+  });
+} else {
+  ext.onDownloadCreated((item) => { captureAfterCancel(item); });
+}
+ext.onPostNavigation((url) => { postUrls.set(url, Date.now()); });
+ext.onMenuClicked((info, tab) => { onMenu(info, tab); });
+ext.onCommand((command) => { if (command === 'toggle-capture') toggleCapture(); });
+ext.onNotificationClicked((id) => { onNotificationClick(id); });
+ext.onInstalled(() => { installMenus(); });
+ext.onStartup(() => { installMenus(); });
+ext.onStorageChanged((changes, area) => {
+  if (area === 'local' && changes.rules) {
+    rules = safeRules(changes.rules.newValue);
+    updateBadge();
+    broadcast({ type: 'rules', rules });
+  }
+});
+ext.onConnect((port) => { onPagePort(port); });
+ext.onMessage((msg, sender, sendResponse) => {
+  if (!ext.isOwnPage(sender)) return false; // web pages and other add-ons get nothing
+  handlePageMessage(msg).then(
+    (result) => sendResponse({ ok: true, result }),
+    (err) => sendResponse({ ok: false, error: errorInfo(err) }),
+  );
+  return true;
+});
+
+const ready = init();
+
+async function init() {
+  rules = safeRules(await ext.getLocal('rules', DEFAULT_RULES));
+  recent = await ext.getSession('recent', []);
+  refreshWanted = await ext.getSession('refreshWanted', []);
+  for (const [url, time] of await ext.getSession('handBacks', [])) handBacks.set(url, time);
+  updateBadge();
+  rpc.start(); // connect now: the port keeps the worker alive and brings live events
+}
+
+function safeRules(value) {
+  try {
+    return normalizeRules(value);
+  } catch {
+    return { ...DEFAULT_RULES };
+  }
+}
+
+// --- capture --------------------------------------------------------------------------------
+
+function prune(map, ttl) {
+  const now = Date.now();
+  for (const [k, t] of map) if (now - t > ttl) map.delete(k);
+}
+
+function isHandBack(item) {
+  prune(handBacks, HAND_BACK_TTL_MS);
+  return item.byExtensionId === ext.selfId
+    || handBacks.has(item.url) || (item.finalUrl && handBacks.has(item.finalUrl));
+}
+
+async function markHandBack(url) {
+  handBacks.set(url, Date.now());
+  await ext.setSession('handBacks', [...handBacks]);
+}
+
+/** What to do with a browser download: {action: 'skip'|'add'|'refresh', reason, target?}. */
+function plan(item) {
+  if (isHandBack(item)) return { action: 'skip', reason: 'handed back by Freight' };
+  prune(postUrls, POST_TTL_MS);
+  const verdict = decide(item, rules, { selfId: ext.selfId, postUrls: new Set(postUrls.keys()) });
+  const target = matchRefresh(refreshWanted, item);
+  // A link the user is refreshing is taken even when a size or type rule would skip it.
+  const structural = !verdict.capture && /URLs stay|POST|handed back|not a URL/.test(verdict.reason);
+  if (target && !structural) return { action: 'refresh', reason: `new link for #${target.id}`, target };
+  return verdict.capture ? { action: 'add', reason: verdict.reason } : { action: 'skip', reason: verdict.reason };
+}
+
+async function paramsFor(item, storeId) {
+  const url = item.finalUrl || item.url;
+  const cookies = cookiePairs(await ext.cookiesFor(url, storeId));
+  const params = { url, user_agent: navigator.userAgent };
+  const name = baseName(item.filename);
+  if (name) params.name = name;
+  if (item.referrer) params.referrer = item.referrer;
+  if (item.mime) params.mime = item.mime;
+  const size = Number(item.fileSize ?? item.totalBytes);
+  if (Number.isSafeInteger(size) && size > 0) params.size_hint = size;
+  if (cookies.length) params.cookies = cookies;
+  return params;
+}
+
+/** Send `add` (or `refresh` for a waiting download); resolves with the daemon's id. */
+async function sendToDaemon(step, params) {
+  if (step.action === 'refresh') {
+    const { id } = step.target;
+    const res = await rpc.request('refresh', {
+      id, url: params.url, ...(params.cookies ? { cookies: params.cookies } : {}),
+      ...(params.referrer ? { referrer: params.referrer } : {}),
+    });
+    refreshWanted = refreshWanted.filter((r) => r.id !== id);
+    await ext.setSession('refreshWanted', refreshWanted);
+    return res.id ?? id;
+  }
+  const res = await rpc.request('add', params);
+  return res.id;
+}
+
+/** Chromium: the browser's download waits (in onDeterminingFilename) until we decide. */
+async function captureHeld(item, suggest) {
+  let released = false;
+  const release = () => {
+    if (released) return;
+    released = true;
+    try { suggest(); } catch { /* the download is already gone */ }
+  };
+  const name = baseName(item.filename) || nameFromUrl(item.finalUrl || item.url);
+  try {
+    await ready;
+    const step = plan(item);
+    if (step.action === 'skip') {
+      release();
+      if (step.reason !== 'handed back by Freight') remember(name, item.url, 'browser', step.reason);
+      return;
+    }
+    const params = await paramsFor(item, ext.cookieStoreFor(item));
+    let id;
+    try {
+      id = await sendToDaemon(step, params);
+    } catch (err) {
+      release(); // the browser simply carries on with its own download
+      remember(name, item.url, 'browser', explain(err));
+      return;
+    }
+    released = true; // never let the browser go on once the daemon has it
+    const stopped = await ext.cancelAndErase(item.id);
+    if (!stopped) {
+      // The browser finished first: keep its file and take the daemon's copy back.
+      await rpc.request('cancel', { id }).catch(() => undefined);
+      remember(name, item.url, 'browser', 'the browser finished it first');
+      return;
+    }
+    remember(name, item.url, 'freight', step.action === 'refresh' ? `refreshed #${id}` : `#${id}`);
+  } catch (err) {
+    release();
+    remember(name, item.url, 'browser', explain(err));
+  }
+}
+
+/** Firefox: stop the browser's download first, then ask the daemon; give it back on failure. */
+async function captureAfterCancel(item) {
+  const name = baseName(item.filename) || nameFromUrl(item.url);
+  let stopped = false;
+  try {
+    await ready;
+    const step = plan(item);
+    if (step.action === 'skip') {
+      if (step.reason !== 'handed back by Freight') remember(name, item.url, 'browser', step.reason);
+      return;
+    }
+    stopped = await ext.cancelAndErase(item.id);
+    if (!stopped) {
+      remember(name, item.url, 'browser', 'the browser finished it first');
+      return;
+    }
+    const id = await sendToDaemon(step, await paramsFor(item, ext.cookieStoreFor(item)));
+    remember(name, item.url, 'freight', `#${id}`);
+  } catch (err) {
+    if (stopped) await handBack(item.url, name, item.incognito);
+    remember(name, item.url, 'browser', explain(err));
+  }
+}
+
+/** Re-issue a download in the browser, marked so that our own listener lets it through. */
+async function handBack(url, name, incognito = false) {
+  await markHandBack(url);
+  const options = { url, conflictAction: 'uniquify' };
+  if (name) options.filename = name;
+  if (incognito && ext.isFirefox) options.incognito = true;
+  try {
+    await ext.browserDownload(options);
+  } catch {
+    delete options.filename; // a name the browser refuses must not lose the download
+    await ext.browserDownload(options);
+  }
+}
+
+function explain(err) {
+  if (err instanceof RpcError) {
+    if (err.code === -32010) return `Freight's daemon is not running (${err.data.reason || err.message})`;
+    if (err.code === -32011) return `the Freight host is not installed or exited (${err.message})`;
+    return `Freight refused it: ${err.message}`;
+  }
+  return String(err?.message ?? err);
+}
+
+function remember(name, url, to, reason) {
+  recent = [{ time: Date.now(), name, url, to, reason }, ...recent].slice(0, RECENT_MAX);
+  ext.setSession('recent', recent);
+  broadcast({ type: 'recent', recent });
+}
+
+// --- context menu and picker ----------------------------------------------------------------
+
+function installMenus() {
+  ext.resetMenus([
+    { id: 'freight-one', title: 'Download with Freight', contexts: ['link', 'image', 'video', 'audio'] },
+    { id: 'freight-all', title: 'Download all links with Freight…', contexts: ['page', 'selection'] },
+  ]);
+}
+
+async function onMenu(info, tab) {
+  await ready;
+  if (info.menuItemId === 'freight-all') {
+    if (tab?.id !== undefined) await ext.openTab(ext.getURL(`picker.html?tab=${tab.id}`));
+    return;
+  }
+  if (info.menuItemId !== 'freight-one') return;
+  const url = info.linkUrl || info.srcUrl;
+  await addOne({ url, referrer: info.pageUrl }, tab);
+}
+
+/** Send one URL chosen by the user (menu or picker); the browser gets it when Freight cannot. */
+async function addOne({ url, referrer }, tab) {
+  const name = nameFromUrl(url);
+  const item = { url, referrer, incognito: Boolean(tab?.incognito), cookieStoreId: tab?.cookieStoreId };
+  let scheme = '';
+  try { scheme = new URL(url).protocol; } catch { /* reported below */ }
+  if (scheme !== 'http:' && scheme !== 'https:') {
+    remember(name, url, 'browser', `${scheme || 'this'} URLs stay in the browser`);
+    if (scheme) await handBack(url, '', item.incognito);
+    return null;
+  }
+  try {
+    const id = await sendToDaemon({ action: 'add' }, await paramsFor(item, ext.cookieStoreFor(item)));
+    remember(name, url, 'freight', `#${id}`);
+    return id;
+  } catch (err) {
+    remember(name, url, 'browser', explain(err));
+    await handBack(url, '', item.incognito);
+    return null;
+  }
+}
+
+// Runs inside the web page (scripting.executeScript): every link and media source.
+function collectPageLinks() {
+  const seen = new Set();
+  const out = [];
+  const push = (url, text, kind) => {
+    if (!url || seen.has(url) || !/^https?:/i.test(url)) return;
+    seen.add(url);
+    out.push({ url, text: (text || '').trim().slice(0, 200), kind });
+  };
+  for (const a of document.querySelectorAll('a[href]')) push(a.href, a.textContent || a.title, 'link');
+  for (const m of document.querySelectorAll('img[src], video[src], audio[src], source[src]')) {
+    push(m.src, m.alt || m.title, m.tagName.toLowerCase());
+  }
+  return { links: out, page: location.href, title: document.title };
+}
+
+// --- daemon events → popup, badge, notifications --------------------------------------------
+
+function onRpcStatus(status) {
+  broadcast({ type: 'status', status });
+  if (status.state === 'connected') refreshKnown();
+  updateBadge();
+}
+
+async function refreshKnown() {
+  try {
+    const { downloads } = await rpc.request('list', { limit: 500 });
+    known.clear();
+    for (const d of downloads) known.set(d.id, d.state);
+    updateBadge();
+  } catch { /* the status banner already says why */ }
+}
+
+function onDaemonEvent(method, params) {
+  broadcast({ type: 'event', method, params });
+  if (method === 'download.added' && params.download) {
+    known.set(params.download.id, params.download.state);
+  } else if (method === 'download.removed') {
+    known.delete(params.id);
+  } else if (method === 'download.state') {
+    const before = known.get(params.id);
+    known.set(params.id, params.state);
+    if (before !== params.state) notifyState(params);
+  }
+  updateBadge();
+}
+
+function notifyState({ id, state, error, download }) {
+  if (!rules.notify) return;
+  const name = download?.name || `download #${id}`;
+  if (state === 'completed') ext.notify(`freight-done-${id}`, 'Download complete', name);
+  else if (state === 'failed') ext.notify(`freight-fail-${id}`, 'Download failed', `${name}: ${error || 'error'}`);
+  else if (state === 'needs_refresh') {
+    ext.notify(`freight-refresh-${id}`, 'Link expired', `${name}: open the page and click the link again`);
+  }
+}
+
+async function onNotificationClick(notificationId) {
+  await ready;
+  ext.clearNotification(notificationId);
+  const m = /^freight-(done|fail|refresh)-(\d+)$/.exec(notificationId);
+  if (m && m[1] === 'done') {
+    try {
+      await rpc.request('open', { id: Number(m[2]) });
+      return;
+    } catch { /* fall through to the popup */ }
+  }
+  await ext.openPopup();
+}
+
+function updateBadge() {
+  if (!rules.enabled) {
+    ext.setBadge('off', '#6b7280');
+    return;
+  }
+  if (rpc.status.state === 'host_unavailable' || rpc.status.state === 'daemon_unavailable') {
+    ext.setBadge('!', '#dc2626');
+    return;
+  }
+  const active = [...known.values()].filter((s) => s === 'active').length;
+  ext.setBadge(active ? String(active) : '', '#2563eb');
+}
+
+async function toggleCapture() {
+  await ready;
+  rules = { ...rules, enabled: !rules.enabled };
+  await ext.setLocal('rules', rules);
+  updateBadge();
+  return rules.enabled;
+}
+
+// --- our own pages --------------------------------------------------------------------------
+
+function broadcast(msg) {
+  for (const port of pagePorts) {
+    try { port.postMessage(msg); } catch { pagePorts.delete(port); }
+  }
+}
+
+async function onPagePort(port) {
+  if (!ext.isOwnPage(port.sender)) {
+    port.disconnect();
+    return;
+  }
+  pagePorts.add(port);
+  port.onDisconnect.addListener(() => pagePorts.delete(port));
+  await ready;
+  port.postMessage({ type: 'hello', status: rpc.status, rules, recent, refreshWanted });
+}
+
+function errorInfo(err) {
+  if (err instanceof RpcError) return { code: err.code, message: err.message, data: err.data, hint: explain(err) };
+  return { code: 0, message: String(err?.message ?? err) };
+}
+
+async function handlePageMessage(msg) {
+  await ready;
+  switch (msg?.type) {
+    case 'rpc':
+      if (!PAGE_METHODS.has(msg.method)) throw new Error(`method not allowed: ${msg.method}`);
+      return rpc.request(msg.method, msg.params ?? {});
+    case 'state':
+      return { status: rpc.status, rules, recent, refreshWanted };
+    case 'reconnect':
+      rpc.start();
+      return rpc.status;
+    case 'setRules':
+      rules = normalizeRules(msg.rules); // throws a clear message on bad input; nothing saved
+      await ext.setLocal('rules', rules);
+      updateBadge();
+      return rules;
+    case 'toggleCapture':
+      return toggleCapture();
+    case 'wantRefresh': {
+      const { id, name, size } = msg;
+      if (!Number.isSafeInteger(id) || typeof name !== 'string' || !name) throw new Error('wantRefresh needs id and name');
+      refreshWanted = [{ id, name, size: Number.isSafeInteger(size) ? size : null },
+        ...refreshWanted.filter((r) => r.id !== id)];
+      await ext.setSession('refreshWanted', refreshWanted);
+      return refreshWanted;
+    }
+    case 'cancelRefresh':
+      refreshWanted = refreshWanted.filter((r) => r.id !== msg.id);
+      await ext.setSession('refreshWanted', refreshWanted);
+      return refreshWanted;
+    case 'collectLinks':
+      return ext.runInTab(Number(msg.tabId), collectPageLinks);
+    case 'addMany': {
+      if (!Array.isArray(msg.items)) throw new Error('addMany needs a list of items');
+      const tab = msg.tabId !== undefined ? await ext.getTab(Number(msg.tabId)).catch(() => undefined) : undefined;
+      const ids = [];
+      for (const it of msg.items) ids.push(await addOne({ url: String(it.url), referrer: it.referrer }, tab));
+      return ids;
+    }
+    case 'openOptions':
+      return ext.openOptions();
+    default:
+      throw new Error(`unknown message ${JSON.stringify(msg?.type)}`);
+  }
+}
+
+// Exposed for tests that drive the worker through Playwright's sw.evaluate().
+globalThis.freight = { rpc, ready, plan: (item) => plan(item), rules: () => rules, recent: () => recent };

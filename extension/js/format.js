@@ -1,0 +1,89 @@
+// Pure formatting for the popup and picker (tested under `node --test`).
+
+const UNITS = ['B', 'KB', 'MB', 'GB', 'TB'];
+
+/** 1536 → "1.5 KB" (powers of 1024, as browsers show sizes); null/undefined → "?". */
+export function formatBytes(n) {
+  if (n === null || n === undefined || !Number.isFinite(Number(n)) || n < 0) return '?';
+  let v = Number(n);
+  let i = 0;
+  while (v >= 1024 && i < UNITS.length - 1) {
+    v /= 1024;
+    i += 1;
+  }
+  const digits = i === 0 || v >= 100 ? 0 : 1;
+  return `${v.toFixed(digits)} ${UNITS[i]}`;
+}
+
+export function formatSpeed(bps) {
+  if (!bps || bps <= 0) return '';
+  return `${formatBytes(bps)}/s`;
+}
+
+/** Seconds → "45 s", "3 min 5 s", "2 h 10 min"; null → "". */
+export function formatEta(seconds) {
+  if (seconds === null || seconds === undefined || !Number.isFinite(seconds) || seconds < 0) return '';
+  const s = Math.round(seconds);
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ${s % 60} s`;
+  if (s < 86400) return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
+  return `${Math.floor(s / 86400)} d ${Math.floor((s % 86400) / 3600)} h`;
+}
+
+/** 0–100, or null when the size is unknown. */
+export function percent(done, size) {
+  if (!size || size <= 0) return null;
+  return Math.max(0, Math.min(100, (100 * (done ?? 0)) / size));
+}
+
+/** "5 MB/s" / "5M" / "500k" / "" (none) → bytes/s or null; throws on anything else. */
+export function parseRate(text) {
+  const t = String(text ?? '').trim();
+  if (!t || /^(none|unlimited|0)$/i.test(t)) return null;
+  const m = /^(\d+(?:\.\d+)?)\s*([kmg]?)i?b?(?:\/s)?$/i.exec(t);
+  if (!m) throw new TypeError(`not a speed: ${JSON.stringify(t)} (try 2 MB/s, 500 KB/s or empty)`);
+  const v = Math.round(Number(m[1]) * 1024 ** { '': 0, k: 1, m: 2, g: 3 }[m[2].toLowerCase()]);
+  if (v < 1) throw new TypeError('a speed limit must be at least 1 byte/s');
+  return v;
+}
+
+/** Which buttons a download in `state` offers (docs/PROTOCOL.md, "States"). */
+export function actionsFor(state) {
+  switch (state) {
+    case 'active': case 'queued': return ['pause', 'cancel'];
+    case 'paused': return ['resume', 'cancel'];
+    case 'failed': return ['retry', 'remove'];
+    case 'needs_refresh': return ['refresh', 'remove'];
+    case 'completed': return ['open', 'reveal', 'remove'];
+    case 'removed': return ['remove'];
+    default: return [];
+  }
+}
+
+/** Apply one daemon event to a Map of downloads (id → download); returns true when it changed. */
+export function applyEvent(downloads, method, params) {
+  switch (method) {
+    case 'download.added':
+      if (!params?.download) return false;
+      downloads.set(params.download.id, { ...params.download });
+      return true;
+    case 'download.state': {
+      const old = downloads.get(params.id) ?? { id: params.id };
+      downloads.set(params.id, {
+        ...old, ...(params.download ?? {}), state: params.state,
+        error: params.error ?? params.download?.error ?? null,
+      });
+      return true;
+    }
+    case 'download.progress':
+      for (const p of params?.downloads ?? []) {
+        const old = downloads.get(p.id);
+        if (old) downloads.set(p.id, { ...old, ...p });
+      }
+      return true;
+    case 'download.removed':
+      return downloads.delete(params.id);
+    default:
+      return false;
+  }
+}

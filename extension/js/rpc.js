@@ -1,0 +1,232 @@
+// A JSON-RPC 2.0 client over one native-messaging port (docs/PROTOCOL.md).
+//
+// No browser API is touched here: the caller passes `connect()`, which returns a port with
+// `postMessage(obj)`, `onMessage.addListener(fn(obj))`, `onDisconnect.addListener(fn(reason))`
+// and `disconnect()`. ext.js adapts chrome.runtime.connectNative to that shape; the tests pass
+// a fake. Timers are injectable for the same reason.
+//
+// Theory of operation:
+// - One port at a time. It is opened lazily by the first request (or by `start()`), and the
+//   handshake requests (host.hello, subscribe) go first; every other request waits for them.
+// - Pending requests live in a Map keyed by id. When the port disconnects, every one of them is
+//   rejected at once with HOST_UNAVAILABLE: a caller never waits for an answer that cannot come.
+// - While `start()` is in force, a lost port is reopened with exponential backoff, so that
+//   daemon events keep flowing to the popup and notifications. A request made meanwhile opens
+//   the port immediately instead of waiting for the timer.
+
+/** JSON-RPC error codes we act on (docs/PROTOCOL.md, "Error codes"). */
+export const DAEMON_UNAVAILABLE = -32010; // from the host: no daemon and it could not be started
+export const HOST_UNAVAILABLE = -32011; // local: the native host is missing, crashed or exited
+export const TIMEOUT = -32012; // local: no answer in time
+
+export class RpcError extends Error {
+  constructor(code, message, data = {}) {
+    super(message);
+    this.name = 'RpcError';
+    this.code = code;
+    this.data = data ?? {};
+  }
+
+  /** True when Freight could not be reached at all, as opposed to refusing the request. */
+  get unavailable() {
+    return this.code === DAEMON_UNAVAILABLE || this.code === HOST_UNAVAILABLE;
+  }
+}
+
+export class RpcClient {
+  #connect;
+  #port = null;
+  #nextId = 1;
+  #pending = new Map(); // id → {resolve, reject, timer, method}
+  #ready = null; // Promise of the handshake results on the current port
+  #wanted = false;
+  #retryTimer = null;
+  #failures = 0;
+  #timers;
+  #opts;
+  status = { state: 'idle', reason: '' };
+
+  /**
+   * @param {object} o
+   * @param {() => object} o.connect          opens a port (throws or disconnects on failure)
+   * @param {Array<{method, params}>} [o.handshake]  sent first on every new port
+   * @param {(method, params) => void} [o.onNotification]
+   * @param {(status) => void} [o.onStatus]   {state, reason, hello}
+   * @param {number} [o.timeoutMs]            per request
+   * @param {number} [o.backoffMs] [o.maxBackoffMs]
+   * @param {object} [o.timers]               {setTimeout, clearTimeout}
+   */
+  constructor(o) {
+    if (typeof o?.connect !== 'function') throw new TypeError('connect must be a function');
+    this.#connect = o.connect;
+    this.#timers = o.timers ?? globalThis;
+    this.#opts = {
+      handshake: o.handshake ?? [],
+      onNotification: o.onNotification ?? (() => {}),
+      onStatus: o.onStatus ?? (() => {}),
+      timeoutMs: o.timeoutMs ?? 30000,
+      backoffMs: o.backoffMs ?? 500,
+      maxBackoffMs: o.maxBackoffMs ?? 30000,
+    };
+  }
+
+  get pendingCount() {
+    return this.#pending.size;
+  }
+
+  get connected() {
+    return this.#port !== null;
+  }
+
+  /** Keep a port open (reconnecting with backoff) until stop(). Returns the handshake promise. */
+  start() {
+    this.#wanted = true;
+    return this.#ensureReady().catch(() => undefined);
+  }
+
+  stop() {
+    this.#wanted = false;
+    this.#clearRetry();
+    if (this.#port) {
+      const port = this.#port;
+      this.#lost('closed by the extension');
+      try { port.disconnect(); } catch { /* already gone */ }
+    }
+  }
+
+  /** Send a request; resolves with `result`, rejects with RpcError. */
+  async request(method, params = {}, { timeoutMs } = {}) {
+    if (typeof method !== 'string' || !method) throw new TypeError('method must be a name');
+    if (params === null || typeof params !== 'object' || Array.isArray(params)) {
+      throw new TypeError('params must be an object (by name)');
+    }
+    await this.#ensureReady();
+    return this.#send(method, params, timeoutMs);
+  }
+
+  #setStatus(state, reason = '', hello = undefined) {
+    this.status = { state, reason, ...(hello ? { hello } : {}) };
+    try { this.#opts.onStatus(this.status); } catch { /* a listener's bug is not ours */ }
+  }
+
+  #ensureReady() {
+    if (this.#port && this.#ready) return this.#ready;
+    this.#clearRetry();
+    if (!this.#port && !this.#attach()) return this.#ready;
+    const port = this.#port;
+    this.#ready = this.#handshake(port);
+    // A failed handshake (say the daemon is down) is not remembered: the next request or the
+    // retry timer runs it again on the same port.
+    this.#ready.catch((err) => {
+      if (this.#port !== port) return; // the port died; #lost already reported it
+      this.#ready = null;
+      const reason = err?.data?.reason || err?.message || String(err);
+      this.#setStatus(err?.code === DAEMON_UNAVAILABLE ? 'daemon_unavailable' : 'error', reason);
+      this.#scheduleRetry();
+    });
+    return this.#ready;
+  }
+
+  /** Open a port; false (with #ready rejected and a retry scheduled) when that throws. */
+  #attach() {
+    this.#setStatus('connecting');
+    let port;
+    try {
+      port = this.#connect();
+    } catch (err) {
+      const reason = String(err?.message ?? err);
+      this.#ready = Promise.reject(new RpcError(HOST_UNAVAILABLE, reason, { kind: 'host_unavailable', reason }));
+      this.#ready.catch(() => {});
+      this.#port = null;
+      this.#setStatus('host_unavailable', reason);
+      this.#scheduleRetry();
+      return false;
+    }
+    this.#port = port;
+    port.onMessage.addListener((msg) => { if (this.#port === port) this.#receive(msg); });
+    port.onDisconnect.addListener((reason) => {
+      if (this.#port === port) this.#lost(reason || 'the native host exited');
+    });
+    return true;
+  }
+
+  async #handshake(port) {
+    const results = [];
+    for (const { method, params } of this.#opts.handshake) {
+      results.push(await this.#send(method, params ?? {}, undefined, port));
+    }
+    this.#failures = 0;
+    this.#setStatus('connected', '', results[0]);
+    return results;
+  }
+
+  #send(method, params, timeoutMs, port = this.#port) {
+    if (!port) {
+      return Promise.reject(new RpcError(HOST_UNAVAILABLE, 'not connected', { kind: 'host_unavailable' }));
+    }
+    const id = this.#nextId++;
+    return new Promise((resolve, reject) => {
+      const ms = timeoutMs ?? this.#opts.timeoutMs;
+      const timer = this.#timers.setTimeout(() => {
+        if (!this.#pending.delete(id)) return;
+        reject(new RpcError(TIMEOUT, `${method}: no answer after ${ms} ms`, { kind: 'timeout' }));
+      }, ms);
+      this.#pending.set(id, { resolve, reject, timer, method });
+      try {
+        port.postMessage({ jsonrpc: '2.0', id, method, params });
+      } catch (err) {
+        this.#pending.delete(id);
+        this.#timers.clearTimeout(timer);
+        reject(new RpcError(HOST_UNAVAILABLE, String(err?.message ?? err), { kind: 'host_unavailable' }));
+      }
+    });
+  }
+
+  #receive(msg) {
+    if (msg === null || typeof msg !== 'object') return; // not JSON-RPC: ignore, never crash
+    if (msg.id === undefined || msg.id === null) {
+      if (typeof msg.method === 'string') {
+        try { this.#opts.onNotification(msg.method, msg.params ?? {}); } catch { /* listener bug */ }
+      }
+      return;
+    }
+    const entry = this.#pending.get(msg.id);
+    if (!entry) return; // late answer to a request that timed out
+    this.#pending.delete(msg.id);
+    this.#timers.clearTimeout(entry.timer);
+    if (msg.error) {
+      const e = msg.error;
+      entry.reject(new RpcError(Number(e.code) || -32603, String(e.message ?? 'error'), e.data));
+    } else {
+      entry.resolve(msg.result);
+    }
+  }
+
+  #lost(reason) {
+    this.#port = null;
+    this.#ready = null;
+    const pending = [...this.#pending.values()];
+    this.#pending.clear();
+    for (const p of pending) {
+      this.#timers.clearTimeout(p.timer);
+      p.reject(new RpcError(HOST_UNAVAILABLE, `${p.method}: ${reason}`, { kind: 'host_unavailable', reason }));
+    }
+    this.#setStatus('host_unavailable', reason);
+    this.#scheduleRetry();
+  }
+
+  #scheduleRetry() {
+    if (!this.#wanted || this.#retryTimer) return;
+    const delay = Math.min(this.#opts.maxBackoffMs, this.#opts.backoffMs * 2 ** this.#failures);
+    this.#failures += 1;
+    this.#retryTimer = this.#timers.setTimeout(() => {
+      this.#retryTimer = null;
+      if (this.#wanted && !(this.#port && this.#ready)) this.#ensureReady().catch(() => {});
+    }, delay);
+  }
+
+  #clearRetry() {
+    if (this.#retryTimer) this.#timers.clearTimeout(this.#retryTimer);
+    this.#retryTimer = null;
+  }
+}

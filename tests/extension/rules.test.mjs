@@ -1,0 +1,158 @@
+// Pure capture rules (extension/js/rules.js) under `node --test`.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+
+import {
+  DEFAULT_RULES, decide, extensionOf, filterLinks, formatRulesSize, globMatch, matchRefresh,
+  nameFromUrl, normalizeRules, parseSize, siteMatches, splitList,
+} from '../../extension/js/rules.js';
+
+const item = (over = {}) => ({
+  url: 'https://dl.example.com/files/debian.iso', finalUrl: '', filename: 'debian.iso',
+  mime: 'application/x-iso9660-image', fileSize: 50 * 1024 * 1024, referrer: 'https://example.com/',
+  ...over,
+});
+
+test('an ordinary https download is captured', () => {
+  assert.deepEqual(decide(item(), DEFAULT_RULES), { capture: true, reason: 'captured' });
+});
+
+test('capture off leaves everything with the browser', () => {
+  const v = decide(item(), { enabled: false });
+  assert.equal(v.capture, false);
+  assert.match(v.reason, /off/);
+});
+
+for (const url of ['blob:https://example.com/1234', 'data:text/plain,hello', 'file:///etc/passwd', 'ftp://x.org/a']) {
+  test(`scheme of ${url.slice(0, 12)} stays with the browser`, () => {
+    const v = decide(item({ url, finalUrl: '' }), DEFAULT_RULES);
+    assert.equal(v.capture, false);
+    assert.match(v.reason, /URLs stay in the browser/);
+  });
+}
+
+test('a redirect to a non-http final URL is not captured either', () => {
+  assert.equal(decide(item({ finalUrl: 'data:,x' }), DEFAULT_RULES).capture, false);
+});
+
+test('our own hand-backs are never captured again', () => {
+  assert.equal(decide(item({ byExtensionId: 'me' }), DEFAULT_RULES, { selfId: 'me' }).capture, false);
+  assert.equal(decide(item(), DEFAULT_RULES, { handBack: true }).capture, false);
+  assert.equal(decide(item({ byExtensionId: 'other' }), DEFAULT_RULES, { selfId: 'me' }).capture, true);
+});
+
+test('a download that answered a form POST stays with the browser', () => {
+  const postUrls = new Set(['https://dl.example.com/export']);
+  const v = decide(item({ url: 'https://dl.example.com/export' }), DEFAULT_RULES, { postUrls });
+  assert.equal(v.capture, false);
+  assert.match(v.reason, /POST/);
+  assert.equal(decide(item(), DEFAULT_RULES, { postUrls }).capture, true);
+});
+
+test('minimum size: smaller known sizes stay, unknown sizes go to Freight', () => {
+  const rules = { minSize: 1024 * 1024 };
+  assert.equal(decide(item({ fileSize: 1000 }), rules).capture, false);
+  assert.equal(decide(item({ fileSize: 1024 * 1024 }), rules).capture, true);
+  assert.equal(decide(item({ fileSize: -1 }), rules).capture, true);
+  assert.equal(decide(item({ fileSize: 0 }), rules).capture, true);
+});
+
+test('always-types beat the minimum size; never-types beat everything but scheme', () => {
+  const rules = { minSize: 10 * 1024 * 1024, alwaysTypes: ['ISO'], neverTypes: ['.exe', 'video/*'] };
+  assert.equal(decide(item({ fileSize: 10 }), rules).capture, true);
+  assert.equal(decide(item({ filename: 'setup.exe', fileSize: 1e9 }), rules).capture, false);
+  assert.equal(decide(item({ filename: 'movie', mime: 'video/mp4; codecs=x', fileSize: 1e9 }), rules).capture, false);
+  assert.equal(decide(item({ filename: 'a.zip', fileSize: 10 }), rules).capture, false);
+});
+
+test('the extension comes from the URL when the browser gave no file name', () => {
+  assert.equal(decide(item({ filename: '', url: 'https://x.org/a/b.EXE?x=1' }), { neverTypes: ['exe'] }).capture, false);
+});
+
+test('never-sites match the link, the final URL and the page', () => {
+  const rules = { neverSites: ['*.bank.test', 'private.org', 'https://x.org/secret/*'] };
+  assert.equal(decide(item({ url: 'https://www.bank.test/s.pdf' }), rules).capture, false);
+  assert.equal(decide(item({ url: 'https://bank.test/s.pdf' }), rules).capture, true);
+  assert.equal(decide(item({ finalUrl: 'https://cdn.private.org/f.iso' }), rules).capture, false);
+  assert.equal(decide(item({ referrer: 'https://private.org/page' }), rules).capture, false);
+  assert.equal(decide(item({ url: 'https://x.org/secret/a.iso' }), rules).capture, false);
+  assert.equal(decide(item({ url: 'https://x.org/public/a.iso' }), rules).capture, true);
+});
+
+test('siteMatches: hosts, subdomains, wildcards, ports, URL globs, junk', () => {
+  assert.ok(siteMatches('example.com', 'https://example.com/x'));
+  assert.ok(siteMatches('example.com', 'http://a.b.example.com:8080/x'));
+  assert.ok(!siteMatches('example.com', 'https://notexample.com/'));
+  assert.ok(!siteMatches('example.com', 'https://example.com.evil.test/'));
+  assert.ok(siteMatches('*.example.com', 'https://a.example.com/'));
+  assert.ok(!siteMatches('*.example.com', 'https://example.com/'));
+  assert.ok(siteMatches('dl*.example.com', 'https://dl3.example.com/'));
+  assert.ok(siteMatches('example.com:8080', 'http://example.com:9/'));
+  assert.ok(siteMatches('example.com/files/*', 'https://example.com/files/a.iso'));
+  assert.ok(!siteMatches('example.com/files/*', 'https://example.com/other/a.iso'));
+  assert.ok(siteMatches('http://127.0.0.1:*/a*', 'http://127.0.0.1:5555/abc'));
+  assert.ok(!siteMatches('', 'https://example.com/'));
+  assert.ok(!siteMatches('example.com', 'not a url'));
+});
+
+test('globMatch treats regex characters literally', () => {
+  assert.ok(globMatch('a.b', 'a.b'));
+  assert.ok(!globMatch('a.b', 'axb'));
+  assert.ok(globMatch('(x)+*', '(x)+yz'));
+  assert.ok(globMatch('*', ''));
+});
+
+test('normalizeRules rejects bad input with a clear message', () => {
+  assert.throws(() => normalizeRules({ enabled: 'yes' }), /enabled must be true or false/);
+  assert.throws(() => normalizeRules({ minSize: -1 }), /minSize/);
+  assert.throws(() => normalizeRules({ minSize: 1.5 }), /minSize/);
+  assert.throws(() => normalizeRules({ neverSites: 'a.com' }), /neverSites must be a list/);
+  assert.throws(() => normalizeRules([]), /object/);
+  assert.deepEqual(normalizeRules(undefined), { ...DEFAULT_RULES });
+  assert.deepEqual(normalizeRules({ alwaysTypes: [' .ISO ', '', 'Video/*'] }).alwaysTypes, ['iso', 'video/*']);
+});
+
+test('decide() refuses rules of the wrong shape instead of guessing', () => {
+  assert.throws(() => decide(item(), { minSize: 'big' }), /minSize/);
+});
+
+test('parseSize and formatRulesSize round-trip', () => {
+  assert.equal(parseSize('0'), 0);
+  assert.equal(parseSize('512'), 512);
+  assert.equal(parseSize('1 KB'), 1024);
+  assert.equal(parseSize('1.5m'), 1572864);
+  assert.equal(parseSize('2 GiB'), 2 * 1024 ** 3);
+  assert.throws(() => parseSize('ten'), /not a size/);
+  assert.throws(() => parseSize('-1 MB'), /not a size/);
+  for (const n of [0, 100, 1024, 10 * 1024 * 1024, 3 * 1024 ** 3, 1500]) assert.equal(parseSize(formatRulesSize(n)), n);
+});
+
+test('splitList and extensionOf', () => {
+  assert.deepEqual(splitList(' iso, zip\n7z  '), ['iso', 'zip', '7z']);
+  assert.equal(extensionOf('a/b/Movie.MKV'), 'mkv');
+  assert.equal(extensionOf('https://x.org/dl/file%2Etar.gz?x=1#y'), 'gz');
+  assert.equal(extensionOf('.bashrc'), '');
+  assert.equal(extensionOf('C:\\Users\\me\\x.pdf'), 'pdf');
+  assert.equal(nameFromUrl('https://x.org/a/b%20c.iso?q'), 'b c.iso');
+  assert.equal(nameFromUrl('::'), '');
+});
+
+test('matchRefresh pairs a new download with the waiting one by name and size', () => {
+  const pending = [{ id: 3, name: 'debian.iso', size: 100 }, { id: 4, name: 'other.bin', size: null }];
+  assert.equal(matchRefresh(pending, item({ fileSize: 100 })).id, 3);
+  assert.equal(matchRefresh(pending, item({ fileSize: 101 })), null);
+  assert.equal(matchRefresh(pending, item({ fileSize: -1 })).id, 3);
+  assert.equal(matchRefresh(pending, item({ filename: '/home/u/Downloads/other.bin', fileSize: 9 })).id, 4);
+  assert.equal(matchRefresh(pending, item({ filename: '', url: 'https://x.org/other.bin?sig=1' })).id, 4);
+  assert.equal(matchRefresh([], item()), null);
+});
+
+test('filterLinks by kind and extension', () => {
+  const links = ['https://x.org/', 'https://x.org/a.iso', 'https://x.org/b.mp4', 'https://x.org/page.html',
+    'https://x.org/c.ZIP'].map((url) => ({ url }));
+  const urls = (l) => l.map((x) => x.url.slice(14));
+  assert.deepEqual(urls(filterLinks(links)), ['a.iso', 'b.mp4', 'c.ZIP']);
+  assert.deepEqual(urls(filterLinks(links, { kind: 'archives' })), ['a.iso', 'c.ZIP']);
+  assert.deepEqual(urls(filterLinks(links, { kind: 'all', exts: 'zip, .mp4' })), ['b.mp4', 'c.ZIP']);
+  assert.equal(filterLinks(links, { kind: 'all' }).length, 5);
+});
