@@ -30,7 +30,7 @@ else
 endif
 
 lint: venv-test
-	$(BIN)/ruff check daemon native_host tests bench
+	$(BIN)/ruff check .
 	$(BIN)/mypy
 
 test: venv-test lint
