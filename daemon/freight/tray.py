@@ -72,6 +72,7 @@ def available(
     """Can a tray icon be shown here? ``(ok, reason, backend)``, for the daemon and `doctor`.
 
     ``backend`` forces one (like ``PYSTRAY_BACKEND``, which wins when ``backend`` is None).
+    ``environ`` is read for the variables; the GTK and X probes open this process's display.
     Nothing is imported from pystray here, and nothing is shown.
     """
     env = os.environ if environ is None else environ
@@ -205,6 +206,23 @@ def _gtk_icon_class(base: Any) -> Any:
             # CPython runs a signal handler only when the main thread runs Python code; the
             # GLib loop sleeps in C. A tick keeps SIGINT/SIGTERM handlers prompt.
             GLib.timeout_add(250, lambda: True)
+
+        def _show(self) -> None:
+            super()._show()
+            # The gtk backend applies the title only on a later change: apply it now.
+            self._update_title()
+
+        def _update_title(self) -> None:
+            super()._update_title()
+            status_icon = getattr(self, "_status_icon", None)  # the gtk backend's XEmbed icon
+            if status_icon is not None:
+                title = self.title
+
+                def tooltip() -> bool:
+                    status_icon.set_tooltip_text(title)
+                    return False  # run once
+
+                GLib.idle_add(tooltip)
 
     return FreightGtkIcon
 
