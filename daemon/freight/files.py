@@ -62,20 +62,21 @@ def name_from_content_disposition(value: str | None) -> str | None:
     """
     if not value:
         return None
-    msg = Message()
-    msg["content-disposition"] = value
-    try:
-        # email's parser decodes RFC 2231/8187 parameters and prefers filename* over filename.
-        found = msg.get_filename()
-    except (ValueError, LookupError):
-        found = None
+    found: str | None = None
+    # filename* first: email's get_filename() returns the plain filename when both are given.
+    match = re.search(r"filename\*\s*=\s*([^';]+)'[^']*'([^;]+)", value, re.I)
+    if match:
+        try:
+            found = unquote(match.group(2).strip().strip('"'), match.group(1), "strict")
+        except (LookupError, UnicodeDecodeError):
+            found = None
     if found is None:
-        match = re.search(r"filename\*\s*=\s*([^';]+)'[^']*'([^;]+)", value, re.I)
-        if match:
-            try:
-                found = unquote(match.group(2).strip().strip('"'), match.group(1), "strict")
-            except (LookupError, UnicodeDecodeError):
-                found = None
+        msg = Message()
+        msg["content-disposition"] = value
+        try:
+            found = msg.get_filename()
+        except (ValueError, LookupError):
+            found = None
     if found is None:
         match = re.search(r'filename\s*=\s*"((?:[^"\\]|\\.)*)"|filename\s*=\s*([^;]+)', value, re.I)
         if match:
