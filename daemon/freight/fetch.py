@@ -41,6 +41,9 @@ from .errors import (
 USER_AGENT = f"Freight/{__version__}"
 _CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$", re.I)
 _UNSATISFIED_RANGE = re.compile(r"^\s*bytes\s+\*/(\d+)\s*$", re.I)
+#: The largest size a server may declare: a file offset (off_t) and an SQLite INTEGER are
+#: signed 64-bit. A bigger number is a hostile or broken server, refused before it is stored.
+MAX_DECLARED_SIZE = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -206,7 +209,7 @@ def map_transport_error(exc: Exception) -> RemoteError:
         return StalledError(f"no data for too long ({exc.__class__.__name__})")
     if isinstance(exc, httpx.TooManyRedirects):
         return ProtocolViolation(f"too many redirects: {exc}")
-    if isinstance(exc, httpx.UnsupportedProtocol):
+    if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
         return ProtocolViolation(f"unsupported URL or redirect: {exc}")
     if isinstance(exc, httpx.ConnectError):
         cause = exc.__context__ or exc.__cause__
@@ -261,7 +264,7 @@ def open_range(
     try:
         request = client.build_request("GET", url, headers=request_headers)
         response = client.send(request, stream=True)
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:  # InvalidURL: e.g. a "data:," redirect
         raise map_transport_error(exc) from exc
     try:
         return _validate(response, start, end, validators, size)
@@ -316,6 +319,8 @@ def _validate(
     if response.status_code == 416:
         unsatisfied = _UNSATISFIED_RANGE.match(headers.get("content-range", ""))
         total = int(unsatisfied.group(1)) if unsatisfied else None
+        if total is not None:
+            _check_declared_size(total)
         if start == 0 and total == 0:
             return Reply(response, final_url, 416, 0, 0, 0, False, seen, encoded)
         if size is not None and total is not None and total != size:
@@ -329,6 +334,7 @@ def _validate(
                 f"unusable Content-Range {headers.get('content-range')!r} in a 206"
             )
         got_start, got_end, total = parsed
+        _check_declared_size(total if total is not None else got_end)
         if total is not None and size is not None and total != size:
             raise FileChangedError(f"the file changed on the server (size {total}, was {size})")
         want_end = end if end is not None else (total if total is not None else got_end)
@@ -340,17 +346,28 @@ def _validate(
         if length is not None and length.isdigit() and int(length) != got_end - got_start:
             raise RangeError("Content-Length does not match Content-Range")
         if encoded:
+            if got_start == 0 and end is None and total is not None and got_end == total:
+                # The whole encoded representation from byte 0 (ranges count encoded bytes,
+                # RFC 9110 §14.1.2): it can be decoded as one stream, never split.
+                return Reply(response, final_url, 206, 0, None, None, False, seen, True)
             raise RangeError(f"a range encoded as {encoding} cannot be spliced")
         return Reply(response, final_url, 206, got_start, got_end, total, True, seen, False)
 
     # 200: the whole file from byte 0.
     length_header = headers.get("content-length")
     length = int(length_header) if length_header and length_header.isdigit() else None
+    if length is not None:
+        _check_declared_size(length)
     if encoded:
         length = None  # Content-Length counts encoded bytes, not the file's
     if size is not None and length is not None and length != size:
         raise FileChangedError(f"the file changed on the server (size {length}, was {size})")
     return Reply(response, final_url, 200, 0, length, length, False, seen, encoded)
+
+
+def _check_declared_size(size: int) -> None:
+    if size > MAX_DECLARED_SIZE:
+        raise ProtocolViolation(f"the server declared an impossible size ({size} bytes)")
 
 
 def describe(reply: Reply) -> dict[str, Any]:
