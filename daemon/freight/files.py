@@ -51,7 +51,8 @@ def _truncate(name: str) -> str:
         stem, ext = name, ""
     budget = MAX_NAME_BYTES - len(ext.encode()) - (1 if ext else 0)
     cut = stem.encode()[:budget].decode(errors="ignore")
-    return f"{cut}.{ext}" if ext else cut
+    # The cut may end in a space or dot, which Windows drops from a name.
+    return f"{cut}.{ext}" if ext else cut.rstrip(" .")
 
 
 def name_from_content_disposition(value: str | None) -> str | None:
