@@ -1,0 +1,568 @@
+"""``freight-host``: the stdio bridge between the browser extension and the daemon.
+
+The browser starts this process when the extension calls ``runtime.connectNative`` (or
+``sendNativeMessage``) and talks to it with native messaging framing on stdin/stdout
+(:mod:`freight_host.framing`). Every JSON-RPC message from the extension is relayed unchanged to
+the daemon's WebSocket (docs/PROTOCOL.md), and every response and notification from the daemon
+comes back unchanged, except:
+
+- ``host.*`` methods are answered here (``host.hello``);
+- when the daemon cannot be reached or started, requests are answered with error -32010
+  ``daemon_unavailable`` and ``data.reason``, so that the extension gives the download back
+  to the browser;
+- a daemon message too large for the browser (1 MB) becomes an error for that request.
+
+Threads: the main thread reads stdin and sends to the daemon; one thread per daemon connection
+reads from it and writes frames. Frames are written under one lock (:class:`FrameWriter`);
+the connection, the requests in flight and the subscription are guarded by ``Relay._lock``.
+
+stdout carries frames and nothing else: :func:`main` keeps a private duplicate of fd 1 for
+frames and points fd 1 (and ``sys.stdout``) at stderr, so a stray ``print`` or a child process
+cannot corrupt the stream. Logs go to ``freight-host.log`` in Freight's log folder.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import logging.handlers
+import os
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from freight import PROTOCOL_VERSION
+from freight.config import Paths, paths_from_env
+from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
+from websockets.sync.client import ClientConnection, connect
+
+from . import __version__
+from .framing import HOST_TO_BROWSER_MAX, FrameDecoder, FramingError, MessageTooLarge, dumps, frame
+
+log = logging.getLogger("freight_host")
+
+#: JSON-RPC codes (docs/PROTOCOL.md).
+PARSE_ERROR = -32700
+INVALID_REQUEST = -32600
+METHOD_NOT_FOUND = -32601
+INVALID_INPUT = -32602
+DAEMON_UNAVAILABLE = -32010
+
+#: The daemon closes a connection on a message over 1 MiB (code 1009); refuse such a request
+#: here instead, so one oversized request does not cost every request in flight.
+DAEMON_MAX_MESSAGE = 1024 * 1024
+#: Largest daemon → host message accepted; larger ones could not reach the browser anyway.
+FROM_DAEMON_MAX = 8 * 1024 * 1024
+#: Ids of requests the host makes itself; their responses are never forwarded.
+_OWN_ID_PREFIX = "freight-host:"
+
+START_TIMEOUT = 30.0  # `freight start` returns once the daemon accepts connections
+CONNECT_TIMEOUT = 5.0
+#: After a failed start, answer from this memory for a while instead of starting again for
+#: every request of a burst.
+FAILURE_MEMORY = 3.0
+
+
+class Unavailable(Exception):
+    """The daemon cannot be reached; ``str()`` is the reason given to the extension."""
+
+
+class _NotRunning(Unavailable):
+    """Nothing listens where daemon.json says (or there is no daemon.json): worth starting."""
+
+
+# -- small helpers -------------------------------------------------------------------------
+
+
+def response_error(
+    id_: Any, code: int, kind: str, message: str, **data: Any
+) -> dict[str, Any]:
+    return {
+        "jsonrpc": "2.0",
+        "id": id_,
+        "error": {"code": code, "message": message, "data": {"kind": kind, **data}},
+    }
+
+
+def notification(method: str, params: dict[str, Any]) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "method": method, "params": params}
+
+
+def _key(id_: Any) -> str:
+    """A hashable key for any JSON id (ints and strings may both appear)."""
+    return json.dumps(id_, sort_keys=True)
+
+
+def read_endpoint(paths: Paths) -> str:
+    """The daemon's WebSocket URL from daemon.json. Raises _NotRunning or Unavailable."""
+    try:
+        info = json.loads(paths.daemon_file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise _NotRunning(f"the daemon is not running (no {paths.daemon_file})") from None
+    except (OSError, ValueError) as exc:
+        raise _NotRunning(f"cannot read {paths.daemon_file}: {exc}") from None
+    url = info.get("url") if isinstance(info, dict) else None
+    if not isinstance(url, str):
+        raise _NotRunning(f"{paths.daemon_file} holds no url")
+    parts = urlsplit(url)
+    # The daemon listens on loopback only; never send the token anywhere else.
+    if parts.scheme != "ws" or parts.hostname not in ("127.0.0.1", "localhost"):
+        raise Unavailable(f"{paths.daemon_file} names {url!r}, not a loopback ws:// URL")
+    return url
+
+
+def read_token(paths: Paths) -> str:
+    """The API token. Raises Unavailable with the reason when it cannot be read."""
+    try:
+        from freight.secrets import get_token
+    except ImportError:
+        get_token = None
+    try:
+        if get_token is not None:
+            return str(get_token(paths))
+        return (paths.secrets_dir / "api-token").read_text(encoding="utf-8").strip()
+    except Exception as exc:  # any keyring or file failure is a reason to report, not a crash
+        raise Unavailable(f"cannot read the daemon's token: {exc}") from None
+
+
+def start_command() -> list[str]:
+    """How to run `freight start` with the same Python (and so the same install)."""
+    return [sys.executable, "-m", "freight", "start"]
+
+
+# -- output --------------------------------------------------------------------------------
+
+
+class FrameWriter:
+    """Writes frames to the browser. Thread-safe; turns a closed pipe into ``closed``."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.closed = False
+        self._lock = threading.Lock()
+
+    def send(self, message: Any) -> None:
+        self.send_payload(dumps(message))
+
+    def send_payload(self, payload: bytes) -> None:
+        data = frame(payload)  # raises MessageTooLarge; callers decide what to send instead
+        with self._lock:
+            if self.closed:
+                return
+            try:
+                view = memoryview(data)
+                while view:
+                    written = os.write(self.fd, view)
+                    view = view[written:]
+            except OSError as exc:  # the browser went away (EPIPE)
+                log.info("stdout closed: %s", exc)
+                self.closed = True
+
+
+# -- the relay -----------------------------------------------------------------------------
+
+
+@dataclass
+class RelayOptions:
+    start_daemon: bool = True
+    start_timeout: float = START_TIMEOUT
+    connect_timeout: float = CONNECT_TIMEOUT
+
+
+class Relay:
+    """Owns the daemon connection and the bookkeeping of requests in flight."""
+
+    def __init__(self, paths: Paths, out: FrameWriter, options: RelayOptions | None = None):
+        self.paths = paths
+        self.out = out
+        self.options = options or RelayOptions()
+        self._lock = threading.Lock()  # guards _ws, _url, _pending, _subscribe
+        self._connect_lock = threading.Lock()  # one connect/start attempt at a time
+        self._ws: ClientConnection | None = None
+        self._url: str | None = None
+        self._pending: dict[str, Any] = {}  # key → the extension's id
+        self._subscribe: dict[str, Any] | None = None  # params of the extension's subscribe
+        self._failure: tuple[float, str] | None = None
+        self._closing = False
+        self._own_ids = 0
+        self._reconnecting = False
+
+    # .. connecting ..
+
+    def _open(self) -> tuple[ClientConnection, str]:
+        url = read_endpoint(self.paths)
+        token = read_token(self.paths)
+        try:
+            ws = connect(
+                url,
+                additional_headers={"Authorization": "Bearer " + token},
+                proxy=None,  # 127.0.0.1 must never go through http_proxy
+                max_size=FROM_DAEMON_MAX,
+                open_timeout=self.options.connect_timeout,
+                close_timeout=1,
+            )
+        except InvalidStatus as exc:
+            status = exc.response.status_code
+            if status == 401:
+                raise Unavailable("the daemon refused the token (401)") from None
+            raise Unavailable(f"the daemon refused the connection ({status})") from None
+        except (OSError, TimeoutError, WebSocketException) as exc:
+            raise _NotRunning(f"cannot connect to the daemon at {url}: {exc}") from None
+        return ws, url
+
+    def _run_start(self) -> None:
+        cmd = start_command()
+        log.info("starting the daemon: %s", cmd)
+        self.paths.log_dir.mkdir(parents=True, exist_ok=True)
+        # Its output goes to our log, never to our stdout; it gets its own session so that the
+        # browser killing the host's process group does not kill the daemon.
+        with open(self.paths.host_log_file, "ab") as sink:
+            try:
+                proc = subprocess.run(
+                    cmd,
+                    stdin=subprocess.DEVNULL,
+                    stdout=sink,
+                    stderr=sink,
+                    timeout=self.options.start_timeout,
+                    start_new_session=True,
+                    check=False,
+                )
+            except subprocess.TimeoutExpired:
+                raise Unavailable(
+                    f"`freight start` did not finish within {self.options.start_timeout:g} s"
+                ) from None
+            except OSError as exc:
+                raise Unavailable(f"cannot run `freight start`: {exc}") from None
+        if proc.returncode != 0:
+            raise Unavailable(
+                f"`freight start` failed with exit code {proc.returncode}"
+                f" (see {self.paths.host_log_file})"
+            )
+
+    def ensure(self, start: bool = True) -> str:
+        """Connect (starting the daemon if allowed and needed); return the daemon's URL.
+
+        Raises Unavailable with the reason to give the extension.
+        """
+        with self._connect_lock:
+            with self._lock:
+                if self._ws is not None and self._url is not None:
+                    return self._url
+            now = time.monotonic()
+            if self._failure and now - self._failure[0] < FAILURE_MEMORY and start:
+                raise Unavailable(self._failure[1])
+            try:
+                ws, url = self._connect(start and self.options.start_daemon)
+            except Unavailable as exc:
+                if start:
+                    self._failure = (time.monotonic(), str(exc))
+                log.warning("daemon unavailable: %s", exc)
+                raise
+            self._failure = None
+            with self._lock:
+                self._ws, self._url = ws, url
+                resubscribe = self._subscribe
+            log.info("connected to the daemon at %s", url)
+            threading.Thread(target=self._pump, args=(ws,), name="daemon-reader",
+                             daemon=True).start()
+            if resubscribe is not None:
+                self._send_own("subscribe", resubscribe)
+            return url
+
+    def _connect(self, start: bool) -> tuple[ClientConnection, str]:
+        try:
+            return self._open()
+        except _NotRunning as exc:
+            if not start:
+                raise
+            log.info("%s; starting it", exc)
+        self._run_start()
+        # `freight start` returned 0 once the daemon accepted connections; daemon.json may
+        # still be landing: retry briefly.
+        deadline = time.monotonic() + self.options.connect_timeout
+        while True:
+            try:
+                return self._open()
+            except _NotRunning as exc:
+                if time.monotonic() > deadline:
+                    raise Unavailable(f"the daemon was started but does not answer: {exc}") \
+                        from None
+                time.sleep(0.1)
+
+    def _send_own(self, method: str, params: dict[str, Any]) -> None:
+        with self._lock:
+            self._own_ids += 1
+            ws = self._ws
+            message = {"jsonrpc": "2.0", "id": f"{_OWN_ID_PREFIX}{self._own_ids}",
+                       "method": method, "params": params}
+        if ws is not None:
+            try:
+                ws.send(json.dumps(message))
+            except ConnectionClosed:
+                pass  # the reader notices and reconnects
+
+    # .. daemon → browser ..
+
+    def _pump(self, ws: ClientConnection) -> None:
+        try:
+            for text in ws:
+                self._from_daemon(text)
+        except ConnectionClosed:
+            pass
+        except Exception:  # a bug here must not kill the host silently
+            log.exception("reading from the daemon failed")
+        finally:
+            self._closed(ws)
+
+    def _from_daemon(self, text: str | bytes) -> None:
+        payload = text.encode("utf-8") if isinstance(text, str) else text
+        try:
+            message = json.loads(payload)
+        except ValueError:
+            log.warning("the daemon sent something that is not JSON; dropped")
+            return
+        is_response = isinstance(message, dict) and "id" in message and "method" not in message
+        if is_response:
+            id_ = message["id"]
+            if isinstance(id_, str) and id_.startswith(_OWN_ID_PREFIX):
+                if "error" in message:
+                    log.warning("host request %s failed: %s", id_, message["error"])
+                return
+            with self._lock:
+                self._pending.pop(_key(id_), None)
+        try:
+            self.out.send_payload(payload)
+        except MessageTooLarge as exc:
+            if is_response:
+                self.out.send(response_error(
+                    message["id"], INVALID_INPUT, "invalid_input",
+                    f"the answer is too large for the browser ({exc.size} bytes, limit"
+                    f" {HOST_TO_BROWSER_MAX}); ask for less (e.g. a smaller `limit`)",
+                    reason="response_too_large",
+                ))
+            else:
+                log.warning("dropped a %d-byte notification: too large for the browser", exc.size)
+
+    def _closed(self, ws: ClientConnection) -> None:
+        with self._lock:
+            if self._ws is not ws:
+                return
+            self._ws = None
+            orphans = list(self._pending.values())
+            self._pending.clear()
+            closing = self._closing
+            subscribed = self._subscribe is not None
+        if closing:
+            return
+        log.warning("the daemon connection closed (%s requests unanswered)", len(orphans))
+        for id_ in orphans:
+            self.out.send(response_error(
+                id_, DAEMON_UNAVAILABLE, "daemon_unavailable",
+                "the daemon closed the connection before answering",
+                reason="the daemon closed the connection before answering",
+            ))
+        self.out.send(notification("host.daemon", {"connected": False}))
+        if subscribed:
+            self._start_reconnecting()
+
+    def _start_reconnecting(self) -> None:
+        with self._lock:
+            if self._reconnecting:
+                return
+            self._reconnecting = True
+        threading.Thread(target=self._reconnect_loop, name="daemon-reconnect",
+                         daemon=True).start()
+
+    def _reconnect_loop(self) -> None:
+        """Wait for the daemon to come back (a restart), then resubscribe (in ensure)."""
+        delay = 0.1
+        try:
+            while not self._closing and not self.out.closed:
+                try:
+                    url = self.ensure(start=False)
+                except Unavailable:
+                    time.sleep(delay)
+                    delay = min(delay * 2, 2.0)
+                    continue
+                self.out.send(notification("host.daemon", {"connected": True, "url": url}))
+                return
+        finally:
+            with self._lock:
+                self._reconnecting = False
+
+    # .. browser → daemon ..
+
+    def handle(self, message: Any) -> None:
+        """One decoded message from the extension."""
+        if not isinstance(message, dict):
+            what = "batches are not supported" if isinstance(message, list) else \
+                "a message must be a JSON-RPC request object"
+            self.out.send(response_error(None, INVALID_REQUEST, "invalid_request", what))
+            return
+        has_id = "id" in message
+        id_ = message.get("id")
+        method = message.get("method")
+        if isinstance(method, str) and method.startswith("host."):
+            self._host_method(method, message.get("params"), has_id, id_)
+            return
+        try:
+            text = json.dumps(message, ensure_ascii=False, separators=(",", ":"))
+        except ValueError:
+            text = json.dumps(message, separators=(",", ":"))
+        if len(text.encode("utf-8", "surrogatepass")) > DAEMON_MAX_MESSAGE:
+            if has_id:
+                self.out.send(response_error(
+                    id_, INVALID_INPUT, "invalid_input",
+                    f"request over the daemon's {DAEMON_MAX_MESSAGE}-byte limit",
+                    reason="request_too_large"))
+            return
+        for attempt in (1, 2):
+            try:
+                self.ensure()
+            except Unavailable as exc:
+                if has_id:
+                    self.out.send(response_error(
+                        id_, DAEMON_UNAVAILABLE, "daemon_unavailable",
+                        f"Freight's daemon is unavailable: {exc}", reason=str(exc)))
+                return
+            with self._lock:
+                ws = self._ws
+                if has_id and method is not None:
+                    self._pending[_key(id_)] = id_
+                if method == "subscribe":
+                    params = message.get("params")
+                    self._subscribe = params if isinstance(params, dict) else {}
+            if ws is None:
+                continue
+            try:
+                ws.send(text)
+                return
+            except ConnectionClosed:
+                with self._lock:
+                    mine = self._pending.pop(_key(id_), None) is not None or not has_id
+                    if self._ws is ws:
+                        self._ws = None
+                if not mine:
+                    return  # the reader already answered it with daemon_unavailable
+                log.info("daemon connection lost while sending (attempt %d)", attempt)
+        if has_id:
+            self.out.send(response_error(
+                id_, DAEMON_UNAVAILABLE, "daemon_unavailable",
+                "the daemon connection keeps closing", reason="connection lost"))
+
+    def _host_method(self, method: str, params: Any, has_id: bool, id_: Any) -> None:
+        if method != "host.hello":
+            if has_id:
+                self.out.send(response_error(id_, METHOD_NOT_FOUND, "method_not_found",
+                                             f"no such method: {method}"))
+            return
+        start = True
+        if isinstance(params, dict) and params.get("start") is False:
+            start = False  # `freight doctor` checks the host without starting the daemon
+        try:
+            url = self.ensure(start=start)
+        except Unavailable as exc:
+            if has_id:
+                self.out.send(response_error(
+                    id_, DAEMON_UNAVAILABLE, "daemon_unavailable",
+                    f"Freight's daemon is unavailable: {exc}", reason=str(exc),
+                    host=__version__))
+            return
+        if has_id:
+            self.out.send({"jsonrpc": "2.0", "id": id_, "result": {
+                "host": __version__, "daemon": url, "protocol": PROTOCOL_VERSION}})
+
+    def close(self) -> None:
+        with self._lock:
+            self._closing = True
+            ws, self._ws = self._ws, None
+        if ws is not None:
+            ws.close()
+
+
+# -- the process ---------------------------------------------------------------------------
+
+
+def framing_error_response(err: FramingError) -> dict[str, Any]:
+    return response_error(None, PARSE_ERROR, "parse_error", err.message,
+                          reason=err.kind, fatal=err.fatal)
+
+
+def serve(in_fd: int, out: FrameWriter, relay: Relay, decoder: FrameDecoder) -> int:
+    """Read frames until stdin closes. Returns the exit code."""
+    while not out.closed:
+        try:
+            chunk = os.read(in_fd, 65536)
+        except OSError as exc:
+            log.info("stdin failed: %s", exc)
+            break
+        if not chunk:
+            break
+        for item in decoder.feed(chunk):
+            if isinstance(item, FramingError):
+                log.warning("bad frame from the browser: %s", item)
+                out.send(framing_error_response(item))
+                if item.fatal:
+                    return 1
+            else:
+                relay.handle(item)
+    error = decoder.eof()
+    if error is not None:
+        log.warning("%s", error)
+    log.info("stdin closed; exiting")
+    return 0
+
+
+def _setup_logging(paths: Paths) -> None:
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    try:
+        paths.log_dir.mkdir(parents=True, exist_ok=True)
+        handler: logging.Handler = logging.handlers.RotatingFileHandler(
+            paths.host_log_file, maxBytes=1024 * 1024, backupCount=2, encoding="utf-8")
+    except OSError:
+        handler = logging.StreamHandler(sys.stderr)  # stderr: the browser's log, never stdout
+    handler.setFormatter(logging.Formatter(
+        "%(asctime)s freight-host[%(process)d] %(levelname)s %(message)s"))
+    root.addHandler(handler)
+
+
+def _claim_stdout() -> int:
+    """Keep a private fd for frames; point fd 1 and sys.stdout at stderr."""
+    out_fd = os.dup(1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    if sys.platform == "win32":  # pragma: no cover - no text-mode translation of frames
+        import msvcrt
+
+        msvcrt.setmode(0, os.O_BINARY)
+        msvcrt.setmode(out_fd, os.O_BINARY)
+    return out_fd
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    out_fd = _claim_stdout()
+    paths = paths_from_env()
+    _setup_logging(paths)
+    # Chrome passes the caller's origin (chrome-extension://ID/) and, on Windows, a
+    # --parent-window; Firefox passes the manifest path and the extension id.
+    log.info("started (host %s, python %s) by %s", __version__, sys.executable,
+             " ".join(args) or "an unknown caller")
+    out = FrameWriter(out_fd)
+    relay = Relay(paths, out)
+    try:
+        return serve(0, out, relay, FrameDecoder())
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        relay.close()
+        logging.shutdown()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
