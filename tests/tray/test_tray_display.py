@@ -24,7 +24,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from freight import tray_icon
 from freight.tray import Tray, TraySnapshot, available
 from freight.tray_icon import IconState
@@ -121,7 +120,10 @@ def _need_display_tools() -> None:
 
     missing = missing_tools()
     if missing:
-        message = f"tray display test needs {', '.join(missing)} (apt: xvfb trayer xdotool imagemagick dbus)"
+        message = (
+            f"tray display test needs {', '.join(missing)} "
+            "(apt: xvfb trayer xdotool imagemagick dbus)"
+        )
         if os.environ.get("CI") == "true":
             pytest.fail(message)
         pytest.skip(message)
