@@ -164,6 +164,11 @@ class Store:
             tables = db.execute(
                 "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
             ).fetchone()[0]
+            # A damaged page is otherwise found only by the first query that reads it, as a
+            # traceback; Freight's database is small, so checking every page costs milliseconds.
+            problems = [row[0] for row in db.execute("PRAGMA quick_check(3)")]
+            if problems != ["ok"]:
+                raise sqlite3.DatabaseError("; ".join(problems))
         except sqlite3.DatabaseError as exc:
             db.close()
             raise StoreError(
