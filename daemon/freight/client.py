@@ -1,0 +1,215 @@
+"""A small synchronous client of the daemon's API, for the CLI and the native host.
+
+    with Client.connect(paths) as client:
+        client.call("add", url="https://...")
+        client.call("subscribe")
+        for event, params in client.notifications(timeout=1.0): ...
+
+The daemon is found through ``paths.daemon_file`` (docs/PROTOCOL.md "Finding and
+authenticating"); :func:`start_daemon` starts one in the background when none answers.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
+from websockets.sync.client import ClientConnection, connect
+
+from . import api, config, secrets
+from .errors import AuthError, DaemonError, FreightError, IllegalTransition, InputError, NotFound
+
+#: Maps error codes back to Freight's exceptions so that callers catch one tree.
+_ERRORS: dict[int, type[FreightError]] = {
+    api.INVALID_PARAMS: InputError,
+    api.NOT_FOUND: NotFound,
+    api.ILLEGAL_TRANSITION: IllegalTransition,
+}
+
+
+class RemoteCallError(DaemonError):
+    """The daemon answered with a JSON-RPC error that maps to no narrower exception."""
+
+    def __init__(self, message: str, *, code: int, **data: Any) -> None:
+        super().__init__(message, code=code, **data)
+        self.code = code
+
+
+def _error_from(error: dict[str, Any]) -> FreightError:
+    code = error.get("code", api.INTERNAL_ERROR)
+    message = str(error.get("message", "error"))
+    data = error.get("data") or {}
+    cls = _ERRORS.get(code)
+    if cls is not None:
+        exc = cls(message, **{k: v for k, v in data.items() if k != "kind"})
+    else:
+        exc = RemoteCallError(message, code=code, **{k: v for k, v in data.items() if k != "code"})
+    exc.data["code"] = code
+    return exc
+
+
+def daemon_info(paths: config.Paths) -> dict[str, Any] | None:
+    """daemon.json of a daemon whose process still exists, else None."""
+    try:
+        info = json.loads(paths.daemon_file.read_text())
+        pid = int(info["pid"])
+        str(info["url"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass
+    return dict(info)
+
+
+class Client:
+    def __init__(self, ws: ClientConnection, url: str) -> None:
+        self.ws = ws
+        self.url = url
+        self._ids = itertools.count(1)
+        self._pending: collections.deque[tuple[str, dict[str, Any]]] = collections.deque()
+
+    @classmethod
+    def connect(
+        cls, paths: config.Paths, *, timeout: float = 5.0, url: str | None = None
+    ) -> Client:
+        if url is None:
+            info = daemon_info(paths)
+            if info is None:
+                raise DaemonError("the Freight daemon is not running (start it: freight start)")
+            url = str(info["url"])
+        token = secrets.get_token(paths)
+        try:
+            ws = connect(
+                url,
+                additional_headers={"Authorization": f"Bearer {token}"},
+                proxy=None,  # never send loopback traffic through http_proxy
+                open_timeout=timeout,
+                max_size=None,  # the daemon is trusted; a long list may pass 1 MiB
+                compression=None,
+            )
+        except InvalidStatus as exc:
+            status = exc.response.status_code
+            if status == 401:
+                raise AuthError("the daemon refused our token (was it rotated?)") from exc
+            raise DaemonError(f"the daemon refused the connection: HTTP {status}") from exc
+        except (OSError, TimeoutError, WebSocketException) as exc:
+            raise DaemonError(f"cannot reach the daemon at {url}: {exc}") from exc
+        return cls(ws, url)
+
+    def close(self) -> None:
+        self.ws.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def call(self, method: str, timeout: float | None = 60.0, **params: Any) -> Any:
+        """Send one request and return its result; raise the mapped error on an error reply.
+
+        Notifications that arrive meanwhile are kept for :meth:`notifications`.
+        """
+        request_id = next(self._ids)
+        message = {"jsonrpc": "2.0", "id": request_id, "method": method, "params": params}
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            self.ws.send(json.dumps(message))
+            while True:
+                left = None if deadline is None else max(0.0, deadline - time.monotonic())
+                reply = json.loads(self.ws.recv(timeout=left))
+                if "id" not in reply and "method" in reply:
+                    self._pending.append((reply["method"], reply.get("params") or {}))
+                    continue
+                if reply.get("id") != request_id:
+                    if reply.get("id") is None and "error" in reply:
+                        raise _error_from(reply["error"])
+                    continue
+                if "error" in reply:
+                    raise _error_from(reply["error"])
+                return reply.get("result")
+        except TimeoutError:
+            raise DaemonError(f"the daemon did not answer {method} in time") from None
+        except ConnectionClosed as exc:
+            raise DaemonError(f"the daemon closed the connection: {exc}") from exc
+
+    def notifications(self, timeout: float | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Yield ``(event, params)``; stops after ``timeout`` seconds without a message."""
+        while True:
+            while self._pending:
+                yield self._pending.popleft()
+            try:
+                message = json.loads(self.ws.recv(timeout=timeout))
+            except TimeoutError:
+                return
+            except ConnectionClosed:
+                return
+            if "method" in message and "id" not in message:
+                yield message["method"], message.get("params") or {}
+
+
+# -- starting a daemon -----------------------------------------------------------------------
+
+
+def daemon_command() -> list[str]:
+    """How to run ``freight daemon --no-tray`` with this very Python."""
+    return [sys.executable, "-m", "freight", "daemon", "--no-tray"]
+
+
+def ping(paths: config.Paths, timeout: float = 2.0) -> dict[str, Any] | None:
+    """The daemon's ``version`` reply, or None if no daemon answers."""
+    try:
+        with Client.connect(paths, timeout=timeout) as client:
+            result = client.call("version", timeout=timeout)
+            return dict(result)
+    except FreightError:
+        return None
+
+
+def start_daemon(paths: config.Paths, timeout: float = 10.0) -> dict[str, Any]:
+    """Make sure a daemon runs; start one detached if needed. Returns its daemon.json."""
+    paths.ensure()
+    if ping(paths) is not None:
+        info = daemon_info(paths)
+        assert info is not None
+        return info
+    log_file = open(paths.log_file, "ab")  # noqa: SIM115 - handed to the child
+    try:
+        proc = subprocess.Popen(
+            daemon_command(),
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=log_file,
+            start_new_session=True,  # setsid: the daemon outlives this terminal
+            close_fds=True,
+        )
+    finally:
+        log_file.close()
+    deadline = time.monotonic() + timeout
+    exited_at: float | None = None
+    while time.monotonic() < deadline:
+        if daemon_info(paths) is not None and ping(paths, timeout=1.0) is not None:
+            info = daemon_info(paths)
+            assert info is not None
+            return info
+        if exited_at is None and proc.poll() is not None:
+            exited_at = time.monotonic()
+        # Exit code 1 may mean another daemon won a start race: give it a moment to answer.
+        if exited_at is not None and time.monotonic() - exited_at > 2.0:
+            raise DaemonError(
+                f"the daemon exited with code {proc.returncode} at start; see {paths.log_file}"
+            )
+        time.sleep(0.05)
+    raise DaemonError(f"the daemon did not answer within {timeout:.0f} s; see {paths.log_file}")

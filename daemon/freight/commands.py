@@ -1,0 +1,505 @@
+"""The daemon's subcommands: `freight daemon|start|stop|status` and the API clients
+(`add`, `ls`, `pause`, `resume`, `cancel`, `rm`, `wait`, `watch`, `limit`, `token`, `refresh`,
+`move`, `settings`).
+
+Each ``func(args) -> int`` returns the exit code: 0 fine, 1 failed (or no daemon), 2 bad usage
+or input, 3 a download needs a fresh link (as `freight get`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from . import config
+from .errors import FreightError, InputError
+from .models import (
+    EXIT_FAILED,
+    EXIT_NEEDS_REFRESH,
+    EXIT_OK,
+    EXIT_USAGE,
+    DownloadState,
+)
+
+S = DownloadState
+
+
+def configure(sub: Any) -> None:
+    p = sub.add_parser("daemon", help="run the daemon in the foreground")
+    p.add_argument("--no-tray", action="store_true", help="no tray icon")
+    p.add_argument("--port", type=int, metavar="N", help="API port (0: any free port)")
+    p.set_defaults(func=cmd_daemon)
+
+    p = sub.add_parser("start", help="start the daemon in the background")
+    p.set_defaults(func=cmd_start)
+    p = sub.add_parser("stop", help="stop the daemon gracefully")
+    p.set_defaults(func=cmd_stop)
+    p = sub.add_parser("status", help="is the daemon running, and what is it doing")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("add", help="queue URLs in the daemon")
+    p.add_argument("urls", nargs="+", metavar="URL")
+    p.add_argument("-d", "--dir", help="folder to save into")
+    p.add_argument("-o", "--output", metavar="NAME", help="file name (one URL only)")
+    p.add_argument("-x", "--connections", type=int, metavar="N", help="connections, 1-64")
+    p.add_argument("--limit", metavar="RATE", help="speed limit, e.g. 500K, 2M")
+    p.add_argument("-H", "--header", action="append", default=[], metavar="'Name: value'")
+    p.add_argument("--checksum", metavar="sha256:HEX", help="verify before the final rename")
+    p.add_argument("--paused", action="store_true", help="add without starting")
+    p.add_argument("--json", action="store_true", help="print the ids as JSON")
+    p.set_defaults(func=cmd_add)
+
+    p = sub.add_parser("ls", help="list downloads")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--state", action="append", choices=[s.value for s in S], help="filter")
+    p.set_defaults(func=cmd_ls)
+
+    for name, help_text in (
+        ("pause", "pause downloads"),
+        ("resume", "resume downloads"),
+        ("cancel", "stop downloads and delete their partial data"),
+        ("rm", "remove downloads from the list"),
+    ):
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("ids", nargs="*", type=int, metavar="ID")
+        p.add_argument("--all", action="store_true", help="every download it applies to")
+        if name == "rm":
+            p.add_argument("--delete-file", action="store_true", help="delete finished files too")
+        p.set_defaults(func=cmd_action, action=name)
+
+    p = sub.add_parser("wait", help="wait until downloads end (exit code as freight get)")
+    p.add_argument("ids", nargs="+", type=int, metavar="ID")
+    p.add_argument("--timeout", type=float, metavar="SECONDS")
+    p.set_defaults(func=cmd_wait)
+
+    p = sub.add_parser("watch", help="a live table of the downloads")
+    p.set_defaults(func=cmd_watch)
+
+    p = sub.add_parser("limit", help="the global speed limit: RATE (500K, 2M) or none")
+    p.add_argument("rate")
+    p.set_defaults(func=cmd_limit)
+
+    p = sub.add_parser("token", help="print the API token")
+    p.add_argument("--rotate", action="store_true", help="replace it (clients must reconnect)")
+    p.set_defaults(func=cmd_token)
+
+    p = sub.add_parser("refresh", help="give a download a fresh link; it resumes if it can")
+    p.add_argument("id", type=int)
+    p.add_argument("url")
+    p.add_argument("-H", "--header", action="append", default=[], metavar="'Name: value'")
+    p.set_defaults(func=cmd_refresh)
+
+    p = sub.add_parser("move", help="reorder the queue")
+    p.add_argument("id", type=int)
+    p.add_argument("to", choices=["top", "bottom", "up", "down"])
+    p.set_defaults(func=cmd_move)
+
+    p = sub.add_parser("settings", help="show or change settings")
+    p.add_argument("name", nargs="?")
+    p.add_argument("value", nargs="?", help="JSON (null, 5, true, [..]) or a plain string")
+    p.set_defaults(func=cmd_settings)
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def _paths() -> config.Paths:
+    from . import logs
+
+    paths = config.paths_from_env().ensure()
+    # Client commands log to the file only: their stderr is for the user's messages.
+    logs.setup(paths.log_file)
+    return paths
+
+
+def _err(message: str) -> None:
+    print(f"freight: {message}", file=sys.stderr)
+
+
+def _client_command(body: Callable[[Any, argparse.Namespace], int]) -> Callable[..., int]:
+    """Connect, run body(client, args), map Freight's errors to messages and exit codes."""
+
+    def run(args: argparse.Namespace) -> int:
+        from .client import Client
+
+        try:
+            with Client.connect(_paths()) as client:
+                return body(client, args)
+        except InputError as exc:
+            _err(str(exc))
+            return EXIT_USAGE
+        except FreightError as exc:
+            _err(str(exc))
+            return EXIT_FAILED
+
+    return run
+
+
+def human(n: float | None) -> str:
+    if n is None:
+        return "?"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+def _parse_headers(raw: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for line in raw:
+        name, sep, value = line.partition(":")
+        if not sep or not name.strip():
+            raise InputError(f"a header must look like 'Name: value', not {line!r}")
+        out[name.strip()] = value.strip()
+    return out
+
+
+# -- the daemon itself -----------------------------------------------------------------------
+
+
+def cmd_daemon(args: argparse.Namespace) -> int:
+    from .app import run_daemon
+
+    if args.port is not None and not 0 <= args.port <= 65535:
+        _err("--port must be between 0 and 65535")
+        return EXIT_USAGE
+    return run_daemon(_paths(), port=args.port, tray=not args.no_tray)
+
+
+def cmd_start(args: argparse.Namespace) -> int:
+    from .client import start_daemon
+
+    try:
+        info = start_daemon(_paths())
+    except FreightError as exc:
+        _err(str(exc))
+        return EXIT_FAILED
+    print(f"freight daemon running: pid {info['pid']}, {info['url']}")
+    return EXIT_OK
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    from .client import Client, daemon_info
+
+    paths = _paths()
+    info = daemon_info(paths)
+    if info is None:
+        print("freight daemon is not running")
+        return EXIT_OK
+    try:
+        with Client.connect(paths) as client:
+            client.call("shutdown")
+    except FreightError as exc:
+        _err(f"{exc}; sending SIGTERM to pid {info['pid']}")
+        import signal
+
+        try:
+            os.kill(int(info["pid"]), signal.SIGTERM)
+        except ProcessLookupError:
+            return EXIT_OK
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        if daemon_info(paths) is None:
+            print("freight daemon stopped")
+            return EXIT_OK
+        time.sleep(0.05)
+    _err(f"the daemon (pid {info['pid']}) is still running")
+    return EXIT_FAILED
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from .client import Client, daemon_info
+
+    paths = _paths()
+    status: dict[str, Any] = {"running": False}
+    if daemon_info(paths) is not None:
+        try:
+            with Client.connect(paths, timeout=3) as client:
+                status = {"running": True, **client.call("status", timeout=5)}
+        except FreightError as exc:
+            status = {"running": False, "error": str(exc)}
+    if args.json:
+        print(json.dumps(status))
+    elif status["running"]:
+        limit = status.get("global_limit")
+        print(
+            f"freight daemon running: pid {status['pid']}, {status['url']}\n"
+            f"  {status['active']} active, {status['queued']} queued, {status['paused']} paused,"
+            f" {status['failed']} need attention; {human(status['speed'])}/s"
+            f" (limit: {human(limit) + '/s' if limit else 'none'})"
+        )
+        keyring = status.get("keyring") or {}
+        if keyring.get("fallback"):
+            print(f"  warning: no OS keyring; secrets kept in files under {keyring.get('path')}")
+    else:
+        print("freight daemon is not running" + (f" ({status['error']})" if "error" in status
+                                                 else ""))
+    return EXIT_OK if status["running"] else EXIT_FAILED
+
+
+# -- clients of the API ----------------------------------------------------------------------
+
+
+def _add(client: Any, args: argparse.Namespace) -> int:
+    if args.output and len(args.urls) > 1:
+        raise InputError("-o/--output names one file: give one URL with it")
+    params: dict[str, Any] = {}
+    params["dir"] = os.path.abspath(os.path.expanduser(args.dir)) if args.dir else None
+    if args.output:
+        params["name"] = args.output
+    if args.connections is not None:
+        params["connections"] = args.connections
+    if args.limit:
+        params["limit"] = config.parse_rate(args.limit)
+    if args.header:
+        params["headers"] = _parse_headers(args.header)
+    if args.checksum:
+        params["checksum"] = args.checksum
+    if args.paused:
+        params["paused"] = True
+    if params["dir"] is None:
+        del params["dir"]
+    ids = []
+    for url in args.urls:
+        ids.append(client.call("add", url=url, **params)["id"])
+    if args.json:
+        print(json.dumps({"ids": ids}))
+    else:
+        for download_id, url in zip(ids, args.urls):
+            print(f"{download_id}\t{url}")
+    return EXIT_OK
+
+
+cmd_add = _client_command(_add)
+
+
+def _list_all(client: Any, states: list[str] | None = None) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    while True:
+        params: dict[str, Any] = {"offset": len(rows), "limit": 1000}
+        if states:
+            params["states"] = states
+        page = client.call("list", **params)
+        rows.extend(page["downloads"])
+        if not page["downloads"] or len(rows) >= page["total"]:
+            return rows
+
+
+def _ls(client: Any, args: argparse.Namespace) -> int:
+    rows = _list_all(client, args.state)
+    if args.json:
+        print(json.dumps(rows))
+        return EXIT_OK
+    from rich.console import Console
+
+    Console().print(_table(rows))
+    return EXIT_OK
+
+
+cmd_ls = _client_command(_ls)
+
+
+def _table(rows: list[dict[str, Any]]) -> Any:
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False)
+    for col, justify in (("ID", "right"), ("STATE", "left"), ("DONE", "right"),
+                         ("SIZE", "right"), ("SPEED", "right"), ("ETA", "right"),
+                         ("NAME", "left")):
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for d in rows:
+        pct = f"{100 * d['done'] / d['size']:.0f}%" if d.get("size") else human(d["done"])
+        eta = f"{d['eta']:.0f}s" if d.get("eta") is not None else ""
+        speed = f"{human(d['speed'])}/s" if d.get("speed") else ""
+        name = d.get("name") or d["url"]
+        if d.get("error"):
+            name += f"  ({d['error']})"
+        table.add_row(str(d["id"]), d["state"], pct, human(d.get("size")), speed, eta, name)
+    return table
+
+
+_APPLIES = {
+    "pause": [S.ACTIVE, S.QUEUED],
+    "resume": [S.PAUSED, S.FAILED, S.NEEDS_REFRESH],
+    "cancel": [S.ACTIVE, S.QUEUED, S.PAUSED, S.FAILED, S.NEEDS_REFRESH],
+    "rm": None,
+}
+
+
+def _action(client: Any, args: argparse.Namespace) -> int:
+    if args.all == bool(args.ids):
+        raise InputError(f"{args.action}: give download ids or --all (not both)")
+    method = {"rm": "remove"}.get(args.action, args.action)
+    if args.all:
+        states = _APPLIES[args.action]
+        ids = [d["id"] for d in _list_all(client, [s.value for s in states] if states else None)]
+        if not ids:
+            print(f"nothing to {args.action}")
+            return EXIT_OK
+    else:
+        ids = args.ids
+    params: dict[str, Any] = {"ids": ids}
+    if args.action == "rm" and args.delete_file:
+        params["delete_file"] = True
+    changed = client.call(method, **params)["ids"]
+    print(" ".join(str(i) for i in changed) if changed else "nothing changed")
+    return EXIT_OK
+
+
+cmd_action = _client_command(_action)
+
+
+_ENDS = {S.COMPLETED.value, S.FAILED.value, S.NEEDS_REFRESH.value, S.REMOVED.value}
+
+
+def _end_code(states: list[str]) -> int:
+    if any(s in (S.FAILED.value, S.REMOVED.value) for s in states):
+        return EXIT_FAILED
+    if S.NEEDS_REFRESH.value in states:
+        return EXIT_NEEDS_REFRESH
+    return EXIT_OK
+
+
+def _wait(client: Any, args: argparse.Namespace) -> int:
+    """Block until every download is completed, failed, needs a refresh or was removed.
+
+    A paused download is waited for (it may be resumed), unless a full disk paused it.
+    """
+    client.call("subscribe", events=["download.state", "download.removed"])
+    deadline = None if args.timeout is None else time.monotonic() + args.timeout
+    ends: dict[int, str] = {}
+
+    def look(download_id: int) -> None:
+        d = client.call("get", id=download_id)
+        if d["state"] in _ENDS or (d["state"] == S.PAUSED.value and d.get("error_kind")):
+            ends[download_id] = d["state"] if d["state"] != S.PAUSED.value else S.FAILED.value
+
+    for download_id in args.ids:
+        look(download_id)  # NotFound → exit 2 before waiting
+    while len(ends) < len(set(args.ids)):
+        if deadline is not None and time.monotonic() > deadline:
+            _err("timed out")
+            return EXIT_FAILED
+        for event, params in client.notifications(timeout=1.0):
+            wanted = params.get("id")
+            if wanted in args.ids and wanted not in ends:
+                if event == "download.removed":
+                    ends[wanted] = S.REMOVED.value
+                else:
+                    look(wanted)
+            if len(ends) == len(set(args.ids)):
+                break
+        else:
+            for download_id in set(args.ids) - set(ends):  # a missed event cannot hang us
+                look(download_id)
+    for download_id in args.ids:
+        print(f"{download_id}\t{ends[download_id]}")
+    return _end_code(list(ends.values()))
+
+
+cmd_wait = _client_command(_wait)
+
+
+def _watch(client: Any, args: argparse.Namespace) -> int:
+    from rich.live import Live
+
+    client.call("subscribe")
+    rows = {d["id"]: d for d in _list_all(client)}
+    try:
+        with Live(_table(list(rows.values())), refresh_per_second=4, screen=False) as live:
+            while True:
+                for event, params in client.notifications(timeout=0.5):
+                    if event == "download.progress":
+                        for p in params["downloads"]:
+                            if p["id"] in rows:
+                                rows[p["id"]].update(p)
+                    elif event in ("download.added", "download.state", "download.changed"):
+                        d = params["download"]
+                        rows[d["id"]] = d
+                    elif event == "download.removed":
+                        rows.pop(params["id"], None)
+                    live.update(_table(sorted(rows.values(), key=lambda d: d["position"])))
+                    break
+    except KeyboardInterrupt:
+        return EXIT_OK
+
+
+cmd_watch = _client_command(_watch)
+
+
+def _limit(client: Any, args: argparse.Namespace) -> int:
+    rate = None if args.rate.lower() in ("none", "0", "off") else config.parse_rate(args.rate)
+    result = client.call("set_limits", global_limit=rate)
+    limit = result["global_limit"]
+    print(f"global limit: {human(limit) + '/s' if limit else 'none'}")
+    return EXIT_OK
+
+
+cmd_limit = _client_command(_limit)
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    from . import secrets
+
+    paths = _paths()
+    try:
+        token = secrets.rotate_token(paths) if args.rotate else secrets.get_token(paths)
+    except Exception as exc:  # keyring backends raise their own types
+        _err(f"cannot read the token: {exc}")
+        return EXIT_FAILED
+    print(token)
+    if args.rotate:
+        print("token rotated: clients must use the new one", file=sys.stderr)
+    return EXIT_OK
+
+
+def _refresh(client: Any, args: argparse.Namespace) -> int:
+    params: dict[str, Any] = {"id": args.id, "url": args.url}
+    if args.header:
+        params["headers"] = _parse_headers(args.header)
+    client.call("refresh", **params)
+    print(f"{args.id}\trefreshed")
+    return EXIT_OK
+
+
+cmd_refresh = _client_command(_refresh)
+
+
+def _move(client: Any, args: argparse.Namespace) -> int:
+    print(client.call("move", id=args.id, to=args.to)["position"])
+    return EXIT_OK
+
+
+cmd_move = _client_command(_move)
+
+
+def _settings(client: Any, args: argparse.Namespace) -> int:
+    if args.name is None:
+        settings = client.call("get_settings")["settings"]
+        for name, value in settings.items():
+            print(f"{name} = {json.dumps(value)}")
+        return EXIT_OK
+    if args.name not in config.SETTINGS:
+        raise InputError(f"unknown setting {args.name!r}")
+    if args.value is None:
+        print(json.dumps(client.call("get_settings")["settings"][args.name]))
+        return EXIT_OK
+    try:
+        value = json.loads(args.value)
+    except ValueError:
+        value = args.value  # a plain string (a folder, for one)
+    if config.SETTINGS[args.name].type is str and not isinstance(value, str):
+        value = args.value
+    settings = client.call("set_settings", settings={args.name: value})["settings"]
+    print(f"{args.name} = {json.dumps(settings[args.name])}")
+    return EXIT_OK
+
+
+cmd_settings = _client_command(_settings)

@@ -1,0 +1,196 @@
+"""Event fan-out: one bounded outbox per client, progress coalesced, state events kept.
+
+Theory of operation::
+
+    scheduler ──publish(event)──▶ Hub ──▶ Session.outbox (one per WebSocket client)
+    Hub.progress task, every 0.25 s: source() → one download.progress for all active downloads
+
+A client that reads slowly must never slow the daemon (docs/PROTOCOL.md "Events"):
+
+- ``download.progress`` is *coalesced*: an outbox holds at most one unsent progress message,
+  and a newer one replaces it in place. A slow client therefore sees fewer, never stale-late,
+  progress messages.
+- Every other message (replies, state events) is kept. If more than ``limit`` of them pile up
+  unsent, the client is hopelessly stuck: the outbox is marked overflowed and the server closes
+  that connection (code 1008), rather than dropping a state event silently or growing forever.
+
+Everything here runs on the daemon's event loop; nothing blocks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from . import api
+
+log = logging.getLogger(__name__)
+
+PROGRESS_INTERVAL = 0.25  # seconds: at most ~4 progress messages per second per client
+OUTBOX_LIMIT = 10_000  # unsent must-deliver messages before a client counts as stuck
+
+
+class _Slot:
+    """A queued progress message that a newer one may overwrite until it is sent."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+class Outbox:
+    def __init__(self, limit: int = OUTBOX_LIMIT) -> None:
+        self._items: collections.deque[str | _Slot] = collections.deque()
+        self._slot: _Slot | None = None
+        self._ready = asyncio.Event()
+        self._limit = limit
+        self._kept = 0
+        self.closed = False
+        self.overflowed = False
+        self.dropped = 0  # progress messages replaced before they were sent
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def put(self, text: str) -> None:
+        """Queue a message that must arrive (a reply, a state event)."""
+        if self.closed:
+            return
+        if self._kept >= self._limit:
+            self.overflowed = True
+            self.closed = True
+        else:
+            self._items.append(text)
+            self._kept += 1
+        self._ready.set()
+
+    def put_progress(self, text: str) -> None:
+        """Queue a progress message, replacing an older one that is still unsent."""
+        if self.closed:
+            return
+        if self._slot is not None:
+            self._slot.text = text
+            self.dropped += 1
+            return
+        self._slot = _Slot(text)
+        self._items.append(self._slot)
+        self._ready.set()
+
+    def close(self) -> None:
+        self.closed = True
+        self._ready.set()
+
+    async def get(self) -> str | None:
+        """The next message to send; None once the outbox is closed (or overflowed)."""
+        while not self._items:
+            if self.closed:
+                return None
+            self._ready.clear()
+            await self._ready.wait()
+        if self.overflowed:
+            return None
+        item = self._items.popleft()
+        if isinstance(item, _Slot):
+            self._slot = None
+            return item.text
+        self._kept -= 1
+        return item
+
+    def get_nowait(self) -> str | None:
+        """For in-process tests and the final flush: the next message or None."""
+        if not self._items or self.overflowed:
+            return None
+        item = self._items.popleft()
+        if isinstance(item, _Slot):
+            self._slot = None
+            return item.text
+        self._kept -= 1
+        return item
+
+
+class Session:
+    """One connected client: its outbox and the events it asked for (none until subscribe)."""
+
+    def __init__(self, name: str = "client", limit: int = OUTBOX_LIMIT) -> None:
+        self.name = name
+        self.outbox = Outbox(limit)
+        self.events: frozenset[str] = frozenset()
+
+    def subscribe(self, events: list[str] | None) -> list[str]:
+        self.events = frozenset(api.EVENTS if events is None else events)
+        return [e for e in api.EVENTS if e in self.events]
+
+    def send(self, text: str) -> None:
+        self.outbox.put(text)
+
+
+class Hub:
+    """Fans events out to every subscribed session; samples progress a few times a second."""
+
+    def __init__(self, interval: float = PROGRESS_INTERVAL) -> None:
+        self.sessions: set[Session] = set()
+        self._interval = interval
+        self._source: Callable[[], list[dict[str, Any]]] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._listeners: list[Callable[[str, dict[str, Any]], None]] = []
+
+    def attach(self, session: Session) -> None:
+        self.sessions.add(session)
+
+    def detach(self, session: Session) -> None:
+        self.sessions.discard(session)
+        session.outbox.close()
+
+    def listen(self, callback: Callable[[str, dict[str, Any]], None]) -> None:
+        """In-process listeners (the tray, tests) get every event except progress."""
+        self._listeners.append(callback)
+
+    def publish(self, event: str, params: dict[str, Any]) -> None:
+        assert event in api.EVENTS, event
+        text: str | None = None
+        for session in list(self.sessions):
+            if event in session.events:
+                text = text or api.notification(event, params)
+                if event == "download.progress":
+                    session.outbox.put_progress(text)
+                else:
+                    session.outbox.put(text)
+        if event != "download.progress":
+            for callback in self._listeners:
+                try:
+                    callback(event, params)
+                except Exception:
+                    log.exception("event listener failed")
+
+    # -- progress --------------------------------------------------------------------------
+
+    def start_progress(self, source: Callable[[], list[dict[str, Any]]]) -> None:
+        """Every interval, publish ``source()`` as one download.progress when not empty."""
+        self._source = source
+        self._task = asyncio.get_running_loop().create_task(self._progress_loop())
+
+    async def _progress_loop(self) -> None:
+        assert self._source is not None
+        while True:
+            await asyncio.sleep(self._interval)
+            if not any("download.progress" in s.events for s in self.sessions):
+                continue
+            try:
+                rows = self._source()
+            except Exception:
+                log.exception("progress sampling failed")
+                continue
+            if rows:
+                self.publish("download.progress", {"downloads": rows})
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None

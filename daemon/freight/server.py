@@ -1,0 +1,210 @@
+"""The WebSocket layer: refuse before the upgrade, then pump frames to api.py and back.
+
+Checks, in this order, on the HTTP upgrade request (docs/PROTOCOL.md, docs/SECURITY.md):
+
+1. ``Host`` must be ``127.0.0.1:PORT`` or ``localhost:PORT``, else **421**. A web page that
+   rebinds its own DNS name to 127.0.0.1 sends its own name here (RFC 9110 §7.2, §15.5.20).
+2. ``Origin``, when present, must be an extension origin on the allow-list, else **403**.
+   Browsers always send Origin on a page's WebSocket (RFC 6455 §4.1 item 8, §10.2), so no web
+   page gets through; native clients (the host, the CLI) send none.
+3. ``Authorization: Bearer TOKEN`` must carry the token, else **401**.
+
+Headers that may repeat are read with ``get_all``: ``get`` raises on duplicates, which would
+turn an attack into a 500. Frames over 1 MiB close the connection with 1009 (RFC 6455 §7.4.1).
+
+After the upgrade each connection has a reader (requests, in order, one at a time) and a
+writer that drains the client's :class:`~freight.events.Outbox`, so that a slow reader only
+ever fills its own outbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+from collections.abc import Awaitable, Callable
+from http import HTTPStatus
+from typing import Any
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from . import api
+from .events import Hub, Session
+
+log = logging.getLogger(__name__)
+
+HOST = "127.0.0.1"
+CLOSE_TOO_SLOW = 1008  # policy violation: the client let its outbox overflow
+
+#: Methods still answered while the daemon stops; everything else gets -32003.
+_WHILE_STOPPING = frozenset({"version", "status", "get", "list", "get_settings"})
+
+
+class Handler:
+    """What the server calls: ``await handler.call(session, call)`` → a JSON-able result."""
+
+    async def call(self, session: Session, call: api.Call) -> Any:  # pragma: no cover
+        raise NotImplementedError
+
+
+class ApiServer:
+    def __init__(
+        self,
+        handler: Handler,
+        hub: Hub,
+        *,
+        token: Callable[[], str],
+        reload_token: Callable[[], Awaitable[str]] | None = None,
+        origins: Callable[[], set[str]],
+        port: int = 0,
+    ) -> None:
+        self.handler = handler
+        self.hub = hub
+        self._token = token
+        self._reload_token = reload_token
+        self._origins = origins
+        self._port = port
+        self.port = 0  # the bound port, once started
+        self.stopping = False
+        self._server: Server | None = None
+        self._last_reload = 0.0
+
+    @property
+    def url(self) -> str:
+        return f"ws://{HOST}:{self.port}/"
+
+    async def start(self) -> None:
+        self._server = await serve(
+            self._connection,
+            HOST,
+            self._port,
+            process_request=self._check_request,
+            max_size=api.MAX_MESSAGE,
+            compression=None,  # no permessage-deflate: nothing to gain on loopback
+            server_header=None,
+        )
+        sock = next(iter(self._server.sockets))
+        self.port = sock.getsockname()[1]
+
+    def stop_accepting(self) -> None:
+        """Stage one of a shutdown: no new connections; open ones keep working."""
+        self.stopping = True
+        if self._server is not None:
+            self._server.close(close_connections=False)
+
+    async def close(self, timeout: float = 2.0) -> None:
+        """Close every connection (1001 going away) and wait for them briefly."""
+        self.stopping = True
+        if self._server is None:
+            return
+        for session in list(self.hub.sessions):
+            session.outbox.close()
+        self._server.close(close_connections=True)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._server.wait_closed(), timeout)
+
+    # -- before the upgrade ----------------------------------------------------------------
+
+    def allowed_hosts(self) -> set[str]:
+        return {f"127.0.0.1:{self.port}", f"localhost:{self.port}"}
+
+    async def _check_request(
+        self, connection: ServerConnection, request: Request
+    ) -> Response | None:
+        reason = self.refusal(request.path, request.headers)
+        if reason is not None and reason[0] == HTTPStatus.UNAUTHORIZED and self._token_stale():
+            # The token may have been rotated by another process (`freight token --rotate`):
+            # read it again, at most once a second so that guessing cannot hammer the keyring.
+            assert self._reload_token is not None
+            await self._reload_token()
+            reason = self.refusal(request.path, request.headers)
+        if reason is None:
+            return None
+        status, text = reason
+        log.warning(
+            "refused a connection from %s: %d %s", connection.remote_address, status, text
+        )
+        return connection.respond(status, text + "\n")
+
+    def _token_stale(self) -> bool:
+        if self._reload_token is None:
+            return False
+        now = asyncio.get_running_loop().time()
+        if now - self._last_reload < 1.0:
+            return False
+        self._last_reload = now
+        return True
+
+    def refusal(self, path: str, headers: Headers) -> tuple[HTTPStatus, str] | None:
+        """Why this upgrade request is refused, or None to accept it."""
+        hosts = headers.get_all("Host")
+        if len(hosts) != 1 or hosts[0].lower() not in self.allowed_hosts():
+            return HTTPStatus.MISDIRECTED_REQUEST, "Host must be 127.0.0.1 or localhost:PORT"
+        origins = headers.get_all("Origin")
+        if origins:
+            allowed = {o.rstrip("/") for o in self._origins()}
+            if len(origins) != 1 or origins[0].rstrip("/") not in allowed:
+                return HTTPStatus.FORBIDDEN, "this Origin may not use the Freight API"
+        auth = headers.get_all("Authorization")
+        scheme, _, given = (auth[0] if len(auth) == 1 else "").partition(" ")
+        # compare_digest: the time taken does not tell how much of a guess was right.
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            given.strip().encode(), self._token().encode()
+        ):
+            return HTTPStatus.UNAUTHORIZED, "missing or wrong token (Authorization: Bearer ...)"
+        if path.split("?")[0] != "/":
+            return HTTPStatus.NOT_FOUND, "the Freight API is at /"
+        return None
+
+    # -- after the upgrade -----------------------------------------------------------------
+
+    async def _connection(self, ws: ServerConnection) -> None:
+        session = Session(name=f"{ws.remote_address}")
+        self.hub.attach(session)
+        writer = asyncio.create_task(self._writer(ws, session))
+        try:
+            async for message in ws:
+                reply = await self._one(session, message)
+                if reply is not None:
+                    session.send(reply.encode())
+                if session.outbox.closed:
+                    break
+        except ConnectionClosed:
+            pass
+        finally:
+            self.hub.detach(session)
+            # Let the writer flush what is queued (the reply to `shutdown`, for one).
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(writer, 2.0)
+            writer.cancel()
+
+    async def _one(self, session: Session, message: str | bytes) -> api.Reply | None:
+        parsed = api.parse(message)
+        if isinstance(parsed, api.Reply):
+            return parsed
+        call = parsed
+        if self.stopping and call.method not in _WHILE_STOPPING:
+            reply = api.failure(call, api.ShuttingDown("the daemon is stopping"))
+        else:
+            try:
+                reply = api.result(call, await self.handler.call(session, call))
+            except Exception as exc:
+                reply = api.failure(call, exc)
+        return reply if call.wants_reply else None
+
+    async def _writer(self, ws: ServerConnection, session: Session) -> None:
+        try:
+            while True:
+                text = await session.outbox.get()
+                if text is None:
+                    break
+                await ws.send(text)
+        except ConnectionClosed:
+            return
+        if session.outbox.overflowed:
+            log.warning("closing %s: it does not read its messages", session.name)
+            await ws.close(CLOSE_TOO_SLOW, "client too slow")
