@@ -1,0 +1,128 @@
+"""`freight install`, `freight uninstall` and `freight doctor`: wired into freight.cli."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from freight.config import paths_from_env
+from freight.errors import InputError
+
+from . import register
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+
+
+def configure(subparsers: Any) -> None:
+    """Add the install, uninstall and doctor subcommands to freight's argparse subparsers."""
+    p = subparsers.add_parser(
+        "install", help="register the native host with the browsers; start Freight at login",
+        description="Write the native messaging host manifest for every browser found (or"
+        " those named), the launcher they start, and an autostart entry for the daemon.")
+    p.add_argument("--browser", action="append", default=[], metavar="NAME",
+                   choices=list(register.BROWSERS),
+                   help="only this browser (repeatable): " + ", ".join(register.BROWSERS))
+    p.add_argument("--user-data-dir", type=Path, metavar="DIR",
+                   help="also register in this Chromium profile folder (DIR/NativeMessagingHosts)")
+    p.add_argument("--extension-id", action="append", default=[], metavar="ID",
+                   help="allow another extension (Chromium ID or Firefox add-on id); repeatable")
+    p.add_argument("--no-autostart", action="store_true", help="do not start Freight at login")
+    p.add_argument("--json", action="store_true", help="print what was written as JSON")
+    p.set_defaults(func=run_install)
+
+    p = subparsers.add_parser("uninstall", help="remove everything `freight install` wrote")
+    p.add_argument("--json", action="store_true", help="print what was removed as JSON")
+    p.set_defaults(func=run_uninstall)
+
+    p = subparsers.add_parser(
+        "doctor", help="check the daemon, the token, the browser link and the folders",
+        description="Check every link between the browser and the daemon and say how to fix"
+        " what is broken. Exit code 0 only when everything works.")
+    p.add_argument("--json", action="store_true", help="print the checks as JSON")
+    p.add_argument("--timeout", type=float, default=10.0, metavar="S",
+                   help="seconds to wait for the daemon and the host (default 10)")
+    p.set_defaults(func=run_doctor)
+
+
+def _context() -> register.Context:
+    paths = paths_from_env()
+    return register.Context.current(paths.data_dir, paths.config_dir,
+                                    str(paths.config_dir) if paths.portable else None)
+
+
+def run_install(args: argparse.Namespace) -> int:
+    ctx = _context()
+    try:
+        chromium_ids, gecko_ids = register.split_extension_ids(args.extension_id)
+        own = register.read_extension_id(register.default_extension_manifest())
+        if own:
+            chromium_ids.insert(0, own)
+        gecko_ids.insert(0, register.GECKO_ID)
+        if args.browser:
+            browsers = args.browser
+        elif args.user_data_dir is not None:
+            browsers = []  # only the profile folder asked for
+        else:
+            browsers = register.detect_browsers(ctx)
+        udd = args.user_data_dir.expanduser().absolute() if args.user_data_dir else None
+        plan = register.plan_install(ctx, browsers, user_data_dir=udd,
+                                     chromium_ids=chromium_ids, gecko_ids=gecko_ids,
+                                     autostart=not args.no_autostart)
+        previous = register.load_record(ctx)
+    except InputError as exc:
+        print(f"freight install: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        record = register.apply(plan, ctx, udd)
+    except OSError as exc:
+        partial: register.InstallRecord = getattr(exc, "record", register.InstallRecord())
+        register.save_record(ctx, (previous or register.InstallRecord()).merge(partial))
+        print(f"freight install: {exc}; `freight uninstall` removes what was written",
+              file=sys.stderr)
+        return EXIT_FAIL
+    register.save_record(ctx, (previous or register.InstallRecord()).merge(record))
+    if args.json:
+        print(json.dumps({"written": record.files, "registry": record.registry,
+                          "browsers": plan.browsers, "chromium_ids": chromium_ids,
+                          "gecko_ids": gecko_ids}, indent=2))
+        return EXIT_OK
+    for action in plan.actions:
+        where = action.path if isinstance(action, register.WriteFile) else \
+            f"HKCU\\{action.key}"
+        print(f"wrote {action.what}: {where}")
+    if not plan.browsers:
+        print("no browser found: name one with --browser "
+              f"({', '.join(register.BROWSERS)}) or --user-data-dir", file=sys.stderr)
+    else:
+        print(f"extension IDs allowed: {', '.join(chromium_ids + gecko_ids)}")
+        print("check everything with: freight doctor")
+    return EXIT_OK
+
+
+def run_uninstall(args: argparse.Namespace) -> int:
+    ctx = _context()
+    try:
+        record = register.load_record(ctx)
+    except InputError as exc:
+        print(f"freight uninstall: {exc}", file=sys.stderr)
+        return EXIT_FAIL
+    if record is None:
+        print("nothing to remove: no install record in " + str(ctx.record_file))
+        return EXIT_OK
+    removed = register.undo(record)
+    ctx.record_file.unlink(missing_ok=True)
+    if args.json:
+        print(json.dumps({"removed": removed}, indent=2))
+    else:
+        for item in removed:
+            print(f"removed {item}")
+    return EXIT_OK
+
+
+def run_doctor(args: argparse.Namespace) -> int:
+    from freight import doctor
+
+    return doctor.main(json_output=args.json, timeout=args.timeout)
