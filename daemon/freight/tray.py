@@ -12,7 +12,7 @@ worker thread while the tray is up (../shared/notes/tray-keyring-websockets.md).
 
 Backends, in order of preference: ``PYSTRAY_BACKEND`` when set; ``appindicator`` (a
 StatusNotifierItem on modern desktops, an XEmbed icon elsewhere) or ``gtk`` (XEmbed) where
-PyGObject works (``pip install 'freight[tray-gtk]'``); else ``xorg`` (python-xlib) with the two
+PyGObject works (``pip install 'freight[tray-gtk]'``); else ``xorg`` (python-xlib) with the
 fixes in :func:`_xorg_icon_class`. pystray is imported lazily: without a display its import
 raises Xlib errors instead of ImportError, so :func:`available` checks first.
 """
@@ -228,7 +228,8 @@ def _gtk_icon_class(base: Any) -> Any:
 
 
 def _xorg_icon_class(base: Any) -> Any:
-    """pystray 0.19.5's xorg backend with the two fixes measured in the notes (60/60 docks).
+    """pystray 0.19.5's xorg backend with the two fixes measured in the notes (60/60 docks),
+    and two of ours.
 
     - ``_create_window`` never selects ButtonPressMask, so clicks never arrive (upstream
       issue #151): select it.
@@ -236,6 +237,7 @@ def _xorg_icon_class(base: Any) -> Any:
       the second request at start races the first and 10–25 % of starts never dock, and
       every icon update re-docks. Dock once per tray manager (a new manager after the old
       one dies still docks: ``_on_destroy_notify`` clears ``_systray_manager`` first).
+    - The title is written as Latin-1 only, which fails on "—": see ``_set_names``.
     - ``_assert_icon_data`` scales the image with LANCZOS; we draw it at the window's size
       instead, so it stays sharp.
     """
@@ -246,11 +248,30 @@ def _xorg_icon_class(base: Any) -> Any:
         freight_render: Callable[[int], Any] | None = None
 
         def _create_window(self) -> Any:
-            window = super()._create_window()
+            title, self._title = self._title, _latin1(self._title)
+            try:
+                window = super()._create_window()
+            finally:
+                self._title = title
             window.change_attributes(
                 event_mask=Xlib.X.ExposureMask | Xlib.X.StructureNotifyMask | Xlib.X.ButtonPressMask
             )
+            self._set_names(window)
             return window
+
+        def _update_title(self) -> None:
+            self._set_names(self._window)
+
+        def _set_names(self, window: Any) -> None:
+            # pystray writes the title as WM_NAME, a Latin-1 STRING, and fails on "—".
+            # Write WM_NAME in Latin-1 and the real title as EWMH _NET_WM_NAME (UTF8_STRING).
+            window.set_wm_name(_latin1(self.title))
+            window.change_property(
+                self._display.intern_atom("_NET_WM_NAME"),
+                self._display.intern_atom("UTF8_STRING"),
+                8,
+                self.title.encode("utf-8"),
+            )
 
         def _assert_docked(self) -> None:
             if not self._systray_manager:
@@ -274,6 +295,10 @@ def _xorg_icon_class(base: Any) -> Any:
             self._icon_data = data
 
     return FreightXorgIcon
+
+
+def _latin1(text: str) -> str:
+    return text.replace("—", "-").encode("latin-1", "replace").decode("latin-1")
 
 
 # --------------------------------------------------------------------------------------------

@@ -21,12 +21,16 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import Any
 
 import pytest
 from freight import tray_icon
 from freight.tray import Tray, TraySnapshot, available
 from freight.tray_icon import IconState
+from xsession import XSession, missing_tools, x_session
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -102,6 +106,8 @@ def harness(argv: list[str]) -> int:
         print(json.dumps(available(args.backend)))
         return 0
     logging.basicConfig(level=logging.DEBUG, stream=sys.stderr)
+    # dbus-run-session does not forward signals: the test signals this process directly.
+    args.calls.with_suffix(".pid").write_text(str(os.getpid()))
     controller = RecordingController(args.calls)
     tray = Tray(controller, backend=args.backend)
     controller.on_quit = tray.stop
@@ -116,8 +122,6 @@ def harness(argv: list[str]) -> int:
 
 
 def _need_display_tools() -> None:
-    from xsession import missing_tools
-
     missing = missing_tools()
     if missing:
         message = (
@@ -162,12 +166,10 @@ def _text_rows(menu_image) -> list[tuple[int, int]]:  # type: ignore[no-untyped-
     return [(top, bottom) for top, bottom in bands if bottom - top >= 3]
 
 
-@pytest.mark.display
-@pytest.mark.parametrize("backend", ["appindicator", "gtk"])
-def test_tray_docks_shows_title_and_pause_all_click_reaches_daemon(tmp_path, backend):
+@contextmanager
+def running_tray(tmp_path: Path, backend: str) -> Iterator[tuple[XSession, Path]]:
+    """An X session with trayer, and the tray process (under dbus-run-session) on it."""
     _need_display_tools()
-    from xsession import x_session
-
     with x_session(tmp_path / "x") as xs:
         # available() probes GTK in its own process: ask on the test's display.
         check = subprocess.run(
@@ -175,100 +177,179 @@ def test_tray_docks_shows_title_and_pause_all_click_reaches_daemon(tmp_path, bac
             env=xs.env, capture_output=True, text=True, timeout=60,
         )
         assert check.returncode == 0, check.stderr
-        ok, reason, chosen = json.loads(check.stdout.strip().splitlines()[-1])
+        ok, reason, _chosen = json.loads(check.stdout.strip().splitlines()[-1])
         if not ok:
             message = f"{backend} backend unavailable: {reason} (pip install 'freight[tray-gtk]')"
             if os.environ.get("CI") == "true":
                 pytest.fail(message)
             pytest.skip(message)
         calls = tmp_path / "calls.jsonl"
-        log = (tmp_path / "tray.log").open("wb")
-        tray = subprocess.Popen(
-            ["dbus-run-session", "--", sys.executable, __file__, "--calls", str(calls),
-             "--backend", backend],
-            env=xs.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
+        log_path = tmp_path / "tray.log"
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                ["dbus-run-session", "--", sys.executable, __file__, "--calls", str(calls),
+                 "--backend", backend],
+                env=xs.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+            try:
+                yield xs, calls
+                assert process.poll() is None, log_path.read_text()
+            finally:
+                pidfile = calls.with_suffix(".pid")
+                if pidfile.exists():
+                    with suppress(ProcessLookupError):  # it died: the log says why below
+                        os.kill(int(pidfile.read_text()), signal.SIGTERM)
+                else:
+                    process.terminate()
+                try:
+                    code = process.wait(15)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+                    code = None
+        # The tray ends cleanly on SIGTERM (the daemon's staged shutdown calls stop()).
+        assert code == 0, log_path.read_text()
+
+
+def docked_icon(xs: XSession, title: str) -> dict[str, Any]:
+    """The tray icon's window inside trayer's panel, found by its title."""
+
+    def find() -> dict[str, Any] | None:
+        for window in xs.windows():
+            if window["name"] == title and window["depth"] >= 2:
+                return window
+        return None
+
+    icon = xs.wait_for(find, 20, f"a docked window titled {title!r}")
+    assert icon["y"] < 40 and icon["x"] + icon["width"] > 800 - 80, icon  # top right
+    return icon
+
+
+def box_of(window: dict[str, Any]) -> tuple[int, int, int, int]:
+    x, y = window["x"], window["y"]
+    return x, y, x + window["width"], y + window["height"]
+
+
+def assert_icon_drawn(xs: XSession, icon: dict[str, Any], state: IconState, shot: Path) -> None:
+    """The state's colour covers a good part of the icon's window and appears nowhere else."""
+    color = tray_icon.COLORS[state][:3]
+    area = icon["width"] * icon["height"]
+
+    def drawn() -> bool:
+        image = xs.screenshot(shot)
+        return _color_count(image, color, box_of(icon)) > area // 5
+
+    xs.wait_for(drawn, 10, f"the {state} icon to be drawn")
+    image = xs.screenshot(shot)
+    assert _color_count(image, color, (0, 40, image.width, image.height)) == 0
+    if state is IconState.DOWNLOADING:
+        assert _color_count(image, tray_icon.BAR_FILL[:3], box_of(icon)) > 0, "no progress bar"
+
+
+def open_menu(xs: XSession, icon: dict[str, Any], backend: str) -> dict[str, Any]:
+    # appindicator opens its menu on a left click, gtk's status icon on a right click.
+    button = 1 if backend == "appindicator" else 3
+    x0, y0, x1, y1 = box_of(icon)
+    xs.click((x0 + x1) // 2, (y0 + y1) // 2, button)
+
+    def menu_window() -> dict[str, Any] | None:
+        menus = [
+            w for w in xs.windows()
+            if w["override_redirect"] and w["height"] > 100 and w["depth"] == 0
+        ]
+        return menus[0] if menus else None
+
+    menu = xs.wait_for(menu_window, 10, "the tray menu to open")
+    time.sleep(0.5)  # mapped is not yet painted
+    return menu
+
+
+def click_menu_item(
+    xs: XSession, menu: dict[str, Any], snap: TraySnapshot, text: str, shot: Path
+) -> None:
+    """Click the item showing ``text``: its row is found from the model and the pixels."""
+    image = xs.screenshot(shot).crop(box_of(menu))
+    model = tray_icon.menu_model(snap, can_prompt=True)
+    texts = [entry.text for entry in model if not entry.separator]
+    bands = _text_rows(image)
+    assert len(bands) == len(texts), (bands, texts)
+    top, bottom = bands[texts.index(text)]
+    xs.click(menu["x"] + menu["width"] // 3, menu["y"] + (top + bottom) // 2)
+
+
+def wait_for_call(xs: XSession, calls: Path, method: str) -> dict[str, Any]:
+    def find() -> dict[str, Any] | None:
+        return next((c for c in _calls(calls) if c["method"] == method), None)
+
+    return xs.wait_for(find, 10, f"the controller to receive {method}")
+
+
+@pytest.mark.display
+@pytest.mark.parametrize("backend", ["appindicator", "gtk"])
+def test_tray_docks_shows_title_and_pause_all_click_reaches_daemon(tmp_path, backend):
+    with running_tray(tmp_path, backend) as (xs, calls):
+        title = tray_icon.title(DOWNLOADING)
+        assert title == "Freight — 1 active, 12.4 MB/s, 2 queued"
+        icon = docked_icon(xs, title)
+        assert_icon_drawn(xs, icon, IconState.DOWNLOADING, OUTPUT / f"docked-{backend}.png")
+
+        menu = open_menu(xs, icon, backend)
+        click_menu_item(xs, menu, DOWNLOADING, "Pause all", OUTPUT / f"menu-{backend}.png")
+        wait_for_call(xs, calls, "pause_all")
+        assert [c["method"] for c in _calls(calls)] == ["pause_all"]
+
+        # The poll thread picks the new state up: title and colour turn to "paused".
+        paused = docked_icon(xs, tray_icon.title(PAUSED))
+        assert_icon_drawn(xs, paused, IconState.PAUSED, OUTPUT / f"paused-{backend}.png")
+
+
+@pytest.mark.display
+def test_add_from_clipboard_reads_the_x_clipboard(tmp_path):
+    url = "https://downloads.example.test/debian-12.iso"
+    with running_tray(tmp_path, "appindicator") as (xs, calls):
+        # Another X client owns the CLIPBOARD selection, as a browser would after "Copy link".
+        owner = subprocess.Popen(
+            [sys.executable, "-c", CLIPBOARD_OWNER, url],
+            env=xs.env, stdout=subprocess.PIPE, text=True,
         )
         try:
-            title = tray_icon.title(DOWNLOADING)
-            assert title == "Freight — 1 active, 12.4 MB/s, 2 queued"
-
-            def icon_window():  # type: ignore[no-untyped-def]
-                for window in xs.windows():
-                    if window["name"] == title and window["depth"] >= 2:
-                        return window
-                return None
-
-            icon = xs.wait_for(icon_window, 20, f"a docked window titled {title!r}")
-            assert tray.poll() is None, (tmp_path / "tray.log").read_text()
-            time.sleep(0.5)  # the first paint
-            shot = xs.screenshot(OUTPUT / f"docked-{backend}.png")
-            box = (icon["x"], icon["y"], icon["x"] + icon["width"], icon["y"] + icon["height"])
-            # The icon is inside trayer's panel at the top right of the screen.
-            assert box[1] < 40 and box[2] > shot.width - 80, box
-            blue = tray_icon.COLORS[IconState.DOWNLOADING][:3]
-            green = tray_icon.BAR_FILL[:3]
-            area = icon["width"] * icon["height"]
-            assert _color_count(shot, blue, box) > area // 5, "the downloading icon is not drawn"
-            assert _color_count(shot, green, box) > 0, "the progress bar is not drawn"
-            assert _color_count(shot, blue, (0, 40, shot.width, shot.height)) == 0
-
-            # Open the menu: appindicator opens it on a left click, gtk on a right click.
-            button = 1 if backend == "appindicator" else 3
-            xs.click(box[0] + icon["width"] // 2, box[1] + icon["height"] // 2, button)
-
-            def menu_window():  # type: ignore[no-untyped-def]
-                menus = [
-                    w for w in xs.windows()
-                    if w["override_redirect"] and w["height"] > 100 and w["depth"] == 0
-                ]
-                return menus[0] if menus else None
-
-            menu = xs.wait_for(menu_window, 10, "the tray menu to open")
-            time.sleep(0.5)
-            shot = xs.screenshot(OUTPUT / f"menu-{backend}.png")
-            menu_img = shot.crop(
-                (menu["x"], menu["y"], menu["x"] + menu["width"], menu["y"] + menu["height"])
-            )
-            model = tray_icon.menu_model(DOWNLOADING, can_prompt=True)
-            texts = [entry.text for entry in model if not entry.separator]
-            bands = _text_rows(menu_img)
-            assert len(bands) == len(texts), (bands, texts)
-            top, bottom = bands[texts.index("Pause all")]
-            xs.click(menu["x"] + menu["width"] // 3, menu["y"] + (top + bottom) // 2)
-
-            xs.wait_for(
-                lambda: any(c["method"] == "pause_all" for c in _calls(calls)),
-                10,
-                "the controller to receive pause_all",
-            )
-            assert [c["method"] for c in _calls(calls)] == ["pause_all"]
-
-            # The poll thread picks the new state up: title and colour turn to "paused".
-            paused_title = tray_icon.title(PAUSED)
-            paused = xs.wait_for(
-                lambda: next((w for w in xs.windows() if w["name"] == paused_title), None),
-                10,
-                f"the title to become {paused_title!r}",
-            )
-            amber = tray_icon.COLORS[IconState.PAUSED][:3]
-
-            def amber_drawn():  # type: ignore[no-untyped-def]
-                shot = xs.screenshot(OUTPUT / f"paused-{backend}.png")
-                box = (paused["x"], paused["y"], paused["x"] + paused["width"],
-                       paused["y"] + paused["height"])
-                return _color_count(shot, amber, box) > area // 5
-
-            xs.wait_for(amber_drawn, 10, "the paused icon")
+            assert owner.stdout is not None and owner.stdout.readline().strip() == "owned"
+            icon = docked_icon(xs, tray_icon.title(DOWNLOADING))
+            menu = open_menu(xs, icon, "appindicator")
+            shot = OUTPUT / "menu-clipboard.png"
+            click_menu_item(xs, menu, DOWNLOADING, "Add from clipboard", shot)
+            call = wait_for_call(xs, calls, "add_url")
+            assert call["args"] == [url]
         finally:
-            tray.send_signal(signal.SIGTERM)
-            try:
-                tray.wait(15)
-            except subprocess.TimeoutExpired:
-                tray.kill()
-                tray.wait()
-            log.close()
+            owner.terminate()
+            owner.wait(10)
+
+
+CLIPBOARD_OWNER = """
+import sys
+import gi
+gi.require_version("Gtk", "3.0")
+from gi.repository import Gdk, Gtk
+clipboard = Gtk.Clipboard.get(Gdk.SELECTION_CLIPBOARD)
+clipboard.set_text(sys.argv[1], -1)
+print("owned", flush=True)
+Gtk.main()
+"""
+
+
+@pytest.mark.display
+def test_xorg_backend_docks_draws_and_takes_clicks(tmp_path):
+    """The patched xorg backend: it docks, draws sharp pixels, and a left click arrives
+    (it has no menu: a click runs the default entry, Open downloads folder)."""
+    with running_tray(tmp_path, "xorg") as (xs, calls):
+        icon = docked_icon(xs, tray_icon.title(DOWNLOADING))
+        assert_icon_drawn(xs, icon, IconState.DOWNLOADING, OUTPUT / "docked-xorg.png")
+        x0, y0, x1, y1 = box_of(icon)
+        xs.click((x0 + x1) // 2, (y0 + y1) // 2, 1)
+        wait_for_call(xs, calls, "open_folder")
+        assert [c["method"] for c in _calls(calls)] == ["open_folder"]
 
 
 if __name__ == "__main__":
