@@ -136,3 +136,28 @@ def test_freight_get_accepts_only_http_urls(tmp_path: Path, url: str) -> None:
     assert done.returncode == 2
     assert "not an http(s) URL" in done.stderr
     assert not (home / "freight.db").exists()  # refused before anything was created
+
+
+@pytest.mark.parametrize("kind", list(BREAKERS))
+def test_freight_daemon_refuses_a_bad_database_and_leaves_it_untouched(
+    tmp_path: Path, kind: str
+) -> None:
+    from daemonproc import env_for
+
+    home = tmp_path / "home"
+    (home / "run").mkdir(parents=True)
+    db = home / "freight.db"
+    BREAKERS[kind](db)
+    for leftover in ("-wal", "-shm"):
+        Path(str(db) + leftover).unlink(missing_ok=True)
+    before = hashlib.sha256(db.read_bytes()).hexdigest()
+
+    done = subprocess.run([FREIGHT, "daemon", "--no-tray", "--port", "0"], env=env_for(home),
+                          capture_output=True, text=True, timeout=60)
+
+    assert done.returncode == 1, done.stderr
+    message = " ".join((done.stderr + done.stdout).split())
+    assert "Traceback" not in message
+    assert MESSAGES.get(kind, "damaged or not a database") in message
+    assert hashlib.sha256(db.read_bytes()).hexdigest() == before
+    assert not (home / "state" / "daemon.json").exists()  # it never served

@@ -1,0 +1,175 @@
+"""A web page, another local user or a buggy client against a real ``freight daemon``.
+
+The daemon listens on 127.0.0.1 only and refuses before the WebSocket upgrade: a foreign
+``Host`` (DNS rebinding) with 421, any web ``Origin`` (cross-site WebSocket) with 403, a
+missing or wrong token with 401 (server.ApiServer.refusal). A plain HTTP request (a CSRF form
+post) is never a WebSocket upgrade and is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from daemonproc import DaemonProcess, database_dump
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
+    proc = DaemonProcess(tmp_path_factory.mktemp("sec-daemon") / "home").start()
+    yield proc
+    proc.stop()
+
+
+def raw_request(port: int, head: str, body: bytes = b"") -> tuple[int, bytes]:
+    """Send one raw HTTP request; return the status and the whole answer."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(head.encode("latin-1") + body)
+        data = b""
+        while True:
+            try:
+                chunk = sock.recv(65536)
+            except TimeoutError:
+                break
+            if not chunk:
+                break
+            data += chunk
+            if b"\r\n\r\n" in data and len(data) > 200:
+                break
+    status = int(data.split(b" ", 2)[1]) if data.startswith(b"HTTP/1.1 ") else 0
+    return status, data
+
+
+def upgrade(port: int, host: str, extra: str = "") -> str:
+    return (
+        "GET / HTTP/1.1\r\n"
+        f"Host: {host}\r\n"
+        "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+        f"{extra}\r\n"
+    )
+
+
+def count_downloads(daemon: DaemonProcess) -> int:
+    with daemon.connect() as ws:
+        return int(daemon.call(ws, "list")["result"]["total"])
+
+
+# -- a web page -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "origin", ["https://evil.example", "null", "http://127.0.0.1:8000",
+               "chrome-extension://aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "moz-extension://x"]
+)
+def test_a_web_page_origin_is_refused_even_with_the_token(
+    daemon: DaemonProcess, origin: str
+) -> None:
+    with pytest.raises(InvalidStatus) as refused:
+        daemon.connect(origin=origin).close()
+    assert refused.value.response.status_code == 403
+
+
+@pytest.mark.parametrize("host", ["evil.example:{port}", "evil.example", "127.0.0.1:1",
+                                  "localhost.evil.example:{port}", "[::1]:{port}"])
+def test_dns_rebinding_host_is_refused(daemon: DaemonProcess, host: str) -> None:
+    token = daemon.token()
+    status, answer = raw_request(
+        daemon.port, upgrade(daemon.port, host.format(port=daemon.port),
+                             f"Authorization: Bearer {token}\r\n"))
+    assert status == 421, answer[:200]
+    assert b"101" not in answer.split(b"\r\n", 1)[0]
+
+
+def test_two_host_headers_are_refused_not_a_500(daemon: DaemonProcess) -> None:
+    status, _ = raw_request(daemon.port, upgrade(
+        daemon.port, f"127.0.0.1:{daemon.port}",
+        f"Host: evil.example\r\nAuthorization: Bearer {daemon.token()}\r\n"))
+    assert status == 421
+
+
+def test_a_csrf_form_post_changes_nothing(daemon: DaemonProcess) -> None:
+    before = count_downloads(daemon)
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "add",
+                       "params": {"url": "http://127.0.0.1:9/x"}}).encode()
+    status, answer = raw_request(daemon.port, (
+        "POST / HTTP/1.1\r\n"
+        f"Host: 127.0.0.1:{daemon.port}\r\nOrigin: https://evil.example\r\n"
+        "Content-Type: text/plain\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"), body)
+    # websockets drops a non-GET request without an answer (status 0 here): never a 2xx.
+    assert status == 0 or 400 <= status < 500, answer[:200]
+    status, answer = raw_request(daemon.port, (
+        "GET /?method=add HTTP/1.1\r\n"
+        f"Host: 127.0.0.1:{daemon.port}\r\n\r\n"))
+    assert 400 <= status < 500, answer[:200]
+    assert count_downloads(daemon) == before
+    assert daemon.alive()
+
+
+@pytest.mark.parametrize("auth", [None, "Bearer wrong", "Basic Zm9vOmJhcg==", "Bearer ",
+                                  "bearer{token}x"])
+def test_no_or_wrong_token_is_refused(daemon: DaemonProcess, auth: str | None) -> None:
+    headers = {} if auth is None else {"Authorization": auth.format(token=daemon.token())}
+    with pytest.raises(InvalidStatus) as refused:
+        daemon.connect(additional_headers=headers).close()
+    assert refused.value.response.status_code == 401
+
+
+def test_the_token_in_the_query_string_is_not_accepted(daemon: DaemonProcess) -> None:
+    status, _ = raw_request(daemon.port, upgrade(daemon.port, f"127.0.0.1:{daemon.port}")
+                            .replace("GET / ", f"GET /?token={daemon.token()} "))
+    assert status == 401
+
+
+# -- another local user or process ------------------------------------------------------------
+
+
+def listening_addresses(port: int) -> set[str]:
+    """Local addresses with a socket listening on ``port``, from /proc/net/tcp{,6}."""
+    found = set()
+    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(name).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            address, port_hex = fields[1].rsplit(":", 1)
+            if int(port_hex, 16) == port and fields[3] == "0A":  # 0A: LISTEN
+                found.add(address)
+    return found
+
+
+def test_the_daemon_listens_on_loopback_only(daemon: DaemonProcess) -> None:
+    addresses = listening_addresses(daemon.port)
+    assert addresses == {"0100007F"}, addresses  # 127.0.0.1 in /proc's little-endian hex
+
+
+def test_secrets_on_disk_are_private(daemon: DaemonProcess) -> None:
+    secrets = daemon.home / "secrets"
+    assert stat.S_IMODE(secrets.stat().st_mode) == 0o700
+    for name in ("api-token", "sealing-key"):
+        assert stat.S_IMODE((secrets / name).stat().st_mode) == 0o600, name
+    assert len(daemon.token()) >= 32
+
+
+# -- a buggy client ---------------------------------------------------------------------------
+
+
+def test_an_oversized_message_closes_that_connection_only(daemon: DaemonProcess) -> None:
+    before = database_dump(daemon.home / "freight.db")
+    with daemon.connect() as ws:
+        ws.send(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "add",
+                            "params": {"url": "http://127.0.0.1/" + "a" * (2 << 20)}}))
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=10)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
+    with daemon.connect() as ws:
+        assert daemon.call(ws, "version")["result"]["protocol"] == 1
+    assert database_dump(daemon.home / "freight.db") == before
