@@ -202,14 +202,14 @@ def parse_range(value: str, size: int) -> tuple[int, int] | None | str:
                 return "416"
             return (max(0, size - n), size - 1) if size else "416"
         first = int(first_text)
-        last = int(last_text) if last_text else size - 1
+        last = int(last_text) if last_text else None
     except ValueError:
         return None
-    if first < 0 or last < first:
-        return None
+    if first < 0 or (last is not None and last < first):
+        return None  # not a valid byte-range-spec: ignored (RFC 9110 section 14.1.1)
     if first >= size:
         return "416"
-    return first, min(last, size - 1)
+    return first, size - 1 if last is None else min(last, size - 1)
 
 
 class Server:
