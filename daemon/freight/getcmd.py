@@ -232,7 +232,17 @@ def _run_with_display(
     )
 
     outcome: list[Download] = []
-    thread = threading.Thread(target=lambda: outcome.append(transfer.run()), name="transfer")
+    # Wait on an Event, not on thread.join(): in CPython 3.11 a KeyboardInterrupt inside
+    # join() marks the still-running thread as stopped, and we would exit before the pause.
+    finished = threading.Event()
+
+    def drive() -> None:
+        try:
+            outcome.append(transfer.run())
+        finally:
+            finished.set()
+
+    thread = threading.Thread(target=drive, name="transfer")
 
     def on_signal(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
@@ -248,18 +258,18 @@ def _run_with_display(
         thread.start()
         with progress:
             task = progress.add_task(download.requested_name or download.url, total=None, conns=0)
-            while thread.is_alive():
+            while not finished.is_set():
                 try:
-                    thread.join(0.25)
+                    finished.wait(0.25)
                     p = transfer.progress()
                     name = store.get(download.id).name
                     progress.update(task, completed=p.done, total=p.size, conns=p.connections,
                                     description=name or download.url)
                 except KeyboardInterrupt:
                     transfer.stop("pause")
-                    while thread.is_alive():
+                    while not finished.is_set():
                         try:
-                            thread.join()
+                            finished.wait()
                         except KeyboardInterrupt:
                             continue
     finally:
