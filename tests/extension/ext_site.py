@@ -12,6 +12,7 @@ import hashlib
 import random
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote, urlsplit
@@ -81,7 +82,15 @@ class Site:
                     self.send_header(k, v)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                if self.command != "HEAD":
+                if self.command == "HEAD":
+                    return
+                if self.path.startswith(("/files/slow-", "/auth/slow-")):
+                    # Paced: the browser cannot finish it before the extension reacts.
+                    for i in range(0, len(body), 16384):
+                        self.wfile.write(body[i : i + 16384])
+                        self.wfile.flush()
+                        time.sleep(0.02)
+                else:
                     self.wfile.write(body)
 
             def _file(self, name: str) -> None:

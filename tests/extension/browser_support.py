@@ -1,0 +1,196 @@
+"""Helpers and fixtures for the extension's browser tests: a local web site and a real Chromium.
+
+Browser tests fail when CI=true and the browser is missing (CI installs it); elsewhere they skip
+with the reason. Screenshots go to test-output/ (gitignored).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from ext_site import Site  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+EXTENSION = ROOT / "extension"
+EXTENSION_ID = (EXTENSION / "EXTENSION_ID").read_text().strip()
+OUTPUT = ROOT / "test-output"
+CHROMIUM = "/usr/bin/chromium"
+HOST_NAME = "dev.freight.host"
+
+
+def need(condition: bool, what: str) -> None:
+    """Fail under CI, skip elsewhere, when something a browser test needs is missing."""
+    if condition:
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{what} (CI must provide it: see .ci/run)")
+    pytest.skip(what)
+
+
+def wait_for(fn: Callable[[], Any], timeout: float = 15.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = fn()
+        if last:
+            return last
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+@pytest.fixture
+def site() -> Iterator[Site]:
+    s = Site().start()
+    yield s
+    s.stop()
+
+
+@dataclass
+class Browser:
+    ctx: Any
+    udd: Path
+    downloads: Path
+    _ext_page: Any = None
+    _cdp: Any = None
+    worker_statuses: list[str] = field(default_factory=list)
+
+    @property
+    def worker(self) -> Any:
+        for sw in self.ctx.service_workers:
+            if EXTENSION_ID in sw.url:
+                return sw
+        return self.ctx.wait_for_event("serviceworker", timeout=10_000)
+
+    def ev(self, script: str) -> Any:
+        """Evaluate in the service worker as first started (not after stop_workers())."""
+        return self.worker.evaluate(script)
+
+    def page_ev(self, script: str) -> Any:
+        """Evaluate in an extension page; it works whether or not the worker was restarted."""
+        if self._ext_page is None or self._ext_page.is_closed():
+            self._ext_page = self.ctx.new_page()
+            self._ext_page.goto(f"chrome-extension://{EXTENSION_ID}/options.html")
+        return self._ext_page.evaluate(script)
+
+    def downloaded(self) -> list[Path]:
+        return sorted(p for p in self.downloads.iterdir())
+
+    def browser_downloads(self) -> list[dict[str, Any]]:
+        return self.page_ev("chrome.downloads.search({})")
+
+    def state(self) -> dict[str, Any]:
+        res = self.page_ev("chrome.runtime.sendMessage({type: 'state'})")
+        assert res["ok"], res
+        return res["result"]
+
+    def recent(self) -> list[dict[str, Any]]:
+        return self.state()["recent"]
+
+    def set_rules(self, rules: dict[str, Any]) -> None:
+        self.page_ev(f"chrome.storage.local.set({{rules: {json.dumps(rules)}}})")
+        wait_for(lambda: self.state()["rules"] == {**self.state()["rules"], **rules},
+                 what="rules to reach the worker")
+
+    def stop_workers(self) -> None:
+        """Kill the service worker as the browser does when idle (CDP ServiceWorker domain)."""
+        if self._ext_page is not None:
+            self._ext_page.close()  # an open extension page would keep the worker busy
+            self._ext_page = None
+        page = self.ctx.pages[0] if self.ctx.pages else self.ctx.new_page()
+        cdp = self.ctx.new_cdp_session(page)
+        statuses = self.worker_statuses
+        cdp.on("ServiceWorker.workerVersionUpdated", lambda ev: statuses.extend(
+            v["runningStatus"] for v in ev["versions"] if EXTENSION_ID in v["scriptURL"]))
+        cdp.send("ServiceWorker.enable")
+        cdp.send("ServiceWorker.stopAllWorkers")
+        # Sync Playwright delivers CDP events only while it runs: wait with its own timer.
+        for _ in range(100):
+            if statuses and statuses[-1] == "stopped":
+                break
+            page.wait_for_timeout(100)
+        assert statuses and statuses[-1] == "stopped", statuses
+        self._cdp = cdp  # keep listening: the test may check that the worker ran again
+
+    def screenshot(self, page: Any, name: str) -> Path:
+        OUTPUT.mkdir(exist_ok=True)
+        path = OUTPUT / name
+        page.screenshot(path=str(path))
+        return path
+
+
+@pytest.fixture
+def playwright_sync() -> Iterator[Any]:
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        need(False, "the playwright Python package is not installed (test extras)")
+    need(Path(CHROMIUM).exists(), f"{CHROMIUM} is missing (apt-get install chromium)")
+    with sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture
+def make_browser(
+    playwright_sync: Any, tmp_path: Path
+) -> Iterator[Callable[..., Browser]]:
+    """Start Chromium with the unpacked extension; `before_launch(udd)` may add host manifests."""
+    contexts: list[Any] = []
+
+    def start(before_launch: Callable[[Path], None] | None = None,
+              extra_env: dict[str, str] | None = None) -> Browser:
+        udd = tmp_path / f"profile{len(contexts)}"
+        downloads = tmp_path / f"browser-downloads{len(contexts)}"
+        (udd / "Default").mkdir(parents=True)
+        downloads.mkdir()
+        prefs = {"download": {"default_directory": str(downloads), "prompt_for_download": False,
+                              "directory_upgrade": True}}
+        (udd / "Default" / "Preferences").write_text(json.dumps(prefs))
+        if before_launch:
+            before_launch(udd)
+        env = {**os.environ, **(extra_env or {})}
+        ctx = playwright_sync.chromium.launch_persistent_context(
+            str(udd), executable_path=CHROMIUM, headless=True, env=env,
+            args=[f"--disable-extensions-except={EXTENSION}", f"--load-extension={EXTENSION}"],
+        )
+        contexts.append(ctx)
+        # Playwright takes over downloads by default; give them back to the browser so that
+        # downloads.onDeterminingFilename fires as it does for a user.
+        assert ctx.browser is not None
+        ctx.browser.new_browser_cdp_session().send(
+            "Browser.setDownloadBehavior", {"behavior": "default"}
+        )
+        b = Browser(ctx, udd, downloads)
+        b.ev("freight.ready.then(() => true)")
+        return b
+
+    yield start
+    for ctx in contexts:
+        ctx.close()
+
+
+def host_manifest(udd: Path, host_path: str) -> Path:
+    """Register a native host for this profile only (<udd>/NativeMessagingHosts/)."""
+    folder = udd / "NativeMessagingHosts"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{HOST_NAME}.json"
+    path.write_text(json.dumps({
+        "name": HOST_NAME, "description": "Freight", "path": host_path, "type": "stdio",
+        "allowed_origins": [f"chrome-extension://{EXTENSION_ID}/"],
+    }))
+    return path
+
+
+def which_freight() -> str | None:
+    exe = Path(sys.executable).parent / "freight"
+    return str(exe) if exe.exists() else shutil.which("freight")
