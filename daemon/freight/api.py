@@ -356,14 +356,14 @@ def check_params(method: str, params: Any) -> dict[str, Any]:
 
 
 def _error(
-    id: int | str | None, code: int, message: str, kind: str, **data: Any
+    id: int | str | None, code: int, message: str, kind: str, data: dict[str, Any] | None = None
 ) -> Reply:
     return Reply(
         id,
         {
             "jsonrpc": "2.0",
             "id": id,
-            "error": {"code": code, "message": message, "data": {"kind": kind, **data}},
+            "error": {"code": code, "message": message, "data": {**(data or {}), "kind": kind}},
         },
     )
 
@@ -424,7 +424,7 @@ def parse(raw: str | bytes) -> Call | Reply:
     try:
         params = check_params(method, msg.get("params"))
     except InputError as exc:
-        return _error(reply_id, INVALID_PARAMS, exc.message, exc.kind, **_jsonable(exc.data))
+        return _error(reply_id, INVALID_PARAMS, exc.message, exc.kind, _jsonable(exc.data))
     return Call(raw_id, method, params)
 
 
@@ -465,11 +465,11 @@ def failure(call: Call, exc: BaseException) -> Reply:
     for cls, code in _CODES:
         if isinstance(exc, cls):
             assert isinstance(exc, FreightError)
-            return _error(call.id, code, exc.message, exc.kind, **_jsonable(exc.data))
+            return _error(call.id, code, exc.message, exc.kind, _jsonable(exc.data))
     if isinstance(exc, FreightError):
         # Errors of the local machine (disk, store) are not the client's fault but are
         # expected conditions: say what they are.
-        return _error(call.id, INTERNAL_ERROR, exc.message, exc.kind, **_jsonable(exc.data))
+        return _error(call.id, INTERNAL_ERROR, exc.message, exc.kind, _jsonable(exc.data))
     log.error("internal error in %s", call.method, exc_info=exc)
     return _error(call.id, INTERNAL_ERROR, "internal error (see the daemon's log)", "internal")
 

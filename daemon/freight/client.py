@@ -98,7 +98,7 @@ class Client:
                 open_timeout=timeout,
                 max_size=None,  # the daemon is trusted; a long list may pass 1 MiB
                 compression=None,
-            )
+            ).__enter__()  # websockets 17 wants the context-manager form; 14 accepts it too
         except InvalidStatus as exc:
             status = exc.response.status_code
             if status == 401:

@@ -192,6 +192,7 @@ class ApiServer:
         else:
             try:
                 reply = api.result(call, await self.handler.call(session, call))
+                reply.encode()  # a result that is not JSON is a bug: report it as one
             except Exception as exc:
                 reply = api.failure(call, exc)
         return reply if call.wants_reply else None
