@@ -260,7 +260,9 @@ class Relay:
             except Unavailable as exc:
                 if start:
                     self._failure = (time.monotonic(), str(exc))
-                log.warning("daemon unavailable: %s", exc)
+                    log.warning("daemon unavailable: %s", exc)
+                else:  # the reconnect loop polls: once per attempt would flood the log
+                    log.debug("daemon unavailable: %s", exc)
                 raise
             self._failure = None
             with self._lock:
