@@ -353,8 +353,10 @@ def _run_once(tool: Tool, sc: Scenario, srv: BenchServer, work: Path, timeout: f
         if tool.freight and len(urls) == 1 and p.stdout.strip():
             with contextlib.suppress(ValueError, IndexError):
                 record = json.loads(p.stdout.strip().splitlines()[-1])
+                elapsed = float(record.get("elapsed") or 0)
                 run.extra = {"connections": record.get("connections"),
-                             "engine_elapsed": record.get("elapsed"),
+                             "engine_elapsed": elapsed,
+                             "engine_mibps": run.bytes / MIB / elapsed if elapsed else 0,
                              "notices": record.get("notices")}
         return run
     finally:
@@ -524,6 +526,14 @@ def machine() -> dict[str, str]:
     }
 
 
+def load_note(results: dict[str, list[Row]]) -> str:
+    loads = [float(r.extra["load1"]) for rows in results.values() for row in rows  # type: ignore[arg-type]
+             for r in row.runs if "load1" in r.extra]
+    if not loads:
+        return "unknown"
+    return f"{statistics.median(loads):.2f} (min {min(loads):.2f}, max {max(loads):.2f})"
+
+
 def fmt(x: float, digits: int = 1) -> str:
     return f"{x:.{digits}f}"
 
@@ -554,13 +564,13 @@ def table(sc: Scenario, rows: list[Row]) -> list[str]:
     if ideal_col:
         head += " % of ideal |"
         rule += " ---: |"
-    head += " CPU-s/GiB | peak RSS MiB | ok |"
-    rule += " ---: | ---: | --- |"
+    head += " CPU-s/GiB | peak RSS MiB | engine MiB/s | ok |"
+    rule += " ---: | ---: | ---: | --- |"
     lines += [head, rule]
     for r in rows:
         if not r.good:
             gap = " – |" if ideal_col else ""
-            lines.append(f"| {r.label} | – | – |{gap} – | – | {_failure(r)} |")
+            lines.append(f"| {r.label} | – | – |{gap} – | – | – | {_failure(r)} |")
             continue
         lo, hi = r.spread("mibps")
         m = r.median("mibps")
@@ -568,8 +578,9 @@ def table(sc: Scenario, rows: list[Row]) -> list[str]:
         line = f"| {r.label} | {fmt(m)} ({fmt(lo)}–{fmt(hi)}) | {ratio} |"
         if ideal_col:
             line += f" {fmt(100 * m / sc.ideal)} |"  # type: ignore[operator]
+        engine = r.extra_median("engine_mibps")
         line += (f" {fmt(r.median('cpu_per_gib'), 2)} | {fmt(r.median('maxrss_mib'))} | "
-                 f"{len(r.good)}/{len(r.runs)} |")
+                 f"{fmt(engine) if engine else ''} | {len(r.good)}/{len(r.runs)} |")
         lines.append(line)
     return lines
 
@@ -595,7 +606,13 @@ def write_report(path: Path, results: dict[str, list[Row]], scs: dict[str, Scena
            "Throughput is the file size over the wall time from spawn to exit (start-up "
            "included, for every tool alike). CPU-s/GiB and peak RSS are the child's own, from "
            "`wait4`. The server runs in its own process (`bench/server.py`), not counted. "
-           "Units are binary (MiB, GiB).", ""]
+           "Units are binary (MiB, GiB). *engine MiB/s* is Freight's own figure: the size over "
+           "the transfer's time as `freight get --json` reports it (`elapsed`), without "
+           "Python's start-up, the database opening and the final checks.", "",
+           f"Load average (1 min) seen before the runs: median {load_note(results)}. These "
+           "2-core machines are shared: other work running at the same time slows every tool, "
+           "and most of all the ones with many threads; compare rows of one run, not runs.",
+           ""]
     for key, rows in results.items():
         sc = scs[key]
         size = f"{sc.files} × {sc.size // KIB} KiB" if sc.files > 1 else f"{sc.size // MIB} MiB"
@@ -673,7 +690,9 @@ def main(argv: list[str] | None = None) -> int:
                         if done and done[-1].note.startswith("not run"):
                             continue
                         runner = {"speed": run_speed, "many": run_many, "resume": run_resume}
+                        load = os.getloadavg()[0]
                         run = runner[sc.kind](t, sc, srv, work, args.timeout)
+                        run.extra["load1"] = load
                         rows[t.name].runs.append(run)
                         detail = (f"refetched {run.extra.get('refetched_pct', 0):.2f} %"
                                   if sc.kind == "resume" else
