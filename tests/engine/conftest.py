@@ -72,6 +72,9 @@ class FreightRun:
             XDG_DATA_HOME=str(self.user_home / ".local/share"),
             COLUMNS="120",
             PYTHONUNBUFFERED="1",
+            # A backend that always fails: secrets go to files under FREIGHT_HOME, never to
+            # the keyring of whoever runs the tests.
+            PYTHON_KEYRING_BACKEND="keyring.backends.fail.Keyring",
         )
         # Never reach the real session's keyring or proxies from a test.
         for name in ("DBUS_SESSION_BUS_ADDRESS", "http_proxy", "https_proxy", "HTTP_PROXY",
