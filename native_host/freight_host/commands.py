@@ -48,9 +48,7 @@ def configure(subparsers: Any) -> None:
 
 
 def _context() -> register.Context:
-    paths = paths_from_env()
-    return register.Context.current(paths.data_dir, paths.config_dir,
-                                    str(paths.config_dir) if paths.portable else None)
+    return register.Context.for_paths(paths_from_env())
 
 
 def run_install(args: argparse.Namespace) -> int:

@@ -167,6 +167,12 @@ class Context:
         return cls(platform, home, config_home, data_dir, config_dir, sys.executable,
                    freight_home)
 
+    @classmethod
+    def for_paths(cls, paths: Any, environ: dict[str, str] | None = None) -> Context:
+        """The context of a Freight install (a ``freight.config.Paths``)."""
+        return cls.current(paths.data_dir, paths.config_dir,
+                           str(paths.config_dir) if paths.portable else None, environ)
+
     @property
     def record_file(self) -> Path:
         return self.config_dir / RECORD_NAME
