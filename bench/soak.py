@@ -32,8 +32,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "security")]
 
-from daemonproc import DaemonProcess  # noqa: E402
 from faultserver import FaultServer, make_data  # noqa: E402
+from secdaemon import DaemonProcess  # noqa: E402
 
 END_STATES = {"completed", "failed", "needs_refresh", "removed"}
 KIB = 1024

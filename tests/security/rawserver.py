@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -32,8 +33,9 @@ async def read_head(reader: asyncio.StreamReader) -> tuple[str, dict[str, str]]:
 
 
 class RawServer:
-    def __init__(self, handler: Handler) -> None:
+    def __init__(self, handler: Handler, tls: ssl.SSLContext | None = None) -> None:
         self.handler = handler
+        self.tls = tls
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.server: asyncio.Server | None = None
@@ -57,14 +59,15 @@ class RawServer:
         self.thread.start()
 
         async def boot() -> None:
-            self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+            self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=self.tls)
             self.port = self.server.sockets[0].getsockname()[1]
 
         asyncio.run_coroutine_threadsafe(boot(), self.loop).result(5)
         return self
 
     def url(self, path: str = "/f") -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://127.0.0.1:{self.port}{path}"
 
     def stop(self) -> None:
         async def shutdown() -> None:

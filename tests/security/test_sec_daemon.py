@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from daemonproc import DaemonProcess, database_dump
+from secdaemon import DaemonProcess, database_dump
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 

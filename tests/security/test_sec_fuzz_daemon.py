@@ -13,10 +13,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from daemonproc import DaemonProcess, database_dump
 from freight import api
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from secdaemon import DaemonProcess, database_dump
 
 READ_ONLY = {"version", "status", "list", "get", "get_settings", "subscribe"}
 
@@ -78,6 +78,10 @@ def frames(draw: Any) -> str | bytes:
     return text
 
 
+def is_deep(frame: str | bytes) -> bool:
+    return len(frame) > 150 and frame[:100] in ("[" * 100, b"[" * 100)
+
+
 def expected(frame: str | bytes) -> api.Reply | api.Call | None:
     parsed = api.parse(frame)
     if isinstance(parsed, api.Call) and parsed.method not in READ_ONLY:
@@ -105,7 +109,11 @@ def test_random_frames_get_the_answers_the_protocol_promises(
                 reply = json.loads(ws.recv(timeout=10))
                 if "method" not in reply:  # skip event notifications after a subscribe
                     break
-            if isinstance(want, api.Reply):
+            if isinstance(want, api.Reply) and is_deep(frame):
+                # Whether json hits its recursion limit depends on the caller's stack depth:
+                # either way the answer is a well-formed error without an id.
+                assert reply["id"] is None and reply["error"]["code"] in (-32700, -32600)
+            elif isinstance(want, api.Reply):
                 assert reply == want.message
             else:
                 assert reply["id"] == want.id

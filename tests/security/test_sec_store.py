@@ -142,7 +142,7 @@ def test_freight_get_accepts_only_http_urls(tmp_path: Path, url: str) -> None:
 def test_freight_daemon_refuses_a_bad_database_and_leaves_it_untouched(
     tmp_path: Path, kind: str
 ) -> None:
-    from daemonproc import env_for
+    from secdaemon import env_for
 
     home = tmp_path / "home"
     (home / "run").mkdir(parents=True)
