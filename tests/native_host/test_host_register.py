@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import HostProcess, StandInDaemon
 from freight.errors import InputError
 from freight_host import register
+from host_support import HostProcess, StandInDaemon
 
 EXT_MANIFEST = Path(__file__).resolve().parents[2] / "extension" / "manifest.json"
 CHROMIUM_ID = "a" * 32

@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from conftest import StandInDaemon
 from freight_host.framing import encode, frame
+from host_support import StandInDaemon
 
 
 def test_hello_and_version_are_relayed_with_the_token(stand_in: StandInDaemon, spawn_host: Any):
