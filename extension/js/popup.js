@@ -5,6 +5,7 @@ import * as ext from './ext.js';
 import {
   actionsFor, applyEvent, formatBytes, formatEta, formatSpeed, parseRate, percent,
 } from './format.js';
+import { nameFromUrl } from './rules.js';
 
 const $ = (id) => document.getElementById(id);
 const downloads = new Map();

@@ -194,3 +194,13 @@ def host_manifest(udd: Path, host_path: str) -> Path:
 def which_freight() -> str | None:
     exe = Path(sys.executable).parent / "freight"
     return str(exe) if exe.exists() else shutil.which("freight")
+
+
+def rpc_via_page(b: Browser, method: str, params: dict[str, Any] | None = None) -> Any:
+    """Ask the daemon through the extension (page → background → host → daemon)."""
+    res = b.page_ev(
+        f"chrome.runtime.sendMessage({{type: 'rpc', method: {json.dumps(method)}, "
+        f"params: {json.dumps(params or {})}}})"
+    )
+    assert res["ok"], res
+    return res["result"]

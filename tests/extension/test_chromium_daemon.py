@@ -1,0 +1,187 @@
+"""End to end: Chromium + the extension + the real native host (`freight install`) + the real
+daemon (`freight daemon`), all in a throwaway FREIGHT_HOME and HOME, against a local site."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from browser_support import EXTENSION_ID, ROOT, Browser, rpc_via_page, wait_for
+
+pytestmark = pytest.mark.browser
+
+FREIGHT = Path(sys.executable).parent / "freight"
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    home = tmp_path / "home"
+    home.mkdir()
+    e = {**os.environ, "HOME": str(home), "FREIGHT_HOME": str(tmp_path / "freight-home"),
+         "FREIGHT_DOWNLOAD_DIR": str(tmp_path / "daemon-downloads"),
+         "XDG_CONFIG_HOME": str(home / ".config"), "XDG_DATA_HOME": str(home / ".local/share")}
+    e.pop("DISPLAY", None)  # no tray in these tests
+    return e
+
+
+@pytest.fixture
+def daemon(env: dict[str, str], tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    if not FREIGHT.exists():
+        pytest.fail("the freight console script is missing: pip install -e .")
+    log = open(tmp_path / "daemon.out", "wb")  # noqa: SIM115
+    proc = subprocess.Popen([str(FREIGHT), "daemon", "--no-tray", "--port", "0"], env=env,
+                            stdout=log, stderr=subprocess.STDOUT)
+    state = Path(env["FREIGHT_HOME"]) / "state" / "daemon.json"
+    try:
+        wait_for(lambda: state.exists() or proc.poll() is not None, timeout=30,
+                 what="the daemon to write daemon.json")
+        assert proc.poll() is None, (tmp_path / "daemon.out").read_text()
+        yield proc
+    finally:
+        subprocess.run([str(FREIGHT), "stop"], env=env, timeout=30, capture_output=True)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def install_into(env: dict[str, str]) -> Callable[[Path], None]:
+    def before_launch(udd: Path) -> None:
+        res = subprocess.run(
+            [str(FREIGHT), "install", "--browser", "chromium", "--user-data-dir", str(udd),
+             "--no-autostart"], env=env, capture_output=True, text=True, timeout=60)
+        assert res.returncode == 0, res.stdout + res.stderr
+        manifest = udd / "NativeMessagingHosts" / "dev.freight.host.json"
+        assert f"chrome-extension://{EXTENSION_ID}/" in json.loads(manifest.read_text())[
+            "allowed_origins"]
+    return before_launch
+
+
+@pytest.fixture
+def connected(make_browser, env, daemon) -> Browser:
+    b: Browser = make_browser(install_into(env), extra_env=env)
+    wait_for(lambda: b.state()["status"]["state"] == "connected", timeout=30,
+             what="the extension to reach the daemon")
+    return b
+
+
+def daemon_downloads(b: Browser) -> list[dict[str, Any]]:
+    return rpc_via_page(b, "list")["downloads"]
+
+
+def completed(b: Browser, name: str) -> dict[str, Any]:
+    def find() -> dict[str, Any] | None:
+        for d in daemon_downloads(b):
+            if d["name"] == name and d["state"] in ("completed", "failed", "needs_refresh"):
+                return d
+        return None
+    d = wait_for(find, timeout=60, what=f"the daemon to finish {name}")
+    assert d["state"] == "completed", d
+    return d
+
+
+def click(b: Browser, site: Any, selector: str) -> None:
+    page = b.ctx.new_page()
+    page.goto(f"{site.base}/page.html")
+    page.click(selector)
+
+
+def assert_browser_wrote_nothing(b: Browser) -> None:
+    assert b.downloaded() == []
+    assert b.browser_downloads() == []
+
+
+def test_click_goes_to_the_daemon_and_the_browser_writes_nothing(connected, site) -> None:
+    b = connected
+    digest = site.add("big.iso", 3 * 1024 * 1024)
+    click(b, site, "#f0")
+    d = completed(b, "big.iso")
+    assert sha256(Path(d["path"])) == digest
+    assert_browser_wrote_nothing(b)
+    assert b.recent()[0]["to"] == "freight"
+
+
+def test_capture_still_works_after_the_worker_was_stopped(connected, site) -> None:
+    b = connected
+    digest = site.add("after-stop.bin", 1024 * 1024)
+    b.stop_workers()
+    click(b, site, "#f0")
+    d = completed(b, "after-stop.bin")
+    assert sha256(Path(d["path"])) == digest
+    assert_browser_wrote_nothing(b)
+    assert "running" in b.worker_statuses[b.worker_statuses.index("stopped"):]
+
+
+def test_cookies_reach_the_server(connected, site) -> None:
+    b = connected
+    digest = site.add("secret.bin", 500_000)
+    page = b.ctx.new_page()
+    page.goto(f"{site.base}/page.html")  # sets the HttpOnly session cookie
+    page.click("#auth")
+    d = completed(b, "secret.bin")
+    assert sha256(Path(d["path"])) == digest  # the server answers 403 without the cookie
+    assert_browser_wrote_nothing(b)
+
+
+def test_small_file_below_the_minimum_stays_with_the_browser(connected, site) -> None:
+    b = connected
+    digest = site.add("small.txt", 3_000)
+    b.set_rules({"minSize": 64 * 1024})
+    click(b, site, "#f0")
+    wait_for(lambda: (b.downloads / "small.txt").exists()
+             and sha256(b.downloads / "small.txt") == digest, what="the browser download")
+    assert daemon_downloads(b) == []
+
+
+def test_popup_shows_live_progress(connected, site) -> None:
+    b = connected
+    digest = site.add("slow-movie.mkv", 3 * 1024 * 1024)  # paced by the site: ~3 s
+    popup = b.ctx.new_page()
+    popup.set_viewport_size({"width": 460, "height": 300})
+    popup.goto(f"chrome-extension://{EXTENSION_ID}/popup.html")
+    click(b, site, "#f0")
+    popup.wait_for_selector(".dl .pill.active", timeout=20_000)
+    # (wait_for_function would eval() a string, which the extension's CSP forbids)
+    width = "parseFloat(document.querySelector('.dl .bar > div').style.width)"
+    wait_for(lambda: popup.evaluate(width) > 5, what="the progress bar to move")
+    assert popup.evaluate(width) < 100
+    b.screenshot(popup, "popup-progress.png")
+    popup.wait_for_selector(".dl .pill.completed", timeout=60_000)
+    assert "Open" in popup.inner_text(".dl .actions")
+    b.screenshot(popup, "popup-completed.png")
+    d = completed(b, "slow-movie.mkv")
+    assert sha256(Path(d["path"])) == digest
+
+
+def test_daemon_unavailable_the_browser_downloads_it(make_browser, env, site, tmp_path) -> None:
+    # FREIGHT_HOME below a regular file: the daemon cannot start, the host says -32010.
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    broken = {**env, "FREIGHT_HOME": str(blocker / "home")}
+    b: Browser = make_browser(install_into(env), extra_env=broken)
+    digest = site.add("fallback.bin", 400_000)
+    click(b, site, "#f0")
+    wait_for(lambda: b.recent(), timeout=60, what=f"a decision ({b.state()['status']})")
+    wait_for(lambda: (b.downloads / "fallback.bin").exists()
+             and sha256(b.downloads / "fallback.bin") == digest, timeout=90,
+             what="the browser's own download")
+    assert len(b.browser_downloads()) == 1
+    assert b.recent()[0]["to"] == "browser"
+
+
+def test_ids_match_what_freight_install_reads() -> None:
+    assert (ROOT / "extension" / "EXTENSION_ID").read_text().strip() == EXTENSION_ID
+    assert shutil.which("node") or True  # documentation: node is only needed for unit tests
