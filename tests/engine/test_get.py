@@ -346,3 +346,15 @@ def test_bad_input_exits_2_and_creates_nothing(fr, freight_home, args, words):
     assert not fr.dl.exists()
     assert sorted(os.listdir(freight_home)) == before
     assert fr.db.read_bytes() == db_before
+
+
+def test_wrong_content_range_is_never_spliced(fr, fault_server):
+    # A broken server: every 206 claims a range other than the one asked for.
+    data = make_data(300_000, seed=22)
+    url = fault_server.add(
+        "/liar.bin", data=data, etag="v1", headers={"Content-Range": "bytes 5-300004/300005"}
+    )
+    res = fr.run(url)
+    assert res.code == 1, res
+    assert res.record["state"] == "failed"
+    assert "liar.bin" not in fr.files()
