@@ -185,7 +185,9 @@ def start_daemon(paths: config.Paths, timeout: float = 10.0) -> dict[str, Any]:
         info = daemon_info(paths)
         assert info is not None
         return info
-    log_file = open(paths.log_file, "ab")  # noqa: SIM115 - handed to the child
+    # The daemon writes its own log file; its stderr (tracebacks of a crash at start) goes
+    # next to it, not into it, so that no line is written twice.
+    log_file = open(paths.log_dir / "daemon-stderr.log", "ab")  # noqa: SIM115 - to the child
     try:
         proc = subprocess.Popen(
             daemon_command(),

@@ -14,6 +14,7 @@ import pytest
 from daemonproc import DaemonProcess, wait_for
 from freight import api
 from freight.errors import IllegalTransition, InputError, NotFound
+from freight.store import Store
 
 URL = "http://127.0.0.1:9/file.bin"  # never fetched: these downloads are added paused
 
@@ -252,6 +253,9 @@ def test_cli_commands(daemon: DaemonProcess) -> None:
 def test_cli_without_daemon(tmp_path: Path) -> None:
     d = DaemonProcess(tmp_path / "home")
     d.paths.ensure()
+    store = Store(d.paths.database)
+    store.set_settings({"port": 0})  # the default port may be taken on a shared machine
+    store.close()
     r = d.cli("ls")
     assert r.returncode == 1 and "not running" in r.stderr
     r = d.cli("start")
