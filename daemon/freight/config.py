@@ -57,8 +57,12 @@ class Paths:
         return self.config_dir / "secrets"
 
     def ensure(self) -> Paths:
+        """Create the folders, private to the user: the download list holds signed URLs,
+        which carry credentials in their query, and the logs name them too."""
         for folder in (self.config_dir, self.data_dir, self.state_dir, self.log_dir):
-            folder.mkdir(parents=True, exist_ok=True)
+            if not folder.exists():
+                folder.mkdir(parents=True, exist_ok=True)
+                os.chmod(folder, 0o700)
         return self
 
 

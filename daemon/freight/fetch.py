@@ -19,6 +19,7 @@ import errno
 import re
 import socket
 import ssl
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
@@ -238,6 +239,72 @@ def check_status(response: httpx.Response) -> None:
     raise HTTPStatusError(f"HTTP {status} {response.reason_phrase}".strip(), status=status)
 
 
+class Inflight:
+    """A request that has no Reply yet, made abortable from another thread.
+
+    httpx's read timeout applies to each read, so a server that dribbles its response head a
+    byte at a time would hold a request forever. httpcore's ``trace`` extension tells us each
+    socket it opens and when a head is awaited: a timer bounds the wait for each head
+    (``head_timeout``, per redirect hop), and ``abort()`` (from ``Transfer.stop`` or that
+    timer) shuts the socket down, which wakes the blocked read at once.
+    """
+
+    def __init__(self, head_timeout: float | None = None) -> None:
+        self.head_timeout = head_timeout
+        self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = []
+        self._timer: threading.Timer | None = None
+        self.aborted = False
+        self.timed_out = False
+
+    def trace(self, event: str, info: dict[str, Any]) -> None:
+        if event == "connection.connect_tcp.complete":
+            stream = info.get("return_value")
+            sock = stream.get_extra_info("socket") if stream is not None else None
+            if isinstance(sock, socket.socket):
+                with self._lock:
+                    self._sockets.append(sock)
+                    aborted = self.aborted
+                if aborted:
+                    _shutdown(sock)
+        elif event == "http11.send_request_headers.started" and self.head_timeout:
+            self._arm()
+        elif event == "http11.receive_response_headers.complete":
+            self.disarm()
+
+    def _arm(self) -> None:
+        self.disarm()
+        timer = threading.Timer(self.head_timeout or 0, self._expire)
+        timer.daemon = True
+        with self._lock:
+            self._timer = timer
+        timer.start()
+
+    def _expire(self) -> None:
+        self.timed_out = True
+        self.abort()
+
+    def disarm(self) -> None:
+        with self._lock:
+            timer, self._timer = self._timer, None
+        if timer is not None:
+            timer.cancel()
+
+    def abort(self) -> None:
+        with self._lock:
+            self.aborted = True
+            sockets = list(self._sockets)
+        for sock in sockets:
+            _shutdown(sock)
+
+
+def _shutdown(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
 def open_range(
     client: httpx.Client,
     url: str,
@@ -247,6 +314,8 @@ def open_range(
     validators: Validators | None = None,
     size: int | None = None,
     headers: dict[str, str] | None = None,
+    inflight: Inflight | None = None,
+    head_timeout: float | None = None,
 ) -> Reply:
     """Request ``[start, end)`` of ``url`` (``end`` None: to the end) and check the answer.
 
@@ -255,17 +324,29 @@ def open_range(
     200 to a request with If-Range means the file changed, RFC 9110 §13.1.5).
     Raises FileChangedError when the server's validators or size contradict ``validators`` /
     ``size``, RangeError when a 206 is not the range asked for, and the errors of
-    check_status / map_transport_error.
+    check_status / map_transport_error. ``head_timeout`` bounds the wait for the whole
+    response head (redirects included); ``inflight`` lets another thread abort the wait.
     """
     request_headers: dict[str, str] = dict(headers or {})
     request_headers["Range"] = f"bytes={start}-" + ("" if end is None else str(end - 1))
     if validators is not None and validators.if_range():
         request_headers["If-Range"] = validators.if_range() or ""
+    inflight = inflight or Inflight()
+    if head_timeout is not None:
+        inflight.head_timeout = head_timeout
     try:
-        request = client.build_request("GET", url, headers=request_headers)
+        request = client.build_request(
+            "GET", url, headers=request_headers, extensions={"trace": inflight.trace}
+        )
         response = client.send(request, stream=True)
     except (httpx.HTTPError, httpx.InvalidURL) as exc:  # InvalidURL: e.g. a "data:," redirect
+        if inflight.timed_out:
+            raise StalledError(
+                f"no complete response head within {inflight.head_timeout:g}s"
+            ) from exc
         raise map_transport_error(exc) from exc
+    finally:
+        inflight.disarm()
     try:
         return _validate(response, start, end, validators, size)
     except BaseException:

@@ -16,6 +16,7 @@ application_id``), is refused with a clear :class:`StoreError` and left untouche
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -153,6 +154,14 @@ class Store:
 
     @staticmethod
     def _open(path: str) -> sqlite3.Connection:
+        if path != ":memory:" and not os.path.exists(path):
+            # Private from the start (SQLite gives its -wal and -shm files the same mode).
+            try:
+                os.close(os.open(path, os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o600))
+            except FileExistsError:
+                pass
+            except OSError as exc:
+                raise StoreError(f"cannot create the database {path}: {exc}") from exc
         try:
             db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=10)
         except sqlite3.Error as exc:

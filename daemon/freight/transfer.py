@@ -50,6 +50,7 @@ from .errors import (
 )
 from .fetch import (
     USER_AGENT,
+    Inflight,
     Reply,
     Validators,
     make_client,
@@ -140,6 +141,9 @@ class Transfer:
         self._part: files.PartFile | None = None
         self._client: httpx.Client | None = None
         self._replies: set[Reply] = set()
+        self._inflight: set[Inflight] = set()
+        # A response head must arrive whole within this time, however slowly it trickles.
+        self._head_timeout = 2 * settings.stall_timeout
         self._workers: list[threading.Thread] = []
         self._next_worker = 0
         self._alive = 0
@@ -163,9 +167,12 @@ class Transfer:
             if self._stop_reason is None:
                 self._stop_reason = reason
             replies = list(self._replies)
+            inflight = list(self._inflight)
         self._stop_event.set()
         for reply in replies:
             reply.abort()
+        for request in inflight:
+            request.abort()
 
     def set_limit(self, bytes_per_second: int | None) -> None:
         self._limiter.set_rate(bytes_per_second)
@@ -370,7 +377,7 @@ class Transfer:
         while True:
             self._check_stop()
             try:
-                reply = open_range(self._client, download.url, 0, None, headers=headers)
+                reply = self._open_tracked(download.url, 0, None, headers=headers)
                 break
             except HTTPStatusError as exc:
                 if exc.status in (401, 403, 410) and (self._had_data or download.done > 0):
@@ -586,6 +593,36 @@ class Transfer:
         delay = self._backoff(failures, exc)
         return self._stop_event.wait(delay)
 
+    def _open_tracked(
+        self,
+        url: str,
+        start: int,
+        end: int | None,
+        *,
+        validators: Validators | None = None,
+        size: int | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Reply:
+        """open_range through httpx, abortable by stop() and bounded by a head deadline."""
+        assert self._client is not None
+        inflight = Inflight()
+        with self._lock:
+            self._inflight.add(inflight)
+        if self._stop_event.is_set():
+            inflight.abort()
+        try:
+            return open_range(
+                self._client, url, start, end, validators=validators, size=size,
+                headers=headers, inflight=inflight, head_timeout=self._head_timeout,
+            )
+        except TransientError:
+            if self._stop_event.is_set():
+                raise Stopped("stopped") from None
+            raise
+        finally:
+            with self._lock:
+                self._inflight.discard(inflight)
+
     def _lean_connection(self) -> wire.Connection | None:
         if not self.settings.lean_reader or not wire.usable_for(self._url):
             return None
@@ -616,8 +653,8 @@ class Transfer:
             except wire.UseHttpx:
                 conn.close()
         if reply is None:
-            reply = open_range(
-                self._client, self._url, assignment.start, assignment.end, **kwargs  # type: ignore[arg-type]
+            reply = self._open_tracked(
+                self._url, assignment.start, assignment.end, **kwargs  # type: ignore[arg-type]
             )
         if not reply.ranged:
             reply.close()
@@ -702,7 +739,7 @@ class Transfer:
             try:
                 if current is None:
                     assert self._client is not None
-                    current = open_range(self._client, self._url, 0, None, headers=headers)
+                    current = self._open_tracked(self._url, 0, None, headers=headers)
                     if current.validators.conflicts_with(self._validators):
                         raise FileChangedError("the file changed on the server")
                 self._stream_single(current)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import socket
 import ssl
+import time
 import urllib.request
 from collections.abc import Iterator
 from urllib.parse import urlsplit
@@ -164,9 +165,14 @@ class Connection:
         assert self.sock is not None
         view = memoryview(self.buffer)
         filled = 0
+        # The whole head must come within twice the stall timeout, however slowly it trickles.
+        deadline = time.monotonic() + 2 * self.stall_timeout
         while True:
             if filled >= min(MAX_HEAD, len(self.buffer)):
                 raise ProtocolViolation("response head too large")
+            if time.monotonic() > deadline:
+                self.close()
+                raise StalledError("no complete response head in time")
             n = self.sock.recv_into(view[filled:])
             if n == 0:
                 if filled == 0:

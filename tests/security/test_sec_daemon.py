@@ -175,10 +175,6 @@ def test_an_oversized_message_closes_that_connection_only(daemon: DaemonProcess)
     assert database_dump(daemon.home / "freight.db") == before
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "config.Paths.ensure creates the data, state and log folders with the default umask "
-    "(0755) and the database is 0644: other local users can read the list of URLs (signed "
-    "links carry credentials in their query) and the log"))
 def test_the_download_list_and_logs_are_private(daemon: DaemonProcess) -> None:
     for path in (daemon.home / "freight.db", daemon.home / "logs"):
         assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, path

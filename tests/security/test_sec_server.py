@@ -329,14 +329,6 @@ async def dribbled_head(reader: asyncio.StreamReader, writer: asyncio.StreamWrit
         await asyncio.sleep(0.2)
 
 
-HEAD_DEADLINE_MISSING = (
-    "the probe goes through httpx, whose read timeout applies to each read, not to the whole "
-    "head; fetch.open_range has no deadline for the head and Transfer.stop() cannot abort a "
-    "probe that has no Reply yet"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=HEAD_DEADLINE_MISSING)
 def test_a_dribbled_response_head_ends_with_a_clear_error(sandbox) -> None:
     with RawServer(dribbled_head) as srv:
         result = sandbox.run(srv.url("/f.bin"), timeout=8, stall_timeout=1.0, max_tries=2)
@@ -344,7 +336,6 @@ def test_a_dribbled_response_head_ends_with_a_clear_error(sandbox) -> None:
     assert sandbox.files() == []
 
 
-@pytest.mark.xfail(strict=True, reason=HEAD_DEADLINE_MISSING)
 def test_a_dribbled_response_head_can_be_paused_at_once(sandbox) -> None:
     import threading
 
