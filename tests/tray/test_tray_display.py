@@ -139,9 +139,15 @@ def _calls(path: Path) -> list[dict[str, object]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def _color_count(image, rgb, box) -> int:  # type: ignore[no-untyped-def]
+def _color_count(image, rgb, box, tolerance: int = 24) -> int:  # type: ignore[no-untyped-def]
+    """Pixels in ``box`` close to ``rgb``: the gtk backends scale the 64 px icon to the tray's
+    size, which blends the edges of small areas such as the progress bar."""
     region = image.crop(box)
-    return sum(1 for pixel in region.get_flattened_data() if pixel == rgb)
+    return sum(
+        1
+        for pixel in region.get_flattened_data()
+        if max(abs(a - b) for a, b in zip(pixel, rgb)) <= tolerance
+    )
 
 
 def _text_rows(menu_image) -> list[tuple[int, int]]:  # type: ignore[no-untyped-def]

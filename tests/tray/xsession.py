@@ -116,8 +116,10 @@ def x_session(workdir: Path, width: int = 800, height: int = 600) -> Iterator[XS
     workdir.mkdir(parents=True, exist_ok=True)
     read_fd, write_fd = os.pipe()
     xvfb = subprocess.Popen(
+        # -noreset: by default the server resets when its last client leaves (our short
+        # Xlib probes), and a client connecting during that reset is refused.
         ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", f"{width}x{height}x24",
-         "-nolisten", "tcp"],
+         "-nolisten", "tcp", "-noreset"],
         pass_fds=(write_fd,),
         stdout=subprocess.DEVNULL,
         stderr=open(workdir / "xvfb.log", "wb"),  # noqa: SIM115 - lives as long as Xvfb
