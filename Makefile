@@ -24,7 +24,7 @@ else
 	@echo
 	@echo "Load the extension: open chrome://extensions, turn on Developer mode,"
 	@echo "click 'Load unpacked' and choose $(CURDIR)/extension"
-	@echo "(Firefox: about:debugging -> This Firefox -> Load Temporary Add-on -> extension/firefox/manifest.json)"
+	@echo "(Firefox: about:debugging -> This Firefox -> Load Temporary Add-on -> extension/manifest.json)"
 	@echo
 	$(BIN)/freight daemon
 endif
