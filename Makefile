@@ -12,8 +12,10 @@ $(BIN)/python:
 venv: $(BIN)/python
 	$(BIN)/pip install -q -e .
 
+# The tray's gtk/appindicator backends need PyGObject, built against Debian's
+# libgirepository1.0-dev and libcairo2-dev (which .ci/run installs).
 venv-test: $(BIN)/python
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[test,tray-gtk]'
 
 # Runs Freight's main job: registers the native host, then the daemon with its tray.
 run: venv
