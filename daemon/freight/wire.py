@@ -225,6 +225,9 @@ class Connection:
                 want = min(size, remaining)
                 filled = 0
                 # Fill the buffer before yielding: fewer, larger pwrites cost less per byte.
+                # On a slow link, hand over what came within a tenth of a second, so that
+                # progress and checkpoints keep moving.
+                hand_over = time.monotonic() + 0.1
                 while filled < want:
                     n = sock.recv_into(view[filled:want])
                     if n == 0:
@@ -232,7 +235,12 @@ class Connection:
                             f"the connection closed {remaining - filled} bytes early"
                         )
                     filled += n
+                    if filled < want and time.monotonic() >= hand_over:
+                        break
                 remaining -= filled
+                if remaining == 0:
+                    # Every byte was read: the connection can carry the next request.
+                    self.reusable = keep_alive and len(early) <= length
                 yield view[:filled]
         except TimeoutError as exc:
             self.close()
@@ -241,7 +249,9 @@ class Connection:
             self.close()
             raise TransientError(f"connection failed: {exc}") from exc
         except BaseException:
-            self.close()
+            # Stopped early (a split, a stop, an error): unread bytes remain on the wire.
+            if remaining > 0:
+                self.close()
             raise
         self.reusable = keep_alive and len(early) <= length
 
