@@ -7,6 +7,7 @@ the same command again after any interruption picks up the recorded state.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -46,6 +47,29 @@ def configure(sub: Any) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object per download")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress display")
     p.set_defaults(func=run_get)
+
+
+class _Messages:
+    """Messages on stderr: through rich on a terminal, plain text otherwise (rich costs
+    memory and time that a scripted `--json` run does not need). Text is never markup:
+    a file name with [brackets] prints as it is."""
+
+    def __init__(self, console: Any | None) -> None:
+        self.console = console
+
+    def say(self, text: str, style: str | None = None) -> None:
+        if self.console is None:
+            print(text, file=sys.stderr, flush=True)
+        else:
+            self.console.print(text, style=style, markup=False, highlight=False)
+
+
+def _console(args: argparse.Namespace) -> _Messages:
+    if args.json or args.quiet or not sys.stderr.isatty():
+        return _Messages(None)
+    from rich.console import Console
+
+    return _Messages(Console(stderr=True))
 
 
 def validate_url(url: str) -> str:
@@ -97,9 +121,7 @@ def open_store(paths: config.Paths) -> Store:
 
 
 def run_get(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
-    err = Console(stderr=True)
+    err = _console(args)
     try:
         urls = [validate_url(u) for u in args.urls]
         if args.output and len(urls) > 1:
@@ -114,7 +136,7 @@ def run_get(args: argparse.Namespace) -> int:
             checksum = f"{algo}:{digest}"
         folder = os.path.abspath(os.path.expanduser(args.dir or config.default_download_dir()))
     except InputError as exc:
-        err.print(f"freight get: {exc}")
+        err.say(f"freight get: {exc}")
         return 2
 
     paths = config.paths_from_env().ensure()
@@ -122,7 +144,7 @@ def run_get(args: argparse.Namespace) -> int:
     try:
         store = open_store(paths)
     except FreightError as exc:
-        err.print(f"freight get: {exc}")
+        err.say(f"freight get: {exc}")
         return EXIT_FAILED
     settings = store.settings()
     results: list[int] = []
@@ -164,7 +186,7 @@ def _get_one(
             )
         else:
             if not args.json:
-                err.print(f"Resuming {download.name or url} ({download.done} bytes on disk)")
+                err.say(f"Resuming {download.name or url} ({download.done} bytes on disk)")
             changes: dict[str, Any] = {"limit": limit, "connections": args.connections}
             if checksum:
                 changes["checksum"] = checksum
@@ -176,11 +198,11 @@ def _get_one(
         if download.state != DownloadState.ACTIVE:
             download = store.set_state(download.id, DownloadState.ACTIVE)
     except FreightError as exc:
-        err.print(f"freight get: {exc}")
+        err.say(f"freight get: {exc}")
         return EXIT_FAILED
 
     engine = config.EngineSettings.from_settings(settings, connections=args.connections)
-    transfer = Transfer(store, download.id, engine, on_notice=lambda m: err.print(f"[yellow]{m}"))
+    transfer = Transfer(store, download.id, engine, on_notice=lambda m: err.say(m, "yellow"))
     started = time.monotonic()
     final = _run_with_display(transfer, store, download, args, err)
     elapsed = time.monotonic() - started
@@ -196,16 +218,16 @@ def _get_one(
         print(json.dumps(record), flush=True)
     elif final.state == DownloadState.COMPLETED:
         size = _human(final.size or 0)
-        err.print(f"[green]Saved[/green] {final.path} ({size} in {elapsed:.1f}s)")
+        err.say(f"Saved {final.path} ({size} in {elapsed:.1f}s)", "green")
     elif final.state == DownloadState.NEEDS_REFRESH:
-        err.print(f"[yellow]The link expired[/yellow]: {final.error}. Get a fresh link and run "
-                  f"`freight refresh {final.id} NEW_URL` or `freight get NEW_URL`.")
+        err.say(f"The link expired: {final.error}. Get a fresh link and run "
+                f"`freight refresh {final.id} NEW_URL` or `freight get NEW_URL`.", "yellow")
     elif final.state == DownloadState.PAUSED and final.error:
-        err.print(f"[red]Paused[/red]: {final.error}. Run the same command again to resume.")
+        err.say(f"Paused: {final.error}. Run the same command again to resume.", "red")
     elif code == EXIT_INTERRUPTED:
-        err.print("Interrupted; progress saved. Run the same command again to resume.")
+        err.say("Interrupted; progress saved. Run the same command again to resume.")
     else:
-        err.print(f"[red]Failed[/red]: {final.error}")
+        err.say(f"Failed: {final.error}", "red")
     if final.state == DownloadState.PAUSED and final.error:
         return EXIT_FAILED
     return code
@@ -219,18 +241,42 @@ def _human(n: float) -> str:
     return f"{n} B"
 
 
+class _Display:
+    """The rich progress line: bytes, speed, ETA and live connection count."""
+
+    def __init__(self, console: Any, label: str) -> None:
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
+        self.progress = Progress(
+            TextColumn("{task.description}", markup=False), BarColumn(), DownloadColumn(),
+            TransferSpeedColumn(), TimeRemainingColumn(),
+            TextColumn("{task.fields[conns]} conn"), console=console,
+        )
+        self.task = self.progress.add_task(label, total=None, conns=0)
+
+    def __enter__(self) -> _Display:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def update(self, done: int, size: int | None, connections: int, label: str) -> None:
+        self.progress.update(
+            self.task, completed=done, total=size, conns=connections, description=label
+        )
+
+
 def _run_with_display(
     transfer: Transfer, store: Store, download: Download, args: argparse.Namespace, err: Any
 ) -> Download:
-    from rich.progress import (
-        BarColumn,
-        DownloadColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-        TransferSpeedColumn,
-    )
-
     outcome: list[Download] = []
     # Wait on an Event, not on thread.join(): in CPython 3.11 a KeyboardInterrupt inside
     # join() marks the still-running thread as stopped, and we would exit before the pause.
@@ -242,29 +288,21 @@ def _run_with_display(
         finally:
             finished.set()
 
-    thread = threading.Thread(target=drive, name="transfer")
-
     def on_signal(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, on_signal)
-    show = not (args.json or args.quiet) and err.is_terminal
-    progress = Progress(
-        TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-        TimeRemainingColumn(), TextColumn("{task.fields[conns]} conn"), console=err,
-        disable=not show, transient=False,
-    )
+    display = _Display(err.console, download.url) if err.console is not None else None
     try:
-        thread.start()
-        with progress:
-            task = progress.add_task(download.requested_name or download.url, total=None, conns=0)
+        threading.Thread(target=drive, name="transfer").start()
+        with display or contextlib.nullcontext():
             while not finished.is_set():
                 try:
                     finished.wait(0.25)
-                    p = transfer.progress()
-                    name = store.get(download.id).name
-                    progress.update(task, completed=p.done, total=p.size, conns=p.connections,
-                                    description=name or download.url)
+                    if display is not None:
+                        p = transfer.progress()
+                        label = store.get(download.id).name or download.url
+                        display.update(p.done, p.size, p.connections, label)
                 except KeyboardInterrupt:
                     transfer.stop("pause")
                     while not finished.is_set():
@@ -275,14 +313,3 @@ def _run_with_display(
     finally:
         signal.signal(signal.SIGTERM, previous)
     return outcome[0] if outcome else store.get(download.id)
-
-
-def main_get(argv: list[str] | None = None) -> int:  # pragma: no cover - convenience
-    parser = argparse.ArgumentParser(prog="freight")
-    configure(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return int(args.func(args))
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main_get())
