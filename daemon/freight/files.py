@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import unicodedata
+from collections.abc import Iterator
 from email.message import Message
 from urllib.parse import unquote, urlsplit
 
@@ -126,11 +127,7 @@ def reserve(folder: str, name: str) -> str:
         os.makedirs(folder, exist_ok=True)
     except OSError as exc:
         raise _map_os_error(exc, folder) from exc
-    for n in range(10_000):
-        candidate = _truncate_numbered(name, n)
-        final = os.path.join(folder, candidate)
-        if os.path.lexists(final):
-            continue
+    for candidate, final in _untaken(folder, name):
         try:
             fd = os.open(final + PART_SUFFIX, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
@@ -140,6 +137,19 @@ def reserve(folder: str, name: str) -> str:
         os.close(fd)
         return candidate
     raise LocalIOError(f"no free name for {name!r} in {folder}")
+
+
+def _untaken(folder: str, name: str) -> Iterator[tuple[str, str]]:
+    """'name.ext', 'name (1).ext', ... that do not exist in folder yet, with their paths.
+
+    Existence is only a hint: callers claim a name atomically (O_EXCL, link) and go on to the
+    next one when they lose a race.
+    """
+    for n in range(10_000):
+        candidate = _truncate_numbered(name, n)
+        final = os.path.join(folder, candidate)
+        if not os.path.lexists(final):
+            yield candidate, final
 
 
 def _truncate_numbered(name: str, n: int) -> str:
@@ -234,11 +244,7 @@ def finalize(part_path: str, folder: str, name: str) -> str:
     os.link fails if the target exists, which makes the no-overwrite rule atomic; where the
     filesystem has no hard links, fall back to a checked rename.
     """
-    for n in range(10_000):
-        candidate = _truncate_numbered(name, n)
-        final = os.path.join(folder, candidate)
-        if os.path.lexists(final):
-            continue
+    for candidate, final in _untaken(folder, name):
         try:
             os.link(part_path, final)
         except FileExistsError:
