@@ -137,10 +137,10 @@ def many_tools() -> list[Tool]:
                               str(d), "--remote-name-all", *u]),
         Tool("wget", "wget -i (one at a time)",
              lambda u, d, lst: ["wget", "-q", "-P", str(d), "-i", str(lst)]),
-        Tool("freight-daemon", "freight add ×N, freight wait (daemon queue)",
+        Tool("freight-daemon", "freight add ×N, freight wait (daemon queue, defaults)",
              lambda u, d, _: [fr, "add", "--json", "-d", str(d), *u], freight=True),
-        Tool("freight-get", "freight get URL×N (one process, one at a time, no daemon)",
-             lambda u, d, _: [fr, "get", "-d", str(d), "--json", *u], freight=True),
+        Tool("freight-daemon-16", "the same with `freight settings max_active 16`",
+             lambda u, d, _: [fr, "add", "--json", "-d", str(d), *u], freight=True),
     ]
 
 
@@ -327,7 +327,7 @@ def run_many(tool: Tool, sc: Scenario, srv: BenchServer, work: Path, timeout: fl
     """S4: N small files. The daemon variant queues them all, then waits."""
     urls = [f"{srv.base}/f{i:04d}.bin" for i in range(sc.files)]
     names = [_name(u) for u in urls]
-    if tool.name == "freight-daemon":
+    if tool.name.startswith("freight-daemon"):
         return run_daemon(tool, sc, srv, work, timeout, urls, names)
     return _run_once(tool, sc, srv, work, timeout, urls, names)
 
@@ -396,9 +396,14 @@ def run_daemon(tool: Tool, sc: Scenario, srv: BenchServer, work: Path, timeout: 
             if daemon.poll() is not None or time.monotonic() > deadline:
                 return Run(tool.name, sc.key, False, note="the daemon did not start")
             time.sleep(0.02)
-        started = time.perf_counter()
         cpu = 0.0
         rss = 0.0
+        if tool.name == "freight-daemon-16":  # like aria2c -j16: 16 downloads at once
+            p = run_process([fr, "settings", "max_active", "16"], env,
+                            Path(tempfile.mkdtemp(dir=scratch)), timeout)
+            if p.rc != 0:
+                return Run(tool.name, sc.key, False, note=f"settings exit {p.rc}: {p.stderr}")
+        started = time.perf_counter()
         argv = tool.argv(urls, out, scratch / "urls.txt")
         for step in ("add", "wait"):
             step_dir = Path(tempfile.mkdtemp(dir=scratch))
