@@ -22,7 +22,8 @@ as h11 does with LocalProtocolError and RemoteProtocolError::
     │   ├── FileChangedError    validators or size differ: the file changed on the server
     │   └── ProtocolViolation   more bytes than declared, absurd sizes, bad redirects
     ├── LocalIOError            the local disk refused (permission, missing folder)
-    │   └── DiskFullError       ENOSPC: pause, keep state, resume when there is space
+    │   ├── DiskFullError       ENOSPC: pause, keep state, resume when there is space
+    │   └── BusyError           another Freight process is writing this download's .part
     ├── ChecksumError           the finished file does not match the expected digest
     ├── StoreError              the SQLite database is damaged, foreign or too new
     ├── DaemonError             talking to the daemon failed (not running, refused, timeout)
@@ -114,6 +115,10 @@ class LocalIOError(FreightError):
 
 class DiskFullError(LocalIOError):
     kind = "disk_full"
+
+
+class BusyError(LocalIOError):
+    kind = "busy"
 
 
 class ChecksumError(FreightError):

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from email.message import Message
 from urllib.parse import unquote, urlsplit
 
-from .errors import DiskFullError, LocalIOError
+from .errors import BusyError, DiskFullError, LocalIOError
 
 PART_SUFFIX = ".part"
 MAX_NAME_BYTES = 200  # below every common filesystem's 255, leaving room for " (12).part"
@@ -183,6 +183,20 @@ class PartFile:
             self.fd = os.open(path, flags, 0o644)
         except OSError as exc:
             raise _map_os_error(exc, path) from exc
+
+    def lock(self) -> None:
+        """Take this .part for this process alone, so that `freight get` and the daemon never
+        write the same download at once. The kernel frees the lock when the process dies."""
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows: no advisory locks here
+            return
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise BusyError(
+                f"{self.path} is being downloaded by another Freight process", path=self.path
+            ) from None
 
     def size_on_disk(self) -> int:
         return os.fstat(self.fd).st_size

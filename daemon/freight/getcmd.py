@@ -206,6 +206,9 @@ def _get_one(
     started = time.monotonic()
     final = _run_with_display(transfer, store, download, args, err)
     elapsed = time.monotonic() - started
+    if transfer.busy:
+        err.say(f"freight get: {transfer.busy}; nothing was changed", "red")
+        return EXIT_FAILED
     code = exit_code(final.state)
     if args.json:
         record = final.public()

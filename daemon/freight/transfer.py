@@ -35,6 +35,7 @@ import httpx
 from . import files, wire
 from .config import EngineSettings
 from .errors import (
+    BusyError,
     ChecksumError,
     DiskFullError,
     FileChangedError,
@@ -158,6 +159,8 @@ class Transfer:
         self._had_data = download.done > 0
         self._samples: collections.deque[tuple[float, int]] = collections.deque()
         self.notices: list[str] = []
+        #: Set when another Freight process was writing this download (nothing was changed).
+        self.busy: str | None = None
 
     # -- the outside's view ----------------------------------------------------------------
 
@@ -202,6 +205,11 @@ class Transfer:
             self._run()
         except Stopped:
             return self._finish_stopped()
+        except BusyError as exc:
+            # Another process owns this download: leave its state alone, say why.
+            log.warning("download %s: %s", self.id, exc)
+            self.busy = str(exc)
+            return self.store.get(self.id)
         except LinkExpiredError as exc:
             return self._end(DownloadState.NEEDS_REFRESH, exc)
         except DiskFullError as exc:
@@ -297,6 +305,16 @@ class Transfer:
         if self._part is not None:
             self._part.truncate(0)
 
+    @staticmethod
+    def _open_part(path: str, *, create: bool = True) -> files.PartFile:
+        part = files.PartFile(path, create=create)
+        try:
+            part.lock()
+        except BusyError:
+            part.close()
+            raise
+        return part
+
     def _headers(self, download: Download) -> dict[str, str]:
         headers = dict(download.headers)
         headers.update(self.store.secret_headers(self.id))
@@ -321,7 +339,7 @@ class Transfer:
             if planner.restored:
                 self._url = download.url
                 self._size = download.size
-                self._part = self._part or files.PartFile(part_path, create=False)
+                self._part = self._part or self._open_part(part_path, create=False)
                 if self._part.size_on_disk() < download.size:
                     self._part.preallocate(download.size)
                 with self._lock:
@@ -341,7 +359,7 @@ class Transfer:
             download = self.store.get(self.id)
             assert download.part_path is not None
             if self._part is None:
-                self._part = files.PartFile(download.part_path)
+                self._part = self._open_part(download.part_path)
             if reply.size is not None:
                 if self.settings.max_size is not None and reply.size > self.settings.max_size:
                     raise ProtocolViolation(
@@ -813,7 +831,7 @@ class Transfer:
         download = self.store.get(self.id)
         assert download.part_path is not None and download.name is not None
         if self._part is None:
-            self._part = files.PartFile(download.part_path)
+            self._part = self._open_part(download.part_path)
         part = self._part
         size = self._size if self._size is not None else 0
         if download.size is None or download.size != size:

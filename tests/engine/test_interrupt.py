@@ -157,3 +157,20 @@ def test_expired_link_message_on_the_terminal(fr, fault_server, kill_after):
     res = fr.run(url, json_out=False)
     assert res.code == 3, res
     assert "expired" in res.stderr.lower() or "refresh" in res.stderr.lower()
+
+
+def test_a_second_process_never_writes_the_same_download(fr, fault_server, kill_after):
+    """`freight get` of a download another Freight process is fetching changes nothing: the
+    .part is locked (flock) by its writer, and the second process says so and exits 1."""
+    data = make_data(SIZE, seed=31)
+    url = serve(fault_server, data, throttled=True)
+    first = fr.start(url, "-x", "4")
+    kill_after(first)
+    fr.wait_done(first, MIB // 4)
+    second = fr.run(url, "-x", "4")
+    assert second.code == 1, second
+    assert "another Freight process" in second.stderr
+    assert fr.download().state == "active"  # the first process's download, untouched
+    res = fr.finish(first, None)
+    assert res.code == 0, res
+    assert sha256((fr.dl / "movie.mkv").read_bytes()) == sha256(data)
