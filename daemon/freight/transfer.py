@@ -136,6 +136,7 @@ class Transfer:
         self._on_notice = on_notice
         self._lock = threading.Lock()
         self._stop_event = threading.Event()
+        self._wake = threading.Event()  # set by a worker that ends, and by stop()
         self._stop_reason: StopReason | None = None
         self._fatal: FreightError | None = None
         self._planner: Planner | None = None
@@ -172,6 +173,7 @@ class Transfer:
             replies = list(self._replies)
             inflight = list(self._inflight)
         self._stop_event.set()
+        self._wake.set()
         for reply in replies:
             reply.abort()
         for request in inflight:
@@ -487,7 +489,10 @@ class Transfer:
                     else:
                         frozen = True  # the last step did not pay: stay here
                 done_at_adapt, last_adapt = done_now, now
-            self._stop_event.wait(_TICK)
+            # A worker that ends wakes the loop at once: a small file is done in milliseconds,
+            # and waiting out the tick would cost more than the transfer itself.
+            self._wake.wait(_TICK)
+            self._wake.clear()
 
         for thread in self._workers:
             thread.join()
@@ -585,6 +590,7 @@ class Transfer:
                 self._hosts.release(host)
             with self._lock:
                 self._alive -= 1
+            self._wake.set()
 
     def _set_fatal(self, exc: FreightError) -> None:
         with self._lock:
