@@ -166,6 +166,16 @@ def _map_os_error(exc: OSError, where: str) -> LocalIOError:
     return LocalIOError(f"{exc.strerror or exc} ({where})", path=where, errno=exc.errno)
 
 
+def boot_id() -> str | None:
+    """This boot's identity (Linux); None where unknown, which makes unsynced progress
+    records untrusted (see Store.save_fast_progress)."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            return f.read().strip() or None
+    except OSError:
+        return None
+
+
 def free_space(folder: str) -> int:
     return shutil.disk_usage(folder).free
 

@@ -76,6 +76,15 @@ MIGRATIONS: list[str] = [
         value TEXT NOT NULL
     );
     """,
+    # version 2: progress recorded between synced checkpoints (see save_fast_progress)
+    """
+    CREATE TABLE fast_progress (
+        download_id INTEGER PRIMARY KEY REFERENCES downloads (id) ON DELETE CASCADE,
+        boot_id     TEXT NOT NULL,
+        segments    TEXT NOT NULL,
+        done        INTEGER NOT NULL
+    );
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -398,6 +407,44 @@ class Store:
                 (done, time.time(), download_id),
             )
 
+    def save_fast_progress(
+        self, download_id: int, boot_id: str, segments: Iterable[Segment], done: int
+    ) -> None:
+        """Record progress that was written but not yet synced, tagged with the boot it is
+        true for.
+
+        After ``pwrite`` returns, the bytes are in the kernel's page cache: a crash or a
+        SIGKILL of Freight does not lose them, only a crash of the OS or a power cut does.
+        So this record, cheap enough to make many times a second (no fsync: WAL with
+        synchronous=NORMAL), is trusted on resume only when the machine has not restarted
+        since (same boot id); otherwise the last synced checkpoint is used.
+        """
+        rows = json.dumps([[s.start, s.end, s.pos] for s in segments])
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO fast_progress (download_id, boot_id, segments, done) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (download_id) DO UPDATE SET "
+                "boot_id = excluded.boot_id, segments = excluded.segments, done = excluded.done",
+                (download_id, boot_id, rows, done),
+            )
+
+    def resume_segments(self, download_id: int, boot_id: str | None) -> list[Segment]:
+        """The best progress to resume from: the synced checkpoint, or the fast record when
+        it was made in this very boot and holds more."""
+        synced = self.load_segments(download_id)
+        if boot_id is None:
+            return synced
+        rows = self._query(
+            "SELECT boot_id, segments, done FROM fast_progress WHERE download_id = ?",
+            (download_id,),
+        )
+        if not rows or rows[0][0] != boot_id:
+            return synced
+        fast = [Segment(*row) for row in json.loads(rows[0][1])]
+        if sum(s.pos - s.start for s in fast) > sum(s.pos - s.start for s in synced):
+            return fast
+        return synced
+
     def load_segments(self, download_id: int) -> list[Segment]:
         rows = self._query(
             "SELECT start, end, pos FROM segments WHERE download_id = ? ORDER BY start",
@@ -408,6 +455,7 @@ class Store:
     def clear_progress(self, download_id: int) -> None:
         with self._transaction() as db:
             db.execute("DELETE FROM segments WHERE download_id = ?", (download_id,))
+            db.execute("DELETE FROM fast_progress WHERE download_id = ?", (download_id,))
             db.execute(
                 "UPDATE downloads SET done = 0, updated_at = ? WHERE id = ?",
                 (time.time(), download_id),

@@ -70,6 +70,9 @@ log = logging.getLogger("freight.transfer")
 StopReason = Literal["pause", "cancel", "shutdown"]
 SECRET_HEADERS = frozenset({"cookie", "authorization", "proxy-authorization"})
 _TICK = 0.1  # control loop period, seconds
+# Progress written but not yet synced is recorded this often (see Store.save_fast_progress):
+# a SIGKILL then loses at most this much time's worth of bytes, not a checkpoint interval's.
+_FAST_RECORD = 0.04
 _SPEED_WINDOW = 2.0  # seconds of history behind the speed figure
 # Adaptive connection count: every window, while the last step paid, double the connections
 # (up to max_connections). Doubling reaches 32 from 8 in two steps: a fast link finishes big
@@ -137,6 +140,7 @@ class Transfer:
         self._lock = threading.Lock()
         self._stop_event = threading.Event()
         self._wake = threading.Event()  # set by a worker that ends, and by stop()
+        self._boot = files.boot_id()
         self._stop_reason: StopReason | None = None
         self._fatal: FreightError | None = None
         self._planner: Planner | None = None
@@ -327,7 +331,7 @@ class Transfer:
     def _attempt(self, single_only: bool) -> None:
         download = self.store.get(self.id)
         headers = self._headers(download)
-        segments = self.store.load_segments(self.id)
+        segments = self.store.resume_segments(self.id, self._boot)
         part_path = download.part_path
         if (
             not single_only
@@ -446,7 +450,7 @@ class Transfer:
         self._target = max(1, self.settings.connections)
         ceiling = self.settings.max_connections if adaptive else self._target
         frozen = not adaptive
-        last_checkpoint = last_adapt = time.monotonic()
+        last_checkpoint = last_adapt = last_fast = time.monotonic()
         rate_at_step: float | None = None
         done_at_adapt = planner.done
 
@@ -475,7 +479,10 @@ class Transfer:
                 break
             if now - last_checkpoint >= self.settings.checkpoint_interval:
                 self._checkpoint()
-                last_checkpoint = now
+                last_checkpoint = last_fast = now
+            elif self._boot is not None and now - last_fast >= _FAST_RECORD:
+                self._record_unsynced()
+                last_fast = now
             if not frozen and now - last_adapt >= _ADAPT_WINDOW:
                 with self._lock:
                     done_now = self._done
@@ -491,7 +498,7 @@ class Transfer:
                 done_at_adapt, last_adapt = done_now, now
             # A worker that ends wakes the loop at once: a small file is done in milliseconds,
             # and waiting out the tick would cost more than the transfer itself.
-            self._wake.wait(_TICK)
+            self._wake.wait(_FAST_RECORD if self._boot is not None else _TICK)
             self._wake.clear()
 
         for thread in self._workers:
@@ -748,6 +755,16 @@ class Transfer:
             done = planner.done
         part.sync()
         self.store.save_progress(self.id, segments, done)
+
+    def _record_unsynced(self) -> None:
+        """Record what pwrite has handed to the kernel, without a sync (valid for this boot)."""
+        planner = self._planner
+        if planner is None or self._boot is None:
+            return
+        with self._lock:
+            segments = planner.snapshot()
+            done = planner.done
+        self.store.save_fast_progress(self.id, self._boot, segments, done)
 
     # -- single-stream mode ----------------------------------------------------------------
 

@@ -14,6 +14,7 @@ import time
 
 import pytest
 from faultserver import make_data
+from freight.files import boot_id
 from freight.store import Store
 
 from .conftest import sha256
@@ -28,20 +29,24 @@ FAST = 4 * 1024 * 1024
 
 
 def check_recorded_bytes_are_on_disk(fr, data: bytes) -> int:
-    """Every recorded [start, pos) of the .part holds exactly the file's bytes."""
+    """Every recorded [start, pos) of the .part holds exactly the file's bytes: the synced
+    checkpoint's and the unsynced record's (trusted in this boot). Returns what a resume
+    starts from."""
     store = Store(fr.db)
     try:
         download = store.get(1)
-        segments = store.load_segments(1)
+        synced = store.load_segments(1)
+        resume = store.resume_segments(1, boot_id())
     finally:
         store.close()
     assert download.part_path is not None
     with open(download.part_path, "rb") as part:
-        for s in segments:
+        for s in [*synced, *resume]:
             part.seek(s.start)
             assert part.read(s.pos - s.start) == data[s.start : s.pos], f"segment {s}"
-    recorded = sum(s.pos - s.start for s in segments)
-    assert recorded == download.done
+    assert sum(s.pos - s.start for s in synced) == download.done
+    recorded = sum(s.pos - s.start for s in resume)
+    assert recorded >= download.done
     return recorded
 
 
