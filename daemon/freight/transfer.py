@@ -72,7 +72,7 @@ SECRET_HEADERS = frozenset({"cookie", "authorization", "proxy-authorization"})
 _TICK = 0.1  # control loop period, seconds
 # Progress written but not yet synced is recorded this often (see Store.save_fast_progress):
 # a SIGKILL then loses at most this much time's worth of bytes, not a checkpoint interval's.
-_FAST_RECORD = 0.04
+_FAST_RECORD = 0.02
 _SPEED_WINDOW = 2.0  # seconds of history behind the speed figure
 # Adaptive connection count: every window, while the last step paid, double the connections
 # (up to max_connections). Doubling reaches 32 from 8 in two steps: a fast link finishes big
