@@ -400,6 +400,11 @@ class Tray:
                 self.refresh()
             except Exception:
                 log.exception("tray refresh failed")
+        # pystray's icon.stop() does nothing until the icon's loop has marked itself ready,
+        # and this thread starts only after that. A stop() that came earlier (the daemon
+        # stopped while the icon was being built) was lost: repeat it from here, or the
+        # main thread would serve the icon forever after the daemon is gone.
+        icon.stop()
 
     def refresh(self) -> None:
         """Read a snapshot and update what changed (called by the poll thread)."""
