@@ -204,3 +204,94 @@ def rpc_via_page(b: Browser, method: str, params: dict[str, Any] | None = None) 
     )
     assert res["ok"], res
     return res["result"]
+
+
+# --- the real daemon and host (shared by the end-to-end tests) --------------------------------
+
+FREIGHT = Path(sys.executable).parent / "freight"
+
+
+def sha256_file(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def daemon_env(tmp_path: Path) -> dict[str, str]:
+    """An environment whose HOME, FREIGHT_HOME and XDG folders all live under tmp_path."""
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    e = {**os.environ, "HOME": str(home), "FREIGHT_HOME": str(tmp_path / "freight-home"),
+         "FREIGHT_DOWNLOAD_DIR": str(tmp_path / "daemon-downloads"),
+         "XDG_CONFIG_HOME": str(home / ".config"), "XDG_DATA_HOME": str(home / ".local/share")}
+    e.pop("DISPLAY", None)  # no tray in these tests
+    return e
+
+
+class Daemon:
+    """`freight daemon --port 0` in a throwaway FREIGHT_HOME, and a client to ask it directly."""
+
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        import subprocess
+
+        if not FREIGHT.exists():
+            pytest.fail("the freight console script is missing: pip install -e .")
+        self.env = env
+        self.log_path = log
+        self._log = open(log, "wb")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [str(FREIGHT), "daemon", "--no-tray", "--port", "0"], env=env,
+            stdout=self._log, stderr=subprocess.STDOUT)
+        state = Path(env["FREIGHT_HOME"]) / "state" / "daemon.json"
+        wait_for(lambda: state.exists() or self.proc.poll() is not None, timeout=30,
+                 what="the daemon to write daemon.json")
+        assert self.proc.poll() is None, log.read_text()
+
+    def cli(self, *args: str) -> str:
+        """Run `freight ARGS` against this daemon (its own HOME and FREIGHT_HOME); stdout."""
+        import subprocess
+
+        res = subprocess.run([str(FREIGHT), *args], env=self.env, capture_output=True,
+                             text=True, timeout=30)
+        assert res.returncode == 0, res.stdout + res.stderr
+        return res.stdout
+
+    def downloads(self) -> list[dict[str, Any]]:
+        """The daemon's list, asked with the CLI (not through the browser under test)."""
+        out = json.loads(self.cli("ls", "--json"))
+        return list(out["downloads"] if isinstance(out, dict) else out)
+
+    def stop(self) -> None:
+        import subprocess
+
+        subprocess.run([str(FREIGHT), "stop"], env=self.env, timeout=30, capture_output=True)
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self._log.close()
+
+
+@pytest.fixture
+def freight_env(tmp_path: Path) -> dict[str, str]:
+    return daemon_env(tmp_path)
+
+
+@pytest.fixture
+def freight_daemon(freight_env: dict[str, str], tmp_path: Path) -> Iterator[Daemon]:
+    d = Daemon(freight_env, tmp_path / "daemon.out")
+    try:
+        yield d
+    finally:
+        d.stop()
+
+
+def install_host(env: dict[str, str], *args: str) -> str:
+    """`freight install ARGS --no-autostart` (the real registration); returns its output."""
+    import subprocess
+
+    res = subprocess.run([str(FREIGHT), "install", *args, "--no-autostart"], env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stdout + res.stderr
+    return res.stdout
