@@ -331,6 +331,9 @@ class Tray:
         self._interval = poll_interval
         self._presets = presets
         self._stopping = threading.Event()
+        # Guards the hand-over of stop() between the caller and the poll thread (see _poll).
+        self._stop_lock = threading.Lock()
+        self._loop_ready = False
         self._icon: Any = None
         self.backend: str | None = None  # the one in use once run() started
         self._snap = TraySnapshot()
@@ -383,28 +386,40 @@ class Tray:
 
     def stop(self) -> None:
         """Thread-safe; returns once the poll thread has ended (at most a few seconds)."""
-        self._stopping.set()
-        icon = self._icon
+        with self._stop_lock:
+            self._stopping.set()
+            icon = self._icon if self._loop_ready else None
         if icon is not None:
-            try:
-                icon.stop()
-            except Exception:
-                log.debug("error while stopping the tray icon", exc_info=True)
+            self._stop_icon(icon)
+
+    @staticmethod
+    def _stop_icon(icon: Any) -> None:
+        try:
+            icon.stop()
+        except Exception:
+            log.debug("error while stopping the tray icon", exc_info=True)
 
     # -- the poll thread ----------------------------------------------------------------------
 
     def _poll(self, icon: Any) -> None:
+        # pystray's icon.stop() does nothing until the icon's loop has marked itself ready,
+        # and this thread starts only after that. A stop() that came earlier (the daemon
+        # stopped while the icon was being built) would be lost, and the main thread would
+        # serve the icon forever after the daemon is gone: from here on stop() stops the
+        # icon itself; before, it only sets the flag and this thread stops the icon. Exactly
+        # one of the two calls icon.stop(): a second one deadlocks the xorg backend.
+        with self._stop_lock:
+            self._loop_ready = True
+            stopped_early = self._stopping.is_set()
+        if stopped_early:
+            self._stop_icon(icon)
+            return
         icon.visible = True
         while not self._stopping.wait(self._interval):
             try:
                 self.refresh()
             except Exception:
                 log.exception("tray refresh failed")
-        # pystray's icon.stop() does nothing until the icon's loop has marked itself ready,
-        # and this thread starts only after that. A stop() that came earlier (the daemon
-        # stopped while the icon was being built) was lost: repeat it from here, or the
-        # main thread would serve the icon forever after the daemon is gone.
-        icon.stop()
 
     def refresh(self) -> None:
         """Read a snapshot and update what changed (called by the poll thread)."""
