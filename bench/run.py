@@ -696,7 +696,16 @@ def main(argv: list[str] | None = None) -> int:
                             continue
                         runner = {"speed": run_speed, "many": run_many, "resume": run_resume}
                         load = os.getloadavg()[0]
-                        run = runner[sc.kind](t, sc, srv, work, args.timeout)
+                        try:
+                            run = runner[sc.kind](t, sc, srv, work, args.timeout)
+                        except (OSError, ValueError, RuntimeError) as exc:
+                            # One broken run (the server gone, a tool's odd output) must not
+                            # lose the others: record it and go on with a fresh server.
+                            run = Run(t.name, sc.key, False, note=f"bench error: {exc!r}")
+                            if srv.proc.poll() is not None:
+                                print(f"  the server exited ({srv.proc.returncode}); restarting",
+                                      flush=True)
+                                srv = BenchServer(sc)
                         run.extra["load1"] = load
                         rows[t.name].runs.append(run)
                         detail = (f"refetched {run.extra.get('refetched_pct', 0):.2f} %"
@@ -708,10 +717,16 @@ def main(argv: list[str] | None = None) -> int:
             finally:
                 srv.close()
             results[key] = list(rows.values())
+            save(args, results, scs, chosen, time.monotonic() - began)  # after each scenario
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    print(f"wrote {args.out} and {args.json_out}")
+    return 0
+
+
+def save(args: argparse.Namespace, results: dict[str, list[Row]], scs: dict[str, Scenario],
+         chosen: list[str], took: float) -> None:
     info = machine()
-    took = time.monotonic() - began
     write_report(Path(args.out), results, scs, info, args, took)
     raw = {
         "machine": info,
@@ -721,8 +736,6 @@ def main(argv: list[str] | None = None) -> int:
                  for rows in results.values() for row in rows for r in row.runs],
     }
     Path(args.json_out).write_text(json.dumps(raw, indent=1) + "\n")
-    print(f"wrote {args.out} and {args.json_out}")
-    return 0
 
 
 if __name__ == "__main__":
