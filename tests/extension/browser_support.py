@@ -295,3 +295,100 @@ def install_host(env: dict[str, str], *args: str) -> str:
                          capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stdout + res.stderr
     return res.stdout
+
+
+# --- Firefox over WebDriver BiDi (no geckodriver exists offline) ------------------------------
+
+FIREFOX = shutil.which("firefox-esr") or shutil.which("firefox")
+GECKO_ID = "freight@freight.dev"
+GECKO_UUID = "3d4c1a7e-5f0b-4b8e-9c51-6a2f0e7d9b10"  # a fixed moz-extension:// origin
+
+
+class Bidi:
+    """A minimal WebDriver BiDi client: one command at a time, events kept aside."""
+
+    def __init__(self, ws: Any) -> None:
+        import itertools
+
+        self.ws = ws
+        self.ids = itertools.count(1)
+        self.events: list[dict[str, Any]] = []
+
+    def cmd(self, method: str, **params: Any) -> Any:
+        id_ = next(self.ids)
+        self.ws.send(json.dumps({"id": id_, "method": method, "params": params}))
+        while True:
+            msg = json.loads(self.ws.recv(timeout=30))
+            if msg.get("id") == id_:
+                if msg.get("type") == "error":
+                    raise AssertionError(f"{method}: {msg.get('error')}: {msg.get('message')}")
+                return msg["result"]
+            self.events.append(msg)
+
+
+def firefox_profile(profile: Path, downloads: Path, extra: dict[str, Any] | None = None) -> None:
+    """user.js: downloads go to `downloads` without asking; a fixed moz-extension UUID."""
+    profile.mkdir(parents=True, exist_ok=True)
+    prefs = {
+        "browser.download.folderList": 2,
+        "browser.download.dir": str(downloads),
+        "browser.download.useDownloadDir": True,
+        "browser.download.always_ask_before_handling_new_types": False,
+        "browser.download.alwaysOpenPanel": False,
+        "extensions.webextensions.uuids": json.dumps({GECKO_ID: GECKO_UUID}),
+        "browser.shell.checkDefaultBrowser": False,
+        "network.proxy.type": 0,
+        **(extra or {}),
+    }
+    (profile / "user.js").write_text(
+        "".join(f"user_pref({json.dumps(k)}, {json.dumps(v)});\n" for k, v in prefs.items()))
+
+
+@pytest.fixture
+def start_firefox(tmp_path: Path) -> Iterator[Callable[..., Bidi]]:
+    """Start firefox-esr headless with a BiDi session: start(profile, env) → Bidi."""
+    import socket
+    import subprocess
+
+    need(FIREFOX is not None, "firefox-esr is missing (apt-get install firefox-esr)")
+    running: list[tuple[subprocess.Popen[bytes], Any]] = []
+
+    def start(profile: Path, env: dict[str, str]) -> Bidi:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        log = open(tmp_path / f"firefox{len(running)}.log", "wb")  # noqa: SIM115
+        proc = subprocess.Popen(
+            [str(FIREFOX), "--headless", f"--remote-debugging-port={port}", "--profile",
+             str(profile), "--no-remote", "about:blank"],
+            env={**env, "MOZ_HEADLESS": "1"}, stdout=log, stderr=subprocess.STDOUT)
+
+        def ready() -> bool:
+            with socket.socket() as s:
+                return s.connect_ex(("127.0.0.1", port)) == 0
+        try:
+            wait_for(ready, timeout=30, what="Firefox's remote agent")
+            from websockets.sync.client import connect
+
+            # (the context-manager form: newer websockets warn about a bare connect())
+            ws = connect(f"ws://127.0.0.1:{port}/session", proxy=None, max_size=None,
+                         open_timeout=20).__enter__()
+        except BaseException:
+            proc.kill()
+            log.close()
+            raise
+        running.append((proc, ws))
+        log.close()
+        bidi = Bidi(ws)
+        bidi.cmd("session.new", capabilities={})
+        return bidi
+
+    yield start
+    for proc, ws in running:
+        ws.close()
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
