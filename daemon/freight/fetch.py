@@ -181,6 +181,7 @@ def make_client(
     max_redirects: int,
     connections: int,
     insecure: bool = False,
+    ssl: ssl.SSLContext | None = None,
 ) -> httpx.Client:
     """An HTTP/1.1 client: one TCP connection per range is what per-connection limits reward.
 
@@ -190,7 +191,7 @@ def make_client(
     return httpx.Client(
         http1=True,
         http2=False,
-        verify=ssl_context(insecure),
+        verify=ssl or ssl_context(insecure),
         follow_redirects=True,
         max_redirects=max_redirects,
         trust_env=True,
@@ -358,7 +359,7 @@ def open_range_lean(
     conn: wire.Connection,
     url: str,
     start: int,
-    end: int,
+    end: int | None,
     *,
     validators: Validators | None = None,
     size: int | None = None,
@@ -374,9 +375,11 @@ def open_range_lean(
     except BaseException:
         conn.close()
         raise
-    if not reply.ranged:
+    if reply.end is None or reply.encoded:
+        # No length to read to (a body that ends with the connection), or bytes to decode:
+        # httpx's job.
         conn.close()
-        return reply
+        raise wire.UseHttpx("unframed or encoded body")
     reply.conn, reply.early = conn, early
     return reply
 

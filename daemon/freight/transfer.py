@@ -77,7 +77,7 @@ _SPEED_WINDOW = 2.0  # seconds of history behind the speed figure
 # Adaptive connection count: every window, while the last step paid, double the connections
 # (up to max_connections). Doubling reaches 32 from 8 in two steps: a fast link finishes big
 # files in seconds, so a slow additive climb would never get there.
-_ADAPT_WINDOW = 0.25  # seconds between two decisions
+_ADAPT_WINDOW = 0.1  # seconds between two decisions
 _ADAPT_GAIN = 1.15  # a step must raise throughput by 15 % to be followed by another
 _MAX_RESTARTS = 3  # restarts from zero (file changed) before giving up
 
@@ -148,6 +148,8 @@ class Transfer:
         self._client: httpx.Client | None = None
         self._replies: set[Reply] = set()
         self._inflight: set[Inflight] = set()
+        self._conns: set[wire.Connection] = set()  # lean connections still awaiting a head
+        self._ssl_lock = threading.Lock()
         # A response head must arrive whole within this time, however slowly it trickles.
         self._head_timeout = 2 * settings.stall_timeout
         self._workers: list[threading.Thread] = []
@@ -176,12 +178,15 @@ class Transfer:
                 self._stop_reason = reason
             replies = list(self._replies)
             inflight = list(self._inflight)
+            conns = list(self._conns)
         self._stop_event.set()
         self._wake.set()
         for reply in replies:
             reply.abort()
         for request in inflight:
             request.abort()
+        for conn in conns:
+            conn.abort()
 
     def set_limit(self, bytes_per_second: int | None) -> None:
         self._limiter.set_rate(bytes_per_second)
@@ -201,13 +206,6 @@ class Transfer:
     def run(self) -> Download:
         """Drive the download to an end state and return it as stored."""
         try:
-            self._client = make_client(
-                connect_timeout=self.settings.connect_timeout,
-                stall_timeout=self.settings.stall_timeout,
-                max_redirects=self.settings.max_redirects,
-                connections=self.settings.max_connections,
-                insecure=self._insecure,
-            )
             self._run()
         except Stopped:
             return self._finish_stopped()
@@ -392,16 +390,19 @@ class Transfer:
                 self._single(reply, headers)
         finally:
             reply.close()
+            if reply.conn is not None:
+                reply.conn.close()
         self._complete()
 
     def _probe(self, download: Download, headers: dict[str, str]) -> Reply:
         """GET with ``Range: bytes=0-``: learns size, ranges, validators and name at once."""
         failures = 0
-        assert self._client is not None
         while True:
             self._check_stop()
             try:
-                reply = self._open_tracked(download.url, 0, None, headers=headers)
+                reply = self._probe_lean(download.url, headers) or self._open_tracked(
+                    download.url, 0, None, headers=headers
+                )
                 break
             except HTTPStatusError as exc:
                 if exc.status in (401, 403, 410) and (self._had_data or download.done > 0):
@@ -536,7 +537,8 @@ class Transfer:
         assert planner is not None
         # The probe's connection is already open: it counts even if it overshoots the cap.
         holds_slot = self._hosts.acquire(host, force=first is not None)
-        conn = self._lean_connection()
+        # The probe's own lean connection (if any) serves this worker's next ranges too.
+        conn = first[0].conn if first is not None and first[0].conn else self._lean_connection()
         try:
             while holds_slot and not self._stop_event.is_set() and self._fatal is None:
                 reply: Reply | None = None
@@ -635,7 +637,7 @@ class Transfer:
         headers: dict[str, str] | None = None,
     ) -> Reply:
         """open_range through httpx, abortable by stop() and bounded by a head deadline."""
-        assert self._client is not None
+        client = self._http()
         inflight = Inflight()
         with self._lock:
             self._inflight.add(inflight)
@@ -643,7 +645,7 @@ class Transfer:
             inflight.abort()
         try:
             return open_range(
-                self._client, url, start, end, validators=validators, size=size,
+                client, url, start, end, validators=validators, size=size,
                 headers=headers, inflight=inflight, head_timeout=self._head_timeout,
             )
         except TransientError:
@@ -654,16 +656,62 @@ class Transfer:
             with self._lock:
                 self._inflight.discard(inflight)
 
-    def _lean_connection(self) -> wire.Connection | None:
-        if not self.settings.lean_reader or not wire.usable_for(self._url):
+    def _http(self) -> httpx.Client:
+        """The httpx client, made on first use: many downloads never need it (the lean
+        reader probes plain URLs), and making one costs tens of milliseconds."""
+        with self._lock:
+            if self._client is None:
+                self._client = make_client(
+                    connect_timeout=self.settings.connect_timeout,
+                    stall_timeout=self.settings.stall_timeout,
+                    max_redirects=self.settings.max_redirects,
+                    connections=self.settings.max_connections,
+                    ssl=self._ssl_context(),
+                )
+            return self._client
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        with self._ssl_lock:
+            if self._ssl is None:
+                self._ssl = ssl_context(self._insecure)
+            return self._ssl
+
+    def _probe_lean(self, url: str, headers: dict[str, str]) -> Reply | None:
+        """The probe through the lean reader; None when httpx must make it (a redirect, a
+        proxy, an encoded or unframed body)."""
+        conn = self._lean_connection(url)
+        if conn is None:
             return None
-        if self._ssl is None:
-            self._ssl = ssl_context(self._insecure)
+        with self._lock:
+            self._conns.add(conn)
+        if self._stop_event.is_set():
+            conn.abort()
+        try:
+            return open_range_lean(conn, url, 0, None, headers=headers)
+        except wire.UseHttpx:
+            conn.close()
+            return None
+        except TransientError:
+            conn.close()
+            if self._stop_event.is_set():
+                raise Stopped("stopped") from None
+            raise
+        except BaseException:
+            conn.close()
+            raise
+        finally:
+            with self._lock:
+                self._conns.discard(conn)
+
+    def _lean_connection(self, url: str | None = None) -> wire.Connection | None:
+        url = url or self._url
+        if not self.settings.lean_reader or not wire.usable_for(url):
+            return None
         return wire.Connection(
-            self._url,
+            url,
             connect_timeout=self.settings.connect_timeout,
             stall_timeout=self.settings.stall_timeout,
-            ssl_context=self._ssl,
+            ssl_context=self._ssl_context() if url.startswith("https:") else None,
             read_size=self.settings.read_size,
             user_agent=USER_AGENT,
         )
@@ -671,7 +719,6 @@ class Transfer:
     def _open(
         self, assignment: Assignment, headers: dict[str, str], conn: wire.Connection | None
     ) -> Reply:
-        assert self._client is not None
         kwargs = {"validators": self._validators, "size": self._size, "headers": headers}
         reply: Reply | None = None
         if conn is not None:
@@ -779,7 +826,6 @@ class Transfer:
             self._check_stop()
             try:
                 if current is None:
-                    assert self._client is not None
                     current = self._open_tracked(self._url, 0, None, headers=headers)
                     if current.validators.conflicts_with(self._validators):
                         raise FileChangedError("the file changed on the server")

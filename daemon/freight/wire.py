@@ -114,10 +114,11 @@ class Connection:
                 pass
 
     def request(
-        self, url: str, start: int, end: int, headers: dict[str, str]
+        self, url: str, start: int, end: int | None, headers: dict[str, str]
     ) -> tuple[httpx.Response, memoryview]:
-        """Send ``GET url`` for ``[start, end)``; return the head as an httpx.Response without
-        a body, and the body bytes that arrived with the head."""
+        """Send ``GET url`` for ``[start, end)`` (``end`` None: to the end of the file);
+        return the head as an httpx.Response without a body, and the body bytes that
+        arrived with the head."""
         parts = urlsplit(url)
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         host = parts.netloc.rpartition("@")[2]
@@ -126,7 +127,7 @@ class Connection:
             f"Host: {host}",
             f"User-Agent: {self.user_agent}",
             "Accept-Encoding: identity",
-            f"Range: bytes={start}-{end - 1}",
+            f"Range: bytes={start}-{'' if end is None else end - 1}",
         ]
         for name, value in headers.items():
             if name.lower() in ("host", "accept-encoding", "range", "connection", "user-agent"):
@@ -182,23 +183,24 @@ class Connection:
             end = self.buffer.find(b"\r\n\r\n", 0, filled)
             if end >= 0:
                 break
-        head = bytes(self.buffer[:end]).decode("latin-1")
-        status_line, *header_lines = head.split("\r\n")
-        version, _, rest = status_line.partition(" ")
-        code, _, reason = rest.partition(" ")
-        if not version.startswith("HTTP/1.") or not code.isdigit():
+        # Header values stay bytes: httpx decodes them as it does its own (RFC 9110 §5.5
+        # allows obs-text, which servers use for raw UTF-8 file names).
+        status_line, *header_lines = bytes(self.buffer[:end]).split(b"\r\n")
+        version, _, rest = status_line.partition(b" ")
+        code, _, reason = rest.partition(b" ")
+        if not version.startswith(b"HTTP/1.") or not code.isdigit():
             raise TransientError(f"not an HTTP/1.x answer: {status_line[:80]!r}")
         pairs = []
         for line in header_lines:
-            name, sep, value = line.partition(":")
-            if not sep or line[:1] in (" ", "\t"):
+            name, sep, value = line.partition(b":")
+            if not sep or line[:1] in (b" ", b"\t"):
                 raise UseHttpx("obsolete header folding")
             pairs.append((name.strip(), value.strip()))
         response = httpx.Response(
             int(code),
             headers=pairs,
             request=httpx.Request("GET", url),
-            extensions={"reason_phrase": reason.encode("latin-1")},
+            extensions={"reason_phrase": reason},
         )
         if 300 <= response.status_code < 400:
             raise UseHttpx("redirect")
