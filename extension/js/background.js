@@ -19,6 +19,7 @@ import * as ext from './ext.js';
 import { RpcClient, RpcError } from './rpc.js';
 import {
   DEFAULT_RULES, baseName, cookiePairs, decide, matchRefresh, nameFromUrl, normalizeRules,
+  trackRefresh,
 } from './rules.js';
 
 const HOST = 'dev.freight.host';
@@ -36,6 +37,7 @@ const PAGE_METHODS = new Set([
 let rules = { ...DEFAULT_RULES };
 let recent = []; // [{time, name, url, to: 'freight'|'browser', reason}] newest first
 let refreshWanted = []; // [{id, name, size}] needs_refresh downloads waiting for a new link
+// (every needs_refresh download the daemon reports, and any the user picked in the popup)
 const handBacks = new Map(); // url → time: downloads we gave back; never capture them again
 const postUrls = new Map(); // url → time: page navigations sent as form POST
 const pagePorts = new Set(); // open popups, fed with live events
@@ -153,8 +155,7 @@ async function sendToDaemon(step, params) {
       id, url: params.url, ...(params.cookies ? { cookies: params.cookies } : {}),
       ...(params.referrer ? { referrer: params.referrer } : {}),
     });
-    refreshWanted = refreshWanted.filter((r) => r.id !== id);
-    await ext.setSession('refreshWanted', refreshWanted);
+    await setRefreshWanted(refreshWanted.filter((r) => r.id !== id));
     return res.id ?? id;
   }
   const res = await rpc.request('add', params);
@@ -323,9 +324,16 @@ function onRpcStatus(status) {
 
 async function refreshKnown() {
   try {
-    const { downloads } = await rpc.request('list', { limit: 500 });
+    const { downloads, total } = await rpc.request('list', { limit: 500 });
     known.clear();
-    for (const d of downloads) known.set(d.id, d.state);
+    let waiting = refreshWanted;
+    for (const d of downloads) {
+      known.set(d.id, d.state);
+      waiting = trackRefresh(waiting, d);
+    }
+    // A complete list also tells which waiting downloads are gone (removed elsewhere).
+    if (downloads.length >= (total ?? 0)) waiting = waiting.filter((w) => known.has(w.id));
+    await setRefreshWanted(waiting);
     updateBadge();
   } catch { /* the status banner already says why */ }
 }
@@ -336,12 +344,24 @@ function onDaemonEvent(method, params) {
     known.set(params.download.id, params.download.state);
   } else if (method === 'download.removed') {
     known.delete(params.id);
+    setRefreshWanted(refreshWanted.filter((r) => r.id !== params.id));
   } else if (method === 'download.state') {
     const before = known.get(params.id);
     known.set(params.id, params.state);
+    setRefreshWanted(trackRefresh(refreshWanted, {
+      id: params.id, state: params.state, name: params.download?.name, size: params.download?.size,
+    }));
     if (before !== params.state) notifyState(params);
   }
   updateBadge();
+}
+
+/** Replace the waiting list, keep it across worker restarts, and show it in open popups. */
+async function setRefreshWanted(next) {
+  if (JSON.stringify(next) === JSON.stringify(refreshWanted)) return; // no storage write
+  refreshWanted = next;
+  broadcast({ type: 'refreshWanted', refreshWanted });
+  await ext.setSession('refreshWanted', refreshWanted);
 }
 
 function notifyState({ id, state, error, download }) {
@@ -433,14 +453,12 @@ async function handlePageMessage(msg) {
     case 'wantRefresh': {
       const { id, name, size } = msg;
       if (!Number.isSafeInteger(id) || typeof name !== 'string' || !name) throw new Error('wantRefresh needs id and name');
-      refreshWanted = [{ id, name, size: Number.isSafeInteger(size) ? size : null },
-        ...refreshWanted.filter((r) => r.id !== id)];
-      await ext.setSession('refreshWanted', refreshWanted);
+      await setRefreshWanted([{ id, name, size: Number.isSafeInteger(size) ? size : null },
+        ...refreshWanted.filter((r) => r.id !== id)]);
       return refreshWanted;
     }
     case 'cancelRefresh':
-      refreshWanted = refreshWanted.filter((r) => r.id !== msg.id);
-      await ext.setSession('refreshWanted', refreshWanted);
+      await setRefreshWanted(refreshWanted.filter((r) => r.id !== msg.id));
       return refreshWanted;
     case 'collectLinks':
       return ext.runInTab(Number(msg.tabId), collectPageLinks);

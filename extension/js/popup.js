@@ -41,6 +41,7 @@ port.onMessage.addListener((msg) => {
     case 'status': setStatus(msg.status); break;
     case 'rules': setRules(msg.rules); break;
     case 'recent': setRecent(msg.recent); break;
+    case 'refreshWanted': refreshWanted = msg.refreshWanted ?? []; render(); break;
     case 'event':
       if (msg.method === 'settings.changed') showLimit(msg.params.settings?.global_limit);
       else if (applyEvent(downloads, msg.method, msg.params)) render();
