@@ -14,6 +14,7 @@ import hashlib
 import json
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -78,10 +79,19 @@ def by_browser(stats: Any) -> int:
     return sum(1 for r in stats.log if "sec-fetch-mode" in r.headers)
 
 
-def test_expired_link_is_refreshed_and_resumes_the_same_download(browser, srv) -> None:
-    b = browser
+@dataclass
+class Expired:
+    page: Any  # the download page, still open
+    signed: str  # the first (now expired) signed path
+    data: bytes
+    id: int
+    held: int  # bytes the daemon holds
+
+
+def start_and_expire(b: Browser, srv: FaultServer) -> Expired:
+    """Click a signed link, let the daemon fetch part of it, expire the link, and let the
+    daemon meet the expired link: the download ends in needs_refresh with its data kept."""
     data = make_data(SIZE, seed=7)
-    digest = hashlib.sha256(data).hexdigest()
     signed = "/dl/movie.bin?sig=first"
     expires = time.time() + 6.0
     url = srv.add(signed, data=data, etag="v1", last_modified="Wed, 01 Jan 2025 00:00:00 GMT",
@@ -108,42 +118,31 @@ def test_expired_link_is_refreshed_and_resumes_the_same_download(browser, srv) -
     assert stuck["state"] == "needs_refresh", stuck
     assert stuck["done"] >= paused["done"] > 0
     assert 403 in srv.stats(signed).statuses
+    return Expired(page, signed, data, d["id"], stuck["done"])
 
-    # The popup offers "Refresh link"; the user presses it.
-    popup = b.ctx.new_page()
-    popup.set_viewport_size({"width": 460, "height": 320})
-    popup.goto(f"chrome-extension://{EXTENSION_ID}/popup.html")
-    popup.wait_for_selector(".dl .pill.needs_refresh", timeout=10_000)
-    button = popup.locator(".dl button[data-action=refresh]")
-    assert button.inner_text() == "Refresh link"
-    assert "link expired" in popup.inner_text(".dl .pill")
-    b.screenshot(popup, "popup-needs-refresh.png")
-    button.click()
-    popup.wait_for_selector("#refresh-note:not([hidden])", timeout=5_000)
-    assert "movie.bin" in popup.inner_text("#refresh-note")
-    b.screenshot(popup, "popup-waiting-for-link.png")
 
-    # The site signs a fresh URL for the same object; the page now links to it.
+def click_fresh_link(b: Browser, srv: FaultServer, ex: Expired) -> None:
+    """The site signs a fresh URL for the same object, the page links to it, the user clicks
+    it: the SAME download resumes and completes, and nothing is fetched twice."""
     fresh_path = "/dl/movie.bin?sig=second"
-    fresh = srv.refresh(signed, fresh_path, rate=FAST)
-    before = the_download(b)["done"]
-    page.goto(publish_page(srv, fresh))
-    page.click("#dl")
+    fresh = srv.refresh(ex.signed, fresh_path, rate=FAST)
+    ex.page.goto(publish_page(srv, fresh))
+    ex.page.click("#dl")
 
     done = wait_for(lambda: (x := the_download(b))["state"] in ("completed", "failed") and x,
                     timeout=30, what="the refreshed download to end")
     assert done["state"] == "completed", done
-    assert done["id"] == d["id"]  # the same download: `refresh`, not a second `add`
+    assert done["id"] == ex.id  # the same download: `refresh`, not a second `add`
     assert done["url"] == fresh
-    assert sha256_file(Path(done["path"])) == digest
+    assert sha256_file(Path(done["path"])) == hashlib.sha256(ex.data).hexdigest()
 
     # Resumed, not restarted: the daemon asked the fresh URL only for ranges, and only for
     # the bytes it did not hold yet; the server sent well under twice the file in all.
-    first, second = srv.stats(signed), srv.stats(fresh_path)
+    first, second = srv.stats(ex.signed), srv.stats(fresh_path)
     ranges = [r.range for r in second.log if "sec-fetch-mode" not in r.headers]
     assert ranges and all(isinstance(r, tuple) and r[0] is not None and r[1] is not None
                           for r in ranges), ranges
-    assert sum(r[1] - r[0] + 1 for r in ranges) <= SIZE - before, (ranges, before)
+    assert sum(r[1] - r[0] + 1 for r in ranges) <= SIZE - ex.held, (ranges, ex.held)
     total = first.bytes_sent + second.bytes_sent
     assert total < 1.5 * SIZE, (first.bytes_sent, second.bytes_sent)
     assert by_browser(first) == 1 and by_browser(second) == 1  # one click each
@@ -153,6 +152,36 @@ def test_expired_link_is_refreshed_and_resumes_the_same_download(browser, srv) -
     assert b.browser_downloads() == []
     assert b.recent()[0]["to"] == "freight" and "refreshed" in b.recent()[0]["reason"]
     assert b.state()["refreshWanted"] == []
+
+
+def test_expired_link_refreshed_from_the_popup_resumes_the_same_download(browser, srv) -> None:
+    b = browser
+    ex = start_and_expire(b, srv)
+
+    # The popup offers "Refresh link" and already says what to do; the user presses it.
+    popup = b.ctx.new_page()
+    popup.set_viewport_size({"width": 460, "height": 320})
+    popup.goto(f"chrome-extension://{EXTENSION_ID}/popup.html")
+    popup.wait_for_selector(".dl .pill.needs_refresh", timeout=10_000)
+    button = popup.locator(".dl button[data-action=refresh]")
+    assert button.inner_text() == "Refresh link"
+    assert "link expired" in popup.inner_text(".dl .pill")
+    popup.wait_for_selector("#refresh-note:not([hidden])", timeout=5_000)
+    assert "movie.bin" in popup.inner_text("#refresh-note")
+    b.screenshot(popup, "popup-needs-refresh.png")
+    button.click()
+    wait_for(lambda: [w["id"] for w in b.state()["refreshWanted"]] == [ex.id],
+             what="the popup's choice to reach the worker")
+
+    click_fresh_link(b, srv, ex)
+
+
+def test_clicking_the_link_again_refreshes_without_the_popup(browser, srv) -> None:
+    # What the "Link expired" notification tells the user: open the page and click the link
+    # again. The extension must recognise the file (same name and size) on its own.
+    b = browser
+    ex = start_and_expire(b, srv)
+    click_fresh_link(b, srv, ex)
 
 
 def test_context_menu_sends_the_link_with_cookies_and_referrer(browser, srv) -> None:
