@@ -1,4 +1,4 @@
-"""One HTTP request for one byte range, validated, over httpx.
+"""One HTTP request for one byte range, validated; over httpx or the lean reader (wire.py).
 
 The rules (RFC 9110):
 - §14.2 Range: we ask ``bytes=START-`` or ``bytes=START-LAST`` (LAST inclusive).
@@ -23,9 +23,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any, Protocol
 
 from . import __version__, wire
 from .errors import (
@@ -39,7 +37,29 @@ from .errors import (
     TransientError,
 )
 
+if TYPE_CHECKING:
+    import httpx
+
 USER_AGENT = f"Freight/{__version__}"
+
+
+class Headers(Protocol):
+    def get(self, name: str, default: str | None = None) -> str | None: ...
+
+
+class ResponseHead(Protocol):
+    """What validation needs of a response: an httpx.Response or a lean wire.Head."""
+
+    @property
+    def status_code(self) -> int: ...
+
+    @property
+    def reason_phrase(self) -> str: ...
+
+    @property
+    def headers(self) -> Any: ...
+
+    def close(self) -> None: ...
 _CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$", re.I)
 _UNSATISFIED_RANGE = re.compile(r"^\s*bytes\s+\*/(\d+)\s*$", re.I)
 #: The largest size a server may declare: a file offset (off_t) and an SQLite INTEGER are
@@ -56,7 +76,7 @@ class Validators:
         return self.etag or self.last_modified
 
     @classmethod
-    def from_headers(cls, headers: httpx.Headers) -> Validators:
+    def from_headers(cls, headers: Headers) -> Validators:
         etag = headers.get("etag")
         if etag and (etag.startswith("W/") or not etag.strip()):
             etag = None
@@ -111,7 +131,7 @@ def retry_after_seconds(value: str | None) -> float | None:
 class Reply:
     """An open response to a range request; ``close()`` it when done."""
 
-    response: httpx.Response
+    response: Any  # httpx.Response, or wire.Head when the lean reader made the request
     url: str  # after redirects
     status: int
     start: int  # offset of the body's first byte in the file
@@ -130,8 +150,8 @@ class Reply:
             keep_alive = self.response.headers.get("connection", "").lower() != "close"
             return self.conn.body(self.early or memoryview(b""), self.end - self.start, keep_alive)
         if self.encoded:
-            return self.response.iter_bytes(read_size)
-        return self.response.iter_raw(read_size)
+            return _mapped(self.response.iter_bytes(read_size))
+        return _mapped(self.response.iter_raw(read_size))
 
     def abort(self) -> None:
         """From another thread: wake the reader blocked on this reply's socket."""
@@ -159,6 +179,16 @@ class Reply:
             self.response.close()
 
 
+def _mapped(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """httpx's body iterator with its errors mapped into ours."""
+    import httpx
+
+    try:
+        yield from chunks
+    except httpx.HTTPError as exc:
+        raise map_transport_error(exc) from exc
+
+
 def ssl_context(insecure: bool = False) -> ssl.SSLContext:
     """The OS trust store (truststore), as the browser uses; no verification only if asked."""
     if insecure:
@@ -183,6 +213,8 @@ def make_client(
     insecure: bool = False,
     ssl: ssl.SSLContext | None = None,
 ) -> httpx.Client:
+    import httpx
+
     """An HTTP/1.1 client: one TCP connection per range is what per-connection limits reward.
 
     TLS is verified against the OS trust store (truststore), as the browser does, so that
@@ -207,6 +239,8 @@ def make_client(
 
 def map_transport_error(exc: Exception) -> RemoteError:
     """httpx's errors → ours. Timeouts while reading are stalls; refusals are throttling."""
+    import httpx
+
     if isinstance(exc, httpx.ReadTimeout | httpx.WriteTimeout):
         return StalledError(f"no data for too long ({exc.__class__.__name__})")
     if isinstance(exc, httpx.TooManyRedirects):
@@ -227,7 +261,7 @@ def map_transport_error(exc: Exception) -> RemoteError:
     return TransientError(f"connection failed: {exc!r}")
 
 
-def check_status(response: httpx.Response) -> None:
+def check_status(response: ResponseHead) -> None:
     """Raise the matching error for a status that carries no usable body."""
     status = response.status_code
     if status in (200, 206, 416):
@@ -328,6 +362,8 @@ def open_range(
     check_status / map_transport_error. ``head_timeout`` bounds the wait for the whole
     response head (redirects included); ``inflight`` lets another thread abort the wait.
     """
+    import httpx
+
     request_headers: dict[str, str] = dict(headers or {})
     request_headers["Range"] = f"bytes={start}-" + ("" if end is None else str(end - 1))
     if validators is not None and validators.if_range():
@@ -385,7 +421,7 @@ def open_range_lean(
 
 
 def _validate(
-    response: httpx.Response,
+    response: ResponseHead,
     start: int,
     end: int | None,
     validators: Validators | None,

@@ -27,12 +27,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
-import httpx
-
 from . import files, wire
+
+if TYPE_CHECKING:
+    import httpx
 from .config import EngineSettings
 from .errors import (
     BusyError,
@@ -55,7 +56,6 @@ from .fetch import (
     Reply,
     Validators,
     make_client,
-    map_transport_error,
     open_range,
     open_range_lean,
     ssl_context,
@@ -776,10 +776,10 @@ class Transfer:
                 with self._lock:
                     if offset >= planner.end_of(piece):
                         return
-        except httpx.HTTPError as exc:
+        except TransientError:
             if self._stop_event.is_set():
-                return
-            raise map_transport_error(exc) from exc
+                return  # stop() shut the socket down under the read
+            raise
         if self._stop_event.is_set():
             return
         with self._lock:
@@ -881,9 +881,9 @@ class Transfer:
                     # For display only: a single stream restarts from 0 on resume.
                     self.store.save_progress(self.id, [], offset)
                     last_save = now
-        except httpx.HTTPError as exc:
+        except TransientError:
             self._check_stop()
-            raise map_transport_error(exc) from exc
+            raise
         finally:
             with self._lock:
                 self._alive = 0
