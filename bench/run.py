@@ -442,7 +442,8 @@ def run_resume(tool: Tool, sc: Scenario, srv: BenchServer, work: Path, timeout: 
         before = srv.bytes_sent()
         proc, started = spawn(tool.argv([url], out, scratch), env, scratch)
         killed_at = None
-        while proc.poll() is None:
+        # Not proc.poll(): it would reap the child, and wait4 below would then find none.
+        while os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None:
             sent = srv.bytes_sent() - before
             if sent >= sc.size // 2:
                 os.kill(tool_pid(proc), signal.SIGKILL)
