@@ -110,10 +110,12 @@ def parse_checksum(text: str) -> tuple[str, str]:
 
 
 def backoff(failures: int, base: float, cap: float, retry_after: float | None) -> float:
-    """Exponential backoff with full jitter; the server's Retry-After wins when given."""
+    """Exponential backoff with jitter, never shorter than the server's Retry-After (RFC 9110
+    §10.2.3 gives the least time to wait; "0" must not turn retries into a busy loop)."""
+    delay = min(cap, base * 2 ** max(0, failures - 1)) * random.uniform(0.5, 1.0)
     if retry_after is not None:
-        return min(cap, retry_after)
-    return min(cap, base * 2 ** max(0, failures - 1)) * random.uniform(0.5, 1.0)
+        delay = max(delay, min(cap, retry_after))
+    return delay
 
 
 class Transfer:
@@ -461,7 +463,15 @@ class Transfer:
             with self._lock:
                 assignment = planner.assign(self._next_worker)
             assert assignment is not None and assignment.start == first.start
-            self._spawn(host, headers, (first, assignment))
+            if planner.size <= self.settings.min_split_size:
+                # Too small to split: fetch it on this thread (no worker thread to start and
+                # wait for: that would cost more than the file itself).
+                with self._lock:
+                    self._alive += 1
+                self._worker(self._next_worker, host, headers, (first, assignment))
+                self._next_worker += 1
+            else:
+                self._spawn(host, headers, (first, assignment))
         while True:
             now = time.monotonic()
             with self._lock:
@@ -505,7 +515,8 @@ class Transfer:
         for thread in self._workers:
             thread.join()
         self._workers.clear()
-        self._checkpoint()
+        if not planner.complete:
+            self._checkpoint()  # a complete file is synced and recorded by _complete
         self._check_stop()
         if self._fatal is not None:
             raise self._fatal
@@ -558,12 +569,16 @@ class Transfer:
                         reply = self._open(assignment, headers, conn)
                     self._stream(reply, assignment)
                 except ThrottledError as exc:
+                    # The server wants fewer connections: lower the cap, and while others
+                    # still work, retire this one instead of counting a failure.
                     lowered = self._hosts.lower(host)
                     with self._lock:
                         self._target = max(1, min(self._target, lowered))
-                    if not self._failed(exc):
+                        others = self._alive - 1
+                    if others > 0:
+                        log.info("download %s: %s; %d connections now", self.id, exc, lowered)
                         return
-                    if self._pause_after(exc):
+                    if not self._failed(exc) or self._pause_after(exc):
                         return
                 except TransientError as exc:
                     if not self._failed(exc) or self._pause_after(exc):
@@ -923,11 +938,9 @@ class Transfer:
         name = files.finalize(download.part_path, download.dir, download.name)
         if name != download.name:
             self._notice(f"{download.name} appeared meanwhile; saved as {name}")
-        self.store.update(self.id, name=name)
-        self.store.save_progress(self.id, [], size)
         with self._lock:
             self._done = size
-        download = self.store.set_state(self.id, DownloadState.COMPLETED)
+        download = self.store.complete(self.id, name, size)
         log.info("download %s: completed %s (%d bytes)", self.id, download.path, size)
         self._changed(download)
 
