@@ -248,13 +248,79 @@ class Daemon(Handler):
 
 class TrayBridge:
     """Implements freight.tray.TrayController: called from the tray's threads, every method
-    returns at once and does its work on the daemon's loop."""
+    returns at once and does its work on the daemon's loop.
+
+    :meth:`snapshot` never waits for the loop (the tray polls it on its own thread, and a
+    busy loop must not freeze the icon): it returns the last snapshot, which the loop
+    refreshes every :attr:`REFRESH` seconds and right after each tray action.
+    """
+
+    REFRESH = 0.5  # seconds; the tray redraws at most once a second
 
     def __init__(self, daemon: Daemon, loop: asyncio.AbstractEventLoop) -> None:
+        from .tray_icon import TraySnapshot
+
         self.daemon = daemon
         self.loop = loop
-        self._snap: Any = None
+        self._snap = TraySnapshot()
         self._session = Session("tray")
+        self._task: asyncio.Task[None] | None = None
+
+    # -- on the loop ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Take the first snapshot and keep it fresh until the daemon stops (on the loop)."""
+        self.refresh()
+        self._task = self.loop.create_task(self._refresh_until_stopped())
+
+    async def _refresh_until_stopped(self) -> None:
+        stop = self.daemon.stop_requested
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.REFRESH)
+            if not stop.is_set():
+                self.refresh()
+
+    def refresh(self) -> None:
+        """Read the daemon's state into a new snapshot (on the loop; never raises)."""
+        try:
+            self._snap = self._take()  # one reference assignment: atomic for the tray's thread
+        except Exception:
+            log.debug("tray snapshot failed; the tray keeps the last one", exc_info=True)
+
+    def _take(self) -> Any:
+        from .tray_icon import TraySnapshot
+
+        d = self.daemon
+        counts = d.store.count_by_state()
+        settings = d.store.settings()
+        rows = []
+        done = size = 0
+        known = True
+        for download_id, run in list(d.scheduler.running.items())[:5]:
+            p = run.transfer.progress()
+            name = d.store.get(download_id).name or f"#{download_id}"
+            pct = 100.0 * p.done / p.size if p.size else None
+            rows.append((download_id, name, pct))
+            done += p.done
+            if p.size is None:
+                known = False
+            else:
+                size += p.size
+        return TraySnapshot(
+            active=counts.get("active", 0),
+            queued=counts.get("queued", 0),
+            paused=counts.get("paused", 0),
+            failed=counts.get("failed", 0) + counts.get("needs_refresh", 0),
+            speed=float(d.scheduler.speed()),
+            progress=(done / size) if known and size else None,
+            downloads=tuple(rows),
+            global_limit=settings["global_limit"],
+            capture=settings["capture"],
+            download_dir=settings["download_dir"] or config.default_download_dir(),
+        )
+
+    # -- from the tray's threads -------------------------------------------------------------
 
     def _submit(self, make: Callable[[], Awaitable[Any] | Any]) -> None:
         async def run() -> None:
@@ -266,49 +332,16 @@ class TrayBridge:
                 log.warning("tray action failed: %s", exc)
             except Exception:
                 log.exception("tray action failed")
+            self.refresh()  # show the result at the tray's next poll, not REFRESH later
 
-        asyncio.run_coroutine_threadsafe(run(), self.loop)
+        coro = run()
+        try:
+            asyncio.run_coroutine_threadsafe(coro, self.loop)
+        except RuntimeError:  # the loop has closed: the daemon is stopping
+            coro.close()
+            log.info("tray action ignored: the daemon is stopping")
 
     def snapshot(self) -> Any:
-        from .tray_icon import TraySnapshot
-
-        async def take() -> TraySnapshot:
-            d = self.daemon
-            counts = d.store.count_by_state()
-            settings = d.store.settings()
-            rows = []
-            done = size = 0
-            known = True
-            for download_id, run in list(d.scheduler.running.items())[:5]:
-                p = run.transfer.progress()
-                name = d.store.get(download_id).name or f"#{download_id}"
-                pct = 100.0 * p.done / p.size if p.size else None
-                rows.append((download_id, name, pct))
-                done += p.done
-                if p.size is None:
-                    known = False
-                else:
-                    size += p.size
-            return TraySnapshot(
-                active=counts.get("active", 0),
-                queued=counts.get("queued", 0),
-                paused=counts.get("paused", 0),
-                failed=counts.get("failed", 0) + counts.get("needs_refresh", 0),
-                speed=float(d.scheduler.speed()),
-                progress=(done / size) if known and size else None,
-                downloads=tuple(rows),
-                global_limit=settings["global_limit"],
-                capture=settings["capture"],
-                download_dir=settings["download_dir"] or config.default_download_dir(),
-            )
-
-        future = asyncio.run_coroutine_threadsafe(take(), self.loop)
-        try:
-            self._snap = future.result(timeout=1.0)
-        except Exception:
-            log.debug("tray snapshot failed", exc_info=True)
-            if self._snap is None:
-                return TraySnapshot()
         return self._snap
 
     def pause_all(self) -> None:
@@ -342,7 +375,9 @@ class TrayBridge:
         self._submit(open_dir)
 
     def quit(self) -> None:
-        self.loop.call_soon_threadsafe(self.daemon.request_stop)
+        log.info("quit chosen in the tray")
+        with contextlib.suppress(RuntimeError):  # the loop has closed: already stopping
+            self.loop.call_soon_threadsafe(self.daemon.request_stop)
 
 
 # -- running ---------------------------------------------------------------------------------
@@ -440,7 +475,9 @@ async def shutdown(daemon: Daemon, server: ApiServer, scheduler: Scheduler) -> N
 
 
 def _want_tray(tray: bool) -> bool:
+    """Whether to show a tray icon; when not, the log says why, once."""
     if not tray:
+        log.info("no tray icon: --no-tray")
         return False
     from . import tray as tray_mod
 
@@ -476,17 +513,42 @@ def run_daemon(paths: config.Paths, *, port: int | None = None, tray: bool = Tru
 
 
 def _run_with_tray(paths: config.Paths, port: int | None) -> int:
-    """pystray on the main thread, the asyncio loop in a worker thread."""
+    """pystray on the main thread, the asyncio loop in a worker thread.
+
+    Stopping, whatever asks for it (SIGTERM/SIGINT, the API's shutdown, the tray's Quit),
+    ends the loop; the loop thread then stops the tray, which ends ``Tray.run()`` here.
+    """
     from .tray import Tray
 
     ready = threading.Event()
+    stop_early = threading.Event()
     holder: dict[str, Any] = {"code": 1}
     tray_ref: dict[str, Tray] = {}
 
+    # Signals go to the main thread (asyncio's add_signal_handler works only there): forward
+    # them to the loop as a stop request. Installed before the loop starts, because
+    # daemon.json appears as soon as the server listens, and a SIGTERM sent on seeing it
+    # must stop the daemon gracefully, not kill it and leave daemon.json behind. A signal
+    # before the loop is ready is kept in ``stop_early``; on_ready reads it after it has
+    # published the loop, so one of the two always sees the other.
+    def on_signal(signum: int, frame: object) -> None:
+        stop_early.set()
+        loop, daemon = holder.get("loop"), holder.get("daemon")
+        if loop is not None and daemon is not None:
+            with contextlib.suppress(RuntimeError):  # the loop has closed: already stopping
+                loop.call_soon_threadsafe(daemon.request_stop)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
     def on_ready(daemon: Daemon) -> None:
-        tray_ref["tray"] = Tray(TrayBridge(daemon, asyncio.get_running_loop()))
+        bridge = TrayBridge(daemon, asyncio.get_running_loop())
+        bridge.start()
+        tray_ref["tray"] = Tray(bridge)
         holder["daemon"] = daemon
         holder["loop"] = asyncio.get_running_loop()
+        if stop_early.is_set():
+            daemon.request_stop()
         ready.set()
 
     def loop_thread() -> None:
@@ -502,17 +564,13 @@ def _run_with_tray(paths: config.Paths, port: int | None) -> int:
     worker = threading.Thread(target=loop_thread, name="freight-loop")
     worker.start()
     ready.wait()
-    # Signals go to the main thread: forward them to the loop as a stop request.
-    def on_signal(signum: int, frame: object) -> None:
-        if "loop" in holder:
-            holder["loop"].call_soon_threadsafe(holder["daemon"].request_stop)
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
     if "tray" in tray_ref and worker.is_alive():
-        shown = tray_ref["tray"].run()
-        if not shown:
-            log.info("running without a tray icon")
+        try:
+            tray_ref["tray"].run()  # False: no icon after all; Tray.run said why, once
+        except Exception:
+            # A broken tray must not take the daemon down, nor leave it without a way to
+            # stop: it keeps serving headless, and signals still reach it.
+            log.exception("the tray icon failed; the daemon runs on without it")
     worker.join()
     return int(holder["code"])
 
