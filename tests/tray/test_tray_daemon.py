@@ -241,13 +241,17 @@ def _active_snapshot(download_id: int) -> TraySnapshot:
 
 @pytest.mark.display
 @pytest.mark.timeout(120)
-def test_daemon_tray_pause_resume_and_quit(tmp_path):
+@pytest.mark.parametrize("forced", [None, "gtk"], ids=["auto-appindicator", "gtk"])
+def test_daemon_tray_pause_resume_and_quit(tmp_path, forced):
+    """``forced`` None: the daemon picks its backend itself (appindicator where PyGObject
+    and the typelib are there, as in CI); "gtk": PYSTRAY_BACKEND=gtk, the XEmbed status icon."""
     _need_display_tools()
     data = make_data(SIZE)
     with x_session(tmp_path / "x") as xs, FaultServer() as srv:
         check = subprocess.run(
             # available() probes GTK on the test's display, in a process of its own.
-            [sys.executable, str(HERE / "test_tray_display.py"), "--check"],
+            [sys.executable, str(HERE / "test_tray_display.py"), "--check",
+             *(["--backend", forced] if forced else [])],
             env=xs.env, capture_output=True, text=True, timeout=60,
         )
         assert check.returncode == 0, check.stderr
@@ -258,18 +262,24 @@ def test_daemon_tray_pause_resume_and_quit(tmp_path):
         url = srv.add("/big.bin", data, etag="v1", rate=SERVER_RATE)
         home = tmp_path / "freight"
         env = _daemon_env(xs.env, home)
+        if forced:
+            env["PYSTRAY_BACKEND"] = forced
+
+        def shot(name: str) -> Path:
+            return OUTPUT / f"daemon-{name}-{backend}.png"
+
         with running_daemon(env, home, bus=True) as daemon:
             # -- a running download: the icon docks, drawn "downloading", titled "1 active"
             download_id = int(daemon.call("add", url=url, limit=LIMIT)["id"])
             wait_for(lambda: daemon.state(download_id) == "active", 10, "the download to start")
             icon = docked_icon(xs, "Freight — 1 active")
-            assert_icon_color(xs, icon, IconState.DOWNLOADING, OUTPUT / "daemon-docked.png")
+            assert_icon_color(xs, icon, IconState.DOWNLOADING, shot("docked"))
             assert f"tray icon: {backend} backend" in daemon.log()
 
             # -- Pause all, clicked in the menu, pauses the download (the API says so)
             menu = open_menu(xs, icon, backend)
             click_menu_item(xs, menu, _active_snapshot(download_id), "Pause all",
-                            OUTPUT / "daemon-menu.png")
+                            shot("menu"))
             wait_for(lambda: daemon.state(download_id) == "paused", 10,
                      "the API to report the download paused")
             status = daemon.call("status")
@@ -277,25 +287,25 @@ def test_daemon_tray_pause_resume_and_quit(tmp_path):
             done_when_paused = int(daemon.call("get", id=download_id)["done"])
             assert done_when_paused < SIZE
             paused = docked_icon(xs, "Freight — 1 paused", timeout=10)
-            assert_icon_color(xs, paused, IconState.PAUSED, OUTPUT / "daemon-paused.png")
+            assert_icon_color(xs, paused, IconState.PAUSED, shot("paused"))
 
             # -- Resume all makes it active again, and it moves on
             menu = open_menu(xs, paused, backend)
             click_menu_item(xs, menu, TraySnapshot(paused=1), "Resume all",
-                            OUTPUT / "daemon-menu-paused.png")
+                            shot("menu-paused"))
             wait_for(lambda: daemon.state(download_id) == "active", 10,
                      "the API to report the download active again")
             wait_for(lambda: int(daemon.call("get", id=download_id)["done"]) > done_when_paused,
                      10, "the resumed download to make progress")
             icon = docked_icon(xs, "Freight — 1 active", timeout=10)
-            assert_icon_color(xs, icon, IconState.DOWNLOADING, OUTPUT / "daemon-resumed.png")
+            assert_icon_color(xs, icon, IconState.DOWNLOADING, shot("resumed"))
 
             # -- Quit asks first (a submenu) while a download runs; its item stops the daemon
             menu = open_menu(xs, icon, backend)
             click_menu_item(xs, menu, _active_snapshot(download_id), "Quit",
-                            OUTPUT / "daemon-menu-quit.png")
+                            shot("menu-quit"))
             submenu = open_submenu(xs, menu)
-            xs.screenshot(OUTPUT / "daemon-quit-submenu.png")
+            xs.screenshot(shot("quit-submenu"))
             assert daemon.proc.poll() is None, "Quit alone must not stop the daemon"
             xs.click(submenu["x"] + submenu["width"] // 3,
                      submenu["y"] + submenu["height"] // 2)
