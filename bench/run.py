@@ -645,7 +645,21 @@ def write_report(path: Path, results: dict[str, list[Row]], scs: dict[str, Scena
                 out.append(f"  (S5 resume: `{r}`)")
     out += ["", "Server: `python bench/server.py --port 0 --size SIZE --rate R --link L "
             "--latency S` (rates per connection and shared; see each scenario's title).", ""]
-    path.write_text("\n".join(out))
+    path.write_text("\n".join(out) + kept_sections(path))
+
+
+#: RESULTS.md from this line on is written by other benchmarks (soak.py, limits.py) and by
+#: hand; a new run rewrites only what comes before it.
+KEEP_MARKER = "<!-- Sections below are not written by bench/run.py; it keeps them. -->"
+
+
+def kept_sections(path: Path) -> str:
+    try:
+        old = path.read_text()
+    except FileNotFoundError:
+        return ""
+    at = old.find(KEEP_MARKER)
+    return "" if at < 0 else "\n" + old[at:]
 
 
 # --- main ----------------------------------------------------------------------------------
