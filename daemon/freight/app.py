@@ -434,6 +434,11 @@ async def serve(
                       else port, exc)
             return 1
         await scheduler.start()
+        # Handlers before daemon.json: a client that found the file may SIGTERM at once.
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                # Handlers only set a flag; the work happens in the staged shutdown below.
+                loop.add_signal_handler(signum, daemon.request_stop)
         write_daemon_file(
             paths,
             {"pid": os.getpid(), "port": server.port, "url": server.url,
@@ -441,10 +446,6 @@ async def serve(
         )
         log.info("freight daemon %s listening on %s (pid %d)", __version__, server.url,
                  os.getpid())
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                # Handlers only set a flag; the work happens in the staged shutdown below.
-                loop.add_signal_handler(signum, daemon.request_stop)
         if on_ready is not None:
             on_ready(daemon)
         await daemon.stop_requested.wait()

@@ -319,7 +319,9 @@ def menu_model(
                 "Quit",
                 submenu=(
                     MenuEntry(
-                        f"Pause {n} active download{'s' if n != 1 else ''} and quit",
+                        # Quitting checkpoints them; the next start resumes them.
+                        f"Quit ({n} active download"
+                        f"{'s resume' if n != 1 else ' resumes'} on the next start)",
                         Action("quit"),
                     ),
                 ),

@@ -191,8 +191,10 @@ def test_menu_while_downloading():
     # Quitting with running downloads asks first, through a submenu.
     quit_entry = find_entry(model, "Quit")
     assert quit_entry.action is None
-    assert quit_entry.submenu[0].text == "Pause 2 active downloads and quit"
+    assert quit_entry.submenu[0].text == "Quit (2 active downloads resume on the next start)"
     assert quit_entry.submenu[0].action == Action("quit")
+    one = find_entry(menu_model(TraySnapshot(active=1)), "Quit").submenu[0].text
+    assert one == "Quit (1 active download resumes on the next start)"
     assert [e.text for e in model if e.default] == ["Open downloads folder"]
 
 
