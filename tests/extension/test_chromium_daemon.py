@@ -174,9 +174,13 @@ def test_daemon_unavailable_the_browser_downloads_it(make_browser, env, site, tm
     digest = site.add("fallback.bin", 400_000)
     click(b, site, "#f0")
     wait_for(lambda: b.recent(), timeout=60, what=f"a decision ({b.state()['status']})")
-    wait_for(lambda: (b.downloads / "fallback.bin").exists()
-             and sha256(b.downloads / "fallback.bin") == digest, timeout=90,
-             what="the browser's own download")
+    try:
+        wait_for(lambda: (b.downloads / "fallback.bin").exists()
+                 and sha256(b.downloads / "fallback.bin") == digest, timeout=90,
+                 what="the browser's own download")
+    except AssertionError as e:
+        raise AssertionError(f"{e}; decisions {b.recent()}; the browser's downloads "
+                             f"{b.browser_downloads()}; files {b.downloaded()}") from None
     assert len(b.browser_downloads()) == 1
     assert b.recent()[0]["to"] == "browser"
 
