@@ -174,14 +174,19 @@ def test_daemon_unavailable_the_browser_downloads_it(make_browser, env, site, tm
     digest = site.add("fallback.bin", 400_000)
     click(b, site, "#f0")
     wait_for(lambda: b.recent(), timeout=60, what=f"a decision ({b.state()['status']})")
+
+    def finished() -> list[dict[str, Any]]:
+        items = b.browser_downloads()
+        return items if items and all(i["state"] != "in_progress" for i in items) else []
     try:
-        wait_for(lambda: (b.downloads / "fallback.bin").exists()
-                 and sha256(b.downloads / "fallback.bin") == digest, timeout=90,
-                 what="the browser's own download")
+        items = wait_for(finished, timeout=90, what="the browser's own download to end")
     except AssertionError as e:
         raise AssertionError(f"{e}; decisions {b.recent()}; the browser's downloads "
                              f"{b.browser_downloads()}; files {b.downloaded()}") from None
-    assert len(b.browser_downloads()) == 1
+    assert len(items) == 1, items
+    assert items[0]["state"] == "complete", items
+    assert Path(items[0]["filename"]) == b.downloads / "fallback.bin", items
+    assert sha256(b.downloads / "fallback.bin") == digest
     assert b.recent()[0]["to"] == "browser"
 
 
