@@ -13,8 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import platformdirs
-
 from .errors import InputError
 
 APP = "freight"
@@ -72,6 +70,8 @@ def paths_from_env(environ: dict[str, str] | None = None) -> Paths:
     if home:
         root = Path(home).expanduser().resolve()
         return Paths(root, root, root / "state", root / "logs", portable=True)
+    import platformdirs  # not needed (nor imported) under FREIGHT_HOME
+
     return Paths(
         Path(platformdirs.user_config_dir(APP)),
         Path(platformdirs.user_data_dir(APP)),
@@ -87,6 +87,8 @@ def default_download_dir(environ: dict[str, str] | None = None) -> str:
         return str(Path(env["FREIGHT_DOWNLOAD_DIR"]).expanduser())
     if env.get("FREIGHT_HOME"):
         return str(Path(env["FREIGHT_HOME"]).expanduser().resolve() / "downloads")
+    import platformdirs
+
     return platformdirs.user_downloads_dir()
 
 

@@ -18,11 +18,9 @@ from __future__ import annotations
 import errno
 import re
 import socket
-import ssl
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from . import __version__, wire
@@ -38,6 +36,8 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
+    import ssl
+
     import httpx
 
 USER_AGENT = f"Freight/{__version__}"
@@ -82,6 +82,8 @@ class Validators:
             etag = None
         modified = headers.get("last-modified")
         if modified:
+            from email.utils import parsedate_to_datetime
+
             try:
                 parsedate_to_datetime(modified)
             except (TypeError, ValueError):
@@ -120,6 +122,7 @@ def retry_after_seconds(value: str | None) -> float | None:
         return float(value)
     try:
         from datetime import UTC, datetime
+        from email.utils import parsedate_to_datetime
 
         when = parsedate_to_datetime(value)
         return max(0.0, (when - datetime.now(UTC)).total_seconds())
@@ -191,6 +194,8 @@ def _mapped(chunks: Iterator[bytes]) -> Iterator[bytes]:
 
 def ssl_context(insecure: bool = False) -> ssl.SSLContext:
     """The OS trust store (truststore), as the browser uses; no verification only if asked."""
+    import ssl  # here, not at the top: a plain http download never loads OpenSSL's TLS
+
     if insecure:
         context = ssl.create_default_context()
         context.check_hostname = False

@@ -6,13 +6,11 @@ Nothing here ever writes outside the chosen folder or replaces an existing file.
 from __future__ import annotations
 
 import errno
-import hashlib
 import os
 import re
 import shutil
 import unicodedata
 from collections.abc import Iterator
-from email.message import Message
 from urllib.parse import unquote, urlsplit
 
 from .errors import BusyError, DiskFullError, LocalIOError
@@ -73,6 +71,8 @@ def name_from_content_disposition(value: str | None) -> str | None:
         except (LookupError, UnicodeDecodeError):
             found = None
     if found is None:
+        from email.message import Message  # rare: only for what the regex above cannot read
+
         msg = Message()
         msg["content-disposition"] = value
         try:
@@ -245,6 +245,8 @@ class PartFile:
             raise _map_os_error(exc, self.path) from exc
 
     def sha256(self, length: int | None = None) -> str:
+        import hashlib  # only when a checksum is asked for
+
         digest = hashlib.sha256()
         offset = 0
         while length is None or offset < length:

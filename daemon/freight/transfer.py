@@ -18,11 +18,9 @@ Rules it keeps (see fetch.py for the HTTP ones):
 from __future__ import annotations
 
 import collections
-import hashlib
 import logging
 import os
 import random
-import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -33,6 +31,8 @@ from urllib.parse import urlsplit
 from . import files, wire
 
 if TYPE_CHECKING:
+    import ssl
+
     import httpx
 from .config import EngineSettings
 from .errors import (
@@ -104,6 +104,8 @@ def parse_checksum(text: str) -> tuple[str, str]:
         raise InputError(f"unsupported checksum algorithm {algo!r} (sha256, sha512, sha1, md5)")
     if not digest or any(c not in "0123456789abcdef" for c in digest):
         raise InputError(f"checksum digest must be hexadecimal: {digest!r}")
+    import hashlib  # only when a checksum is asked for (~3 ms of start-up otherwise)
+
     if len(digest) != hashlib.new(algo).digest_size * 2:
         raise InputError(f"a {algo} digest has {hashlib.new(algo).digest_size * 2} hex digits")
     return algo, digest
@@ -948,6 +950,8 @@ class Transfer:
 def _digest(part: files.PartFile, algo: str, size: int) -> str:
     if algo == "sha256":
         return part.sha256(size)
+    import hashlib
+
     digest = hashlib.new(algo)
     offset = 0
     while offset < size:

@@ -18,13 +18,17 @@ handle; it is never used through a proxy.
 
 from __future__ import annotations
 
+import os
 import socket
-import ssl
+import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    import ssl
 
 from .errors import (
     ProtocolViolation,
@@ -90,10 +94,23 @@ def usable_for(url: str) -> bool:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return False
+    if not _proxies_may_apply():
+        return True
+    import urllib.request
+
     proxies = urllib.request.getproxies()
     if parts.scheme in proxies or "all" in proxies:
         return bool(urllib.request.proxy_bypass(parts.hostname))
     return True
+
+
+def _proxies_may_apply() -> bool:
+    """False when no proxy can be configured: on Linux and the BSDs urllib reads proxies only
+    from *_proxy environment variables, so without one there is no need to load urllib.request
+    (~4 ms of start-up); macOS and Windows also keep them in system settings."""
+    if sys.platform in ("darwin", "win32"):
+        return True
+    return any(name.lower().endswith("_proxy") for name in os.environ)
 
 
 class Connection:
@@ -126,6 +143,8 @@ class Connection:
             sock = socket.create_connection((self.host, self.port), timeout=self.connect_timeout)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if self.scheme == "https":
+                import ssl  # loaded only for TLS: a plain http download skips OpenSSL's setup
+
                 context = self.ssl_context or ssl.create_default_context()
                 sock = context.wrap_socket(sock, server_hostname=self.host)
             sock.settimeout(self.stall_timeout)
@@ -133,9 +152,10 @@ class Connection:
             raise ThrottledError(f"connection refused by {self.host}:{self.port}") from exc
         except TimeoutError as exc:
             raise TransientError(f"timed out connecting to {self.host}:{self.port}") from exc
-        except ssl.SSLCertVerificationError as exc:
-            raise RemoteError(f"TLS certificate not trusted: {exc.verify_message}") from exc
         except OSError as exc:
+            verify_message = getattr(exc, "verify_message", None)  # ssl.SSLCertVerificationError
+            if verify_message is not None:
+                raise RemoteError(f"TLS certificate not trusted: {verify_message}") from exc
             raise TransientError(f"cannot connect to {self.host}:{self.port}: {exc}") from exc
         return sock
 
