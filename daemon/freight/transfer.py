@@ -79,6 +79,9 @@ _SPEED_WINDOW = 2.0  # seconds of history behind the speed figure
 # files in seconds, so a slow additive climb would never get there.
 _ADAPT_WINDOW = 0.1  # seconds between two decisions
 _ADAPT_GAIN = 1.15  # a step must raise throughput by 15 % to be followed by another
+#: Files from this size on are preallocated beside the first connections (PartFile.
+#: preallocate_in_background); below it a thread would cost more than the allocation.
+BACKGROUND_PREALLOCATE_MIN = 16 << 20
 _MAX_RESTARTS = 3  # restarts from zero (file changed) before giving up
 
 
@@ -382,7 +385,10 @@ class Transfer:
             if reply.size == 0:
                 pass  # a zero-byte file: nothing to fetch (the 416's body is not the file)
             elif reply.ranged and reply.size and not single_only:
-                self._part.preallocate(reply.size)
+                if reply.size >= BACKGROUND_PREALLOCATE_MIN:
+                    self._part.preallocate_in_background(reply.size)
+                else:
+                    self._part.preallocate(reply.size)
                 planner = Planner(reply.size, self.settings.min_split_size)
                 with self._lock:
                     self._planner = planner
@@ -462,18 +468,28 @@ class Transfer:
         if first is not None:
             # The probe's body starts at byte 0: give its worker the piece that starts there
             # now, before any other worker can take it.
+            first_wid = self._next_worker
+            self._next_worker += 1
             with self._lock:
-                assignment = planner.assign(self._next_worker)
+                assignment = planner.assign(first_wid)
             assert assignment is not None and assignment.start == first.start
             if planner.size <= self.settings.min_split_size:
                 # Too small to split: fetch it on this thread (no worker thread to start and
                 # wait for: that would cost more than the file itself).
                 with self._lock:
                     self._alive += 1
-                self._worker(self._next_worker, host, headers, (first, assignment))
-                self._next_worker += 1
+                self._worker(first_wid, host, headers, (first, assignment))
             else:
-                self._spawn(host, headers, (first, assignment))
+                # The other connections first: once the probe's worker streams, each new
+                # thread waits for the GIL to start (up to the 5 ms switch interval each),
+                # and 15 of them took ~50 ms. The probe's body waits in the socket meanwhile.
+                with self._lock:
+                    more = planner.has_work()
+                if more:
+                    cap = min(self._target, max(1, self._hosts.cap(host)))
+                    for _ in range(cap - 1):
+                        self._spawn(host, headers, None)
+                self._spawn(host, headers, (first, assignment), first_wid)
         while True:
             now = time.monotonic()
             with self._lock:
@@ -526,10 +542,15 @@ class Transfer:
             raise TransientError("the download stopped before the file was complete")
 
     def _spawn(
-        self, host: str, headers: dict[str, str], first: tuple[Reply, Assignment] | None
+        self,
+        host: str,
+        headers: dict[str, str],
+        first: tuple[Reply, Assignment] | None,
+        wid: int | None = None,
     ) -> None:
-        wid = self._next_worker
-        self._next_worker += 1
+        if wid is None:
+            wid = self._next_worker
+            self._next_worker += 1
         with self._lock:
             self._alive += 1
         thread = threading.Thread(

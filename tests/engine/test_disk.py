@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 from faultserver import make_data
+from freight.errors import DiskFullError
+from freight.files import PartFile
 from freight.store import Store
 
 from .conftest import sha256
@@ -129,3 +131,36 @@ def test_reserved_space_survives_a_disk_that_fills_up(fr, fault_server, small_fs
     res = fr.finish(proc, None, timeout=30)
     assert res.code == 0, res
     assert sha256((small_fs / "known.bin").read_bytes()) == sha256(data)
+
+
+def test_background_preallocation_too_big_fails_the_first_write_and_every_later_one(small_fs):
+    # On a 4 MiB tmpfs the 8 MiB reservation fails: the writer, not the allocating thread,
+    # hears of it, as DiskFullError, and no byte lands in the file.
+    part = PartFile(str(small_fs / "big.part"))
+    try:
+        part.preallocate_in_background(8 * MIB)
+        for _ in range(2):
+            with pytest.raises(DiskFullError):
+                part.pwrite(b"x" * 4096, 0)
+        with pytest.raises(DiskFullError):
+            part.sync()
+    finally:
+        part.close()
+    assert os.path.getsize(small_fs / "big.part") == 0
+
+
+def test_background_preallocation_reserves_before_the_first_write_lands(small_fs):
+    part = PartFile(str(small_fs / "fits.part"))
+    try:
+        part.preallocate_in_background(3 * MIB)
+        part.pwrite(b"tail", 3 * MIB - 4)
+        assert part.size_on_disk() == 3 * MIB
+        # The blocks are reserved: a filler now gets only what is left.
+        filler = fill(small_fs)
+        assert filler.stat().st_size <= 1 * MIB
+        part.pwrite(b"\xff" * MIB, MIB)  # writes into reserved blocks still succeed
+        part.sync()
+    finally:
+        part.close()
+    data = (small_fs / "fits.part").read_bytes()
+    assert data[MIB:2 * MIB] == b"\xff" * MIB and data[-4:] == b"tail"
