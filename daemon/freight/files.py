@@ -6,6 +6,7 @@ Nothing here ever writes outside the chosen folder or replaces an existing file.
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import re
 import shutil
@@ -167,9 +168,11 @@ def _map_os_error(exc: OSError, where: str) -> LocalIOError:
     return LocalIOError(f"{exc.strerror or exc} ({where})", path=where, errno=exc.errno)
 
 
+@functools.cache
 def boot_id() -> str | None:
     """This boot's identity (Linux); None where unknown, which makes unsynced progress
-    records untrusted (see Store.save_fast_progress)."""
+    records untrusted (see Store.save_fast_progress). Read once: it cannot change while this
+    process lives."""
     try:
         with open("/proc/sys/kernel/random/boot_id") as f:
             return f.read().strip() or None

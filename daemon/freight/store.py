@@ -157,6 +157,7 @@ class Store:
         self.path = str(path)
         self.sealer = sealer
         self._lock = threading.RLock()
+        self._settings: dict[str, Any] | None = None
         self._db = self._open(self.path)
 
     # -- opening and migrating -------------------------------------------------------------
@@ -515,11 +516,16 @@ class Store:
     # -- settings --------------------------------------------------------------------------
 
     def settings(self) -> dict[str, Any]:
-        values = config.defaults()
-        for row in self._query("SELECT name, value FROM settings"):
-            if row[0] in values:
-                values[row[0]] = json.loads(row[1])
-        return values
+        """The settings (a copy). Read from SQLite once, then kept: every change goes through
+        set_settings of the one process that owns this database (the daemon, or one
+        `freight get`), and the queue asks for them several times per download."""
+        if self._settings is None:
+            values = config.defaults()
+            for row in self._query("SELECT name, value FROM settings"):
+                if row[0] in values:
+                    values[row[0]] = json.loads(row[1])
+            self._settings = values
+        return {k: v.copy() if isinstance(v, list | dict) else v for k, v in self._settings.items()}
 
     def set_settings(self, changes: dict[str, Any]) -> dict[str, Any]:
         """Validate every change first; then store them all in one transaction."""
@@ -530,4 +536,5 @@ class Store:
                 "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
                 [(name, json.dumps(value)) for name, value in checked.items()],
             )
+        self._settings = None
         return self.settings()
