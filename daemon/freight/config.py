@@ -113,7 +113,7 @@ SETTINGS: dict[str, Setting] = {
         Setting("download_dir", str, "", help="default folder; empty: the user's Downloads"),
         Setting("port", int, DEFAULT_PORT, 0, 65535, help="API port on 127.0.0.1; 0: any"),
         Setting("max_active", int, 3, 1, 64, help="downloads running at once"),
-        Setting("connections", int, 8, 1, 64, help="connections a download starts with"),
+        Setting("connections", int, 16, 1, 64, help="connections a download starts with"),
         Setting("max_connections", int, 32, 1, 64, help="adaptive growth stops here"),
         Setting("max_host_connections", int, 32, 1, 256, help="connections to one host"),
         Setting("global_limit", int, None, 1, None, nullable=True, help="bytes/s, null: none"),
@@ -171,7 +171,7 @@ def defaults() -> dict[str, Any]:
 class EngineSettings:
     """The settings one transfer reads, fixed when it starts."""
 
-    connections: int = 8
+    connections: int = 16
     max_connections: int = 32
     adaptive: bool = True
     min_split_size: int = 1 * _MIB

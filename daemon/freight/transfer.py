@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
 from . import files, wire
+from .adaptive import ConnectionGoal
 
 if TYPE_CHECKING:
     import ssl
@@ -77,8 +78,7 @@ _SPEED_WINDOW = 2.0  # seconds of history behind the speed figure
 # Adaptive connection count: every window, while the last step paid, double the connections
 # (up to max_connections). Doubling reaches 32 from 8 in two steps: a fast link finishes big
 # files in seconds, so a slow additive climb would never get there.
-_ADAPT_WINDOW = 0.1  # seconds between two decisions
-_ADAPT_GAIN = 1.15  # a step must raise throughput by 15 % to be followed by another
+_ADAPT_WINDOW = 0.1  # seconds between two decisions on the connection count (adaptive.py)
 #: Files from this size on are preallocated beside the first connections (PartFile.
 #: preallocate_in_background); below it a thread would cost more than the allocation.
 BACKGROUND_PREALLOCATE_MIN = 16 << 20
@@ -163,7 +163,8 @@ class Transfer:
         self._next_worker = 0
         self._alive = 0
         self._failures = 0
-        self._target = settings.connections
+        self._goal = ConnectionGoal(settings.connections, settings.max_connections,
+                                    settings.adaptive)
         self._url = download.url
         self._insecure = download.insecure
         self._ssl: ssl.SSLContext | None = None
@@ -457,13 +458,11 @@ class Transfer:
 
     def _segmented(self, planner: Planner, first: Reply | None, headers: dict[str, str]) -> None:
         host = urlsplit(self._url).hostname or ""
-        adaptive = self.settings.adaptive
-        self._target = max(1, self.settings.connections)
-        ceiling = self.settings.max_connections if adaptive else self._target
-        frozen = not adaptive
-        last_checkpoint = last_adapt = last_fast = time.monotonic()
-        rate_at_step: float | None = None
-        done_at_adapt = planner.done
+        goal = self._goal = ConnectionGoal(
+            self.settings.connections, self.settings.max_connections, self.settings.adaptive,
+            window=_ADAPT_WINDOW,
+        )
+        last_checkpoint = last_fast = time.monotonic()
 
         if first is not None:
             # The probe's body starts at byte 0: give its worker the piece that starts there
@@ -486,7 +485,7 @@ class Transfer:
                 with self._lock:
                     more = planner.has_work()
                 if more:
-                    cap = min(self._target, max(1, self._hosts.cap(host)))
+                    cap = min(self._goal.target, max(1, self._hosts.cap(host)))
                     for _ in range(cap - 1):
                         self._spawn(host, headers, None)
                 self._spawn(host, headers, (first, assignment), first_wid)
@@ -500,7 +499,7 @@ class Transfer:
                     self._samples.popleft()
             stopping = self._stop_event.is_set() or fatal is not None
             if not stopping and has_work:
-                cap = min(self._target, max(1, self._hosts.cap(host)))
+                cap = min(self._goal.target, max(1, self._hosts.cap(host)))
                 for _ in range(cap - alive):
                     self._spawn(host, headers, None)
                     alive += 1
@@ -512,19 +511,10 @@ class Transfer:
             elif self._boot is not None and now - last_fast >= _FAST_RECORD:
                 self._record_unsynced()
                 last_fast = now
-            if not frozen and now - last_adapt >= _ADAPT_WINDOW:
-                with self._lock:
-                    done_now = self._done
-                rate = (done_now - done_at_adapt) / (now - last_adapt)
-                if alive >= self._target and has_work and self._target < ceiling:
-                    if rate_at_step is None or rate > rate_at_step * _ADAPT_GAIN:
-                        rate_at_step = rate
-                        self._target = min(ceiling, self._target * 2)
-                        log.info("download %s: %d connections (at %.0f B/s)", self.id,
-                                 self._target, rate)
-                    else:
-                        frozen = True  # the last step did not pay: stay here
-                done_at_adapt, last_adapt = done_now, now
+            with self._lock:
+                changed = goal.observe(now, self._done, alive, has_work)
+            if changed:
+                log.info("download %s: %s", self.id, changed)
             # A worker that ends wakes the loop at once: a small file is done in milliseconds,
             # and waiting out the tick would cost more than the transfer itself.
             self._wake.wait(_FAST_RECORD if self._boot is not None else _TICK)
@@ -581,7 +571,7 @@ class Transfer:
                     first = None
                 else:
                     with self._lock:
-                        if self._alive > self._target:
+                        if self._alive > self._goal.target:
                             return  # the connection count was lowered: this worker retires
                         next_assignment = planner.assign(wid)
                     if next_assignment is None:
@@ -596,7 +586,7 @@ class Transfer:
                     # still work, retire this one instead of counting a failure.
                     lowered = self._hosts.lower(host)
                     with self._lock:
-                        self._target = max(1, min(self._target, lowered))
+                        self._goal.lower(lowered)
                         others = self._alive - 1
                     if others > 0:
                         log.info("download %s: %s; %d connections now", self.id, exc, lowered)
