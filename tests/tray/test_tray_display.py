@@ -239,19 +239,29 @@ def box_of(window: dict[str, Any]) -> tuple[int, int, int, int]:
 
 
 def assert_icon_drawn(xs: XSession, icon: dict[str, Any], state: IconState, shot: Path) -> None:
-    """The state's colour covers a good part of the icon's window and appears nowhere else."""
+    """The state's colour covers a good part of the icon's window and appears nowhere else;
+    a downloading icon also shows its progress bar."""
     color = tray_icon.COLORS[state][:3]
-    area = icon["width"] * icon["height"]
+    seen: dict[str, Any] = {}
 
     def drawn() -> bool:
+        # trayer may still resize the icon's window while it docks (a 16 px wide slot first
+        # scales the bar away): read its geometry anew each time.
+        now = next((w for w in xs.windows() if w["id"] == icon["id"]), icon)
         image = xs.screenshot(shot)
-        return _color_count(image, color, box_of(icon)) > area // 5
+        box = box_of(now)
+        seen.update(window=now, state=_color_count(image, color, box),
+                    bar=_color_count(image, tray_icon.BAR_FILL[:3], box))
+        if seen["state"] <= now["width"] * now["height"] // 5:
+            return False
+        return state is not IconState.DOWNLOADING or seen["bar"] > 0
 
-    xs.wait_for(drawn, 10, f"the {state} icon to be drawn")
+    try:
+        xs.wait_for(drawn, 10, f"the {state} icon to be drawn")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; last seen: {seen}") from None
     image = xs.screenshot(shot)
     assert _color_count(image, color, (0, 40, image.width, image.height)) == 0
-    if state is IconState.DOWNLOADING:
-        assert _color_count(image, tray_icon.BAR_FILL[:3], box_of(icon)) > 0, "no progress bar"
 
 
 def open_menu(xs: XSession, icon: dict[str, Any], backend: str) -> dict[str, Any]:
