@@ -75,10 +75,10 @@ _TICK = 0.1  # control loop period, seconds
 # a SIGKILL then loses at most this much time's worth of bytes, not a checkpoint interval's.
 _FAST_RECORD = 0.02
 _SPEED_WINDOW = 2.0  # seconds of history behind the speed figure
-# Adaptive connection count: every window, while the last step paid, double the connections
-# (up to max_connections). Doubling reaches 32 from 8 in two steps: a fast link finishes big
-# files in seconds, so a slow additive climb would never get there.
-_ADAPT_WINDOW = 0.1  # seconds between two decisions on the connection count (adaptive.py)
+# Adaptive connection count (adaptive.py): every window, while the last step paid, double the
+# connections (up to max_connections). Doubling, not adding: a fast link finishes big files in
+# seconds, so a slow additive climb would never get there.
+_ADAPT_WINDOW = 0.1  # seconds between two decisions on the connection count
 #: Files from this size on are preallocated beside the first connections (PartFile.
 #: preallocate_in_background); below it a thread would cost more than the allocation.
 BACKGROUND_PREALLOCATE_MIN = 16 << 20
