@@ -166,28 +166,38 @@ def test_popup_shows_live_progress(connected, site) -> None:
 
 
 def test_daemon_unavailable_the_browser_downloads_it(make_browser, env, site, tmp_path) -> None:
-    # FREIGHT_HOME below a regular file: the daemon cannot start, the host says -32010.
-    blocker = tmp_path / "not-a-folder"
-    blocker.write_text("")
-    broken = {**env, "FREIGHT_HOME": str(blocker / "home")}
-    b: Browser = make_browser(install_into(env), extra_env=broken)
-    digest = site.add("fallback.bin", 400_000)
-    click(b, site, "#f0")
-    wait_for(lambda: b.recent(), timeout=60, what=f"a decision ({b.state()['status']})")
+    # The launcher `freight install` writes carries this FREIGHT_HOME, so the host starts the
+    # daemon there. A damaged database makes the daemon refuse to start (it leaves the file
+    # untouched); `freight start` fails and the host answers -32010.
+    install = install_into(env)
 
-    def finished() -> list[dict[str, Any]]:
-        items = b.browser_downloads()
-        return items if items and all(i["state"] != "in_progress" for i in items) else []
+    def install_then_damage(udd: Path) -> None:
+        install(udd)
+        (Path(env["FREIGHT_HOME"]) / "freight.db").write_bytes(b"not a database " * 100)
+
     try:
-        items = wait_for(finished, timeout=90, what="the browser's own download to end")
-    except AssertionError as e:
-        raise AssertionError(f"{e}; decisions {b.recent()}; the browser's downloads "
-                             f"{b.browser_downloads()}; files {b.downloaded()}") from None
-    assert len(items) == 1, items
-    assert items[0]["state"] == "complete", items
-    assert Path(items[0]["filename"]) == b.downloads / "fallback.bin", items
-    assert sha256(b.downloads / "fallback.bin") == digest
-    assert b.recent()[0]["to"] == "browser"
+        b: Browser = make_browser(install_then_damage, extra_env=env)
+        digest = site.add("fallback.bin", 400_000)
+        click(b, site, "#f0")
+        wait_for(lambda: b.recent(), timeout=60, what=f"a decision ({b.state()['status']})")
+        assert b.recent()[0]["to"] == "browser", b.recent()
+
+        def finished() -> list[dict[str, Any]]:
+            items = b.browser_downloads()
+            return items if items and all(i["state"] != "in_progress" for i in items) else []
+        try:
+            items = wait_for(finished, timeout=90, what="the browser's own download to end")
+        except AssertionError as e:
+            raise AssertionError(f"{e}; decisions {b.recent()}; the browser's downloads "
+                                 f"{b.browser_downloads()}; files {b.downloaded()}") from None
+        assert len(items) == 1, items
+        assert items[0]["state"] == "complete", items
+        assert Path(items[0]["filename"]) == b.downloads / "fallback.bin", items
+        assert sha256(b.downloads / "fallback.bin") == digest
+        host_log = (Path(env["FREIGHT_HOME"]) / "logs" / "freight-host.log").read_text()
+        assert "`freight start` failed" in host_log, host_log
+    finally:  # should the daemon have started after all, it must not outlive the test
+        subprocess.run([str(FREIGHT), "stop"], env=env, timeout=30, capture_output=True)
 
 
 def test_ids_match_what_freight_install_reads() -> None:
