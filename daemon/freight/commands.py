@@ -266,14 +266,24 @@ def _add(client: Any, args: argparse.Namespace) -> int:
         params["paused"] = True
     if params["dir"] is None:
         del params["dir"]
-    ids = []
-    for url in args.urls:
-        ids.append(client.call("add", url=url, **params)["id"])
+    from . import api
+
+    requests = [{"url": url, **params} for url in args.urls]
+    for request in requests:  # bad input is refused before anything is queued
+        api.check_params("add", request)
+    outcomes = client.call_many("add", requests)
+    added = [(o["id"], url) for o, url in zip(outcomes, args.urls)
+             if not isinstance(o, BaseException)]
     if args.json:
-        print(json.dumps({"ids": ids}))
+        print(json.dumps({"ids": [download_id for download_id, _ in added]}))
     else:
-        for download_id, url in zip(ids, args.urls):
+        for download_id, url in added:
             print(f"{download_id}\t{url}")
+    errors = [(o, url) for o, url in zip(outcomes, args.urls) if isinstance(o, BaseException)]
+    for exc, url in errors:
+        _err(f"{url}: {exc}")
+    if errors:
+        return EXIT_USAGE if isinstance(errors[0][0], InputError) else EXIT_FAILED
     return EXIT_OK
 
 

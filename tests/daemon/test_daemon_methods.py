@@ -250,6 +250,33 @@ def test_cli_commands(daemon: DaemonProcess) -> None:
     assert r.returncode == 2 and "url" in r.stderr.lower()
 
 
+def test_pipelined_calls_answer_in_order_with_errors_in_place(daemon: DaemonProcess) -> None:
+    with daemon.client() as c:
+        ids = [o["id"] for o in c.call_many(
+            "add", [{"url": f"{URL}?{i}", "paused": True} for i in range(7)], window=3)]
+        assert len(set(ids)) == 7
+        assert [d["id"] for d in c.call("list")["downloads"]] == ids  # queued in the order sent
+        asked = [{"id": ids[0]}, {"id": 999_999}, {"id": ids[6]}, {"id": "x"}, {"id": ids[3]}]
+        got = c.call_many("get", asked, window=2)
+        assert [g["id"] for g in (got[0], got[2], got[4])] == [ids[0], ids[6], ids[3]]
+        assert isinstance(got[1], NotFound) and "999999" in str(got[1])
+        assert isinstance(got[3], InputError)
+        assert c.call("version")["pid"] == daemon.proc.pid  # the connection is still in step
+
+
+def test_cli_add_of_many_refuses_them_all_when_one_is_bad(daemon: DaemonProcess) -> None:
+    before = daemon.cli("ls", "--json").stdout
+    r = daemon.cli("add", URL + "?a", "ftp://127.0.0.1/x", URL + "?b", "--paused")
+    assert r.returncode == 2 and "url" in r.stderr.lower(), r.stderr
+    assert daemon.cli("ls", "--json").stdout == before
+    urls = [f"{URL}?{i}" for i in range(150)]  # more than one window of requests in flight
+    r = daemon.cli("add", *urls, "--paused", "--json")
+    assert r.returncode == 0, r.stderr
+    ids = json.loads(r.stdout)["ids"]
+    rows = json.loads(daemon.cli("ls", "--json").stdout)
+    assert [(x["id"], x["url"]) for x in rows][-150:] == list(zip(ids, urls))
+
+
 def test_cli_without_daemon(tmp_path: Path) -> None:
     d = DaemonProcess(tmp_path / "home")
     d.paths.ensure()
