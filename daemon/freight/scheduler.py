@@ -190,8 +190,7 @@ class Scheduler:
         free = self.store.settings()["max_active"] - len(self.running)
         if free <= 0:
             return
-        queued, _ = self.store.list([S.QUEUED], limit=free)
-        for download in queued:
+        for download in self.store.next_queued(free):
             try:
                 download = self.store.set_state(download.id, S.ACTIVE)
             except FreightError as exc:  # changed under us; the next fill will see it

@@ -304,6 +304,15 @@ class Store:
         )
         return [_row_to_download(r) for r in rows], total
 
+    def next_queued(self, limit: int) -> list[Download]:
+        """The first ``limit`` queued downloads in queue order (one query: the scheduler asks
+        each time a download is added or ends)."""
+        rows = self._query(
+            "SELECT * FROM downloads WHERE state = ? ORDER BY position, id LIMIT ?",
+            (DownloadState.QUEUED.value, limit),
+        )
+        return [_row_to_download(r) for r in rows]
+
     def count_by_state(self) -> dict[str, int]:
         rows = self._query("SELECT state, count(*) FROM downloads GROUP BY state")
         return {row[0]: row[1] for row in rows}

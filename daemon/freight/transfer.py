@@ -173,6 +173,7 @@ class Transfer:
         self._done = download.done
         self._had_data = download.done > 0
         self._samples: collections.deque[tuple[float, int]] = collections.deque()
+        self._completed: Download | None = None  # as recorded by _complete
         self.notices: list[str] = []
         #: Set when another Freight process was writing this download (nothing was changed).
         self.busy: str | None = None
@@ -238,7 +239,7 @@ class Transfer:
                 self._part.close()
             if self._client is not None:
                 self._client.close()
-        return self.store.get(self.id)
+        return self._completed or self.store.get(self.id)
 
     def _end(
         self, state: DownloadState, exc: FreightError, kind: str | None = None
@@ -366,9 +367,8 @@ class Transfer:
             self._notice("the recorded progress does not match the file: restarting")
             self._reset()
 
-        reply = self._probe(download, headers)
+        reply, download = self._probe(download, headers)
         try:
-            download = self.store.get(self.id)
             assert download.part_path is not None
             if self._part is None:
                 self._part = self._open_part(download.part_path)
@@ -405,8 +405,9 @@ class Transfer:
                 reply.conn.close()
         self._complete()
 
-    def _probe(self, download: Download, headers: dict[str, str]) -> Reply:
-        """GET with ``Range: bytes=0-``: learns size, ranges, validators and name at once."""
+    def _probe(self, download: Download, headers: dict[str, str]) -> tuple[Reply, Download]:
+        """GET with ``Range: bytes=0-``: learns size, ranges, validators and name at once.
+        Returns the reply and the download as recorded with what it learnt."""
         failures = 0
         while True:
             self._check_stop()
@@ -450,9 +451,9 @@ class Transfer:
         ):
             # Our name was taken meanwhile: never write over someone else's file.
             fields["name"] = files.reserve(download.dir, download.name)
-        self.store.update(self.id, **fields)
-        self._changed()
-        return reply
+        download = self.store.update(self.id, **fields)
+        self._changed(download)
+        return reply, download
 
     # -- segmented mode --------------------------------------------------------------------
 
@@ -954,6 +955,7 @@ class Transfer:
         with self._lock:
             self._done = size
         download = self.store.complete(self.id, name, size)
+        self._completed = download
         log.info("download %s: completed %s (%d bytes)", self.id, download.path, size)
         self._changed(download)
 
