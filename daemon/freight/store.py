@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 from . import config
 from .errors import InputError, NotFound, StoreError
-from .models import Download, DownloadState, Segment, check_transition
+from .models import Download, DownloadState, Segment, can_transition, check_transition
 
 #: 'FRGT' — marks the file as Freight's so that a foreign SQLite file is never migrated.
 APPLICATION_ID = 0x46524754
@@ -120,6 +120,14 @@ class Sealer(Protocol):
     def seal(self, plain: bytes) -> bytes: ...
 
     def open(self, sealed: bytes) -> bytes: ...
+
+
+#: For each state, the states a download may reach it from in one move (itself included: the
+#: same state again only updates the error), as the transition table in models says.
+_SOURCES: dict[DownloadState, tuple[str, ...]] = {
+    new: tuple(old.value for old in DownloadState if old == new or can_transition(old, new))
+    for new in DownloadState
+}
 
 
 def _row_to_download(row: sqlite3.Row) -> Download:
@@ -265,15 +273,15 @@ class Store:
         values: dict[str, Any] = {"url": url, "dir": dir, **fields}
         values["headers"] = json.dumps(values.get("headers") or {})
         sealed = self._seal(secret_headers)
-        with self._transaction() as db:
-            position = db.execute(
-                "SELECT coalesce(max(position), 0) + 1 FROM downloads"
-            ).fetchone()[0]
-            values.setdefault("position", position)
-            cols = [_COLUMNS[k] for k in values]
-            cur = db.execute(
+        cols = [_COLUMNS[k] for k in values]
+        marks = ["?"] * len(cols)
+        if "position" not in values:  # the end of the queue, in the same (atomic) statement
+            cols.append("position")
+            marks.append("(SELECT coalesce(max(position), 0) + 1 FROM downloads)")
+        with self._lock:
+            cur = self._db.execute(
                 f"INSERT INTO downloads ({', '.join(cols)}, state, sealed_headers, "
-                f"created_at, updated_at) VALUES ({', '.join('?' * len(cols))}, ?, ?, ?, ?)",
+                f"created_at, updated_at) VALUES ({', '.join(marks)}, ?, ?, ?, ?)",
                 [*values.values(), state.value, sealed, now, now],
             )
             download_id = cur.lastrowid
@@ -336,6 +344,19 @@ class Store:
     ) -> Download:
         """Move a download through the state machine; raises IllegalTransition, NotFound."""
         now = time.time()
+        finished = now if new == DownloadState.COMPLETED else None
+        # One statement when the move is legal (the common case): the WHERE clause holds the
+        # transition table's predecessors of ``new``. Otherwise read the state to say why.
+        sources = _SOURCES[new]
+        with self._lock:
+            cur = self._db.execute(
+                "UPDATE downloads SET state = ?, error = ?, error_kind = ?, updated_at = ?, "
+                "finished_at = coalesce(?, finished_at) "
+                f"WHERE id = ? AND state IN ({', '.join('?' * len(sources))})",
+                (new.value, error, error_kind, now, finished, download_id, *sources),
+            )
+        if cur.rowcount:
+            return self.get(download_id)
         with self._transaction() as db:
             row = db.execute("SELECT state FROM downloads WHERE id = ?", (download_id,)).fetchone()
             if row is None:
@@ -343,7 +364,6 @@ class Store:
             old = DownloadState(row[0])
             if old != new:
                 check_transition(old, new)
-            finished = now if new == DownloadState.COMPLETED else None
             db.execute(
                 "UPDATE downloads SET state = ?, error = ?, error_kind = ?, updated_at = ?, "
                 "finished_at = coalesce(?, finished_at) WHERE id = ?",

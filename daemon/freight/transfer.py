@@ -174,6 +174,9 @@ class Transfer:
         self._had_data = download.done > 0
         self._samples: collections.deque[tuple[float, int]] = collections.deque()
         self._completed: Download | None = None  # as recorded by _complete
+        # The row as read here serves the first attempt: whatever changes a download's URL,
+        # headers or file (refresh, cancel) stops its transfer first.
+        self._unused_row: Download | None = download
         self.notices: list[str] = []
         #: Set when another Freight process was writing this download (nothing was changed).
         self.busy: str | None = None
@@ -336,7 +339,7 @@ class Transfer:
         return headers
 
     def _attempt(self, single_only: bool) -> None:
-        download = self.store.get(self.id)
+        download, self._unused_row = self._unused_row or self.store.get(self.id), None
         headers = self._headers(download)
         segments = self.store.resume_segments(self.id, self._boot)
         part_path = download.part_path
