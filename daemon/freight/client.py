@@ -122,28 +122,10 @@ class Client:
 
         Notifications that arrive meanwhile are kept for :meth:`notifications`.
         """
-        request_id = next(self._ids)
-        message = {"jsonrpc": "2.0", "id": request_id, "method": method, "params": params}
-        deadline = None if timeout is None else time.monotonic() + timeout
-        try:
-            self.ws.send(json.dumps(message))
-            while True:
-                left = None if deadline is None else max(0.0, deadline - time.monotonic())
-                reply = json.loads(self.ws.recv(timeout=left))
-                if "id" not in reply and "method" in reply:
-                    self._pending.append((reply["method"], reply.get("params") or {}))
-                    continue
-                if reply.get("id") != request_id:
-                    if reply.get("id") is None and "error" in reply:
-                        raise _error_from(reply["error"])
-                    continue
-                if "error" in reply:
-                    raise _error_from(reply["error"])
-                return reply.get("result")
-        except TimeoutError:
-            raise DaemonError(f"the daemon did not answer {method} in time") from None
-        except ConnectionClosed as exc:
-            raise DaemonError(f"the daemon closed the connection: {exc}") from exc
+        outcome = self.call_many(method, [params], timeout)[0]
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
 
     def call_many(
         self, method: str, params: list[dict[str, Any]], timeout: float | None = 60.0,
