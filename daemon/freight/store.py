@@ -130,6 +130,12 @@ _SOURCES: dict[DownloadState, tuple[str, ...]] = {
 }
 
 
+_SET_STATE = (
+    "UPDATE downloads SET state = ?, error = ?, error_kind = ?, updated_at = ?, "
+    "finished_at = coalesce(?, finished_at) WHERE id = ?"
+)
+
+
 def _row_to_download(row: sqlite3.Row) -> Download:
     return Download(
         id=row["id"],
@@ -348,12 +354,11 @@ class Store:
         # One statement when the move is legal (the common case): the WHERE clause holds the
         # transition table's predecessors of ``new``. Otherwise read the state to say why.
         sources = _SOURCES[new]
+        values = (new.value, error, error_kind, now, finished, download_id)
         with self._lock:
             cur = self._db.execute(
-                "UPDATE downloads SET state = ?, error = ?, error_kind = ?, updated_at = ?, "
-                "finished_at = coalesce(?, finished_at) "
-                f"WHERE id = ? AND state IN ({', '.join('?' * len(sources))})",
-                (new.value, error, error_kind, now, finished, download_id, *sources),
+                _SET_STATE + f" AND state IN ({', '.join('?' * len(sources))})",
+                (*values, *sources),
             )
         if cur.rowcount:
             return self.get(download_id)
@@ -364,11 +369,7 @@ class Store:
             old = DownloadState(row[0])
             if old != new:
                 check_transition(old, new)
-            db.execute(
-                "UPDATE downloads SET state = ?, error = ?, error_kind = ?, updated_at = ?, "
-                "finished_at = coalesce(?, finished_at) WHERE id = ?",
-                (new.value, error, error_kind, now, finished, download_id),
-            )
+            db.execute(_SET_STATE, values)
         return self.get(download_id)
 
     def complete(self, download_id: int, name: str, size: int) -> Download:

@@ -165,7 +165,7 @@ def test_popup_shows_live_progress(connected, site) -> None:
     assert sha256(Path(d["path"])) == digest
 
 
-def test_daemon_unavailable_the_browser_downloads_it(make_browser, env, site, tmp_path) -> None:
+def test_daemon_unavailable_the_browser_downloads_it(make_browser, env, site) -> None:
     # The launcher `freight install` writes carries this FREIGHT_HOME, so the host starts the
     # daemon there. A damaged database makes the daemon refuse to start (it leaves the file
     # untouched); `freight start` fails and the host answers -32010.
