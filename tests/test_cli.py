@@ -6,7 +6,7 @@ import argparse
 import subprocess
 import sys
 
-from freight import cli
+from freight.cli import entry as cli
 
 
 def _commands(parser: argparse.ArgumentParser) -> set[str]:
@@ -24,8 +24,8 @@ def test_every_command_is_declared_with_its_module() -> None:
 
 def test_only_the_named_commands_module_is_imported() -> None:
     code = (
-        "import sys; from freight import cli; cli.build_parser('get'); "
-        "print('freight_host.commands' in sys.modules, 'freight.commands' in sys.modules)"
+        "import sys; from freight.cli import entry as cli; cli.build_parser('get'); "
+        "print('freight.cli.install' in sys.modules, 'freight.cli.commands' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]

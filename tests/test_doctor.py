@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from freight import config, doctor
+from freight import config
+from freight.cli import doctor
 from freight.store import Store
 
 

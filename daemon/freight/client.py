@@ -24,8 +24,16 @@ from typing import Any
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 from websockets.sync.client import ClientConnection, connect
 
-from . import api, config, secrets
-from .errors import AuthError, DaemonError, FreightError, IllegalTransition, InputError, NotFound
+from freight import config, secrets
+from freight.daemon import protocol as api
+from freight.errors import (
+    AuthError,
+    DaemonError,
+    FreightError,
+    IllegalTransition,
+    InputError,
+    NotFound,
+)
 
 #: Maps error codes back to Freight's exceptions so that callers catch one tree.
 _ERRORS: dict[int, type[FreightError]] = {

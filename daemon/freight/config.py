@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import InputError
+from freight.errors import InputError
 
 APP = "freight"
 #: Chosen clear of aria2's 6800 and of the common development ports.

@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import IllegalTransition
+from freight.errors import IllegalTransition
 
 
 class DownloadState(enum.StrEnum):

@@ -35,8 +35,8 @@ from typing import Any
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from .config import Paths
-from .errors import StoreError
+from freight.config import Paths
+from freight.errors import StoreError
 
 log = logging.getLogger(__name__)
 

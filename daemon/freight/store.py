@@ -25,9 +25,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
-from . import config
-from .errors import InputError, NotFound, StoreError
-from .models import Download, DownloadState, Segment, can_transition, check_transition
+from freight import config
+from freight.errors import InputError, NotFound, StoreError
+from freight.models import Download, DownloadState, Segment, can_transition, check_transition
 
 #: 'FRGT' — marks the file as Freight's so that a foreign SQLite file is never migrated.
 APPLICATION_ID = 0x46524754

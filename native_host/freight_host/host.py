@@ -40,8 +40,15 @@ from freight.config import Paths, paths_from_env
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 from websockets.sync.client import ClientConnection, connect
 
-from . import __version__
-from .framing import HOST_TO_BROWSER_MAX, FrameDecoder, FramingError, MessageTooLarge, dumps, frame
+from freight_host import __version__
+from freight_host.framing import (
+    HOST_TO_BROWSER_MAX,
+    FrameDecoder,
+    FramingError,
+    MessageTooLarge,
+    dumps,
+    frame,
+)
 
 log = logging.getLogger("freight_host")
 

@@ -6,7 +6,7 @@ import json
 import re
 from pathlib import Path
 
-from freight import api
+from freight.daemon import protocol as api
 from freight.errors import IllegalTransition, InputError, NotFound, StoreError
 from hypothesis import given, settings
 from hypothesis import strategies as st

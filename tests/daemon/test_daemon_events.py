@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from freight.events import Hub, Outbox, Session
+from freight.daemon.events import Hub, Outbox, Session
 
 
 def drain(box: Outbox) -> list[str]:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from daemonproc import DaemonProcess, wait_for
 from faultserver import FaultServer, make_data
-from freight.limits import RateLimiter
+from freight.engine.limits import RateLimiter
 
 KIB = 1024
 MIB = 1024 * KIB

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from daemonproc import DaemonProcess, wait_for
-from freight import api
+from freight.daemon import protocol as api
 from freight.errors import IllegalTransition, InputError, NotFound
 from freight.store import Store
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from freight.scheduler import TransferThreads
+from freight.daemon.scheduler import TransferThreads
 
 
 def wait_until(fn, timeout: float = 5.0) -> bool:

@@ -3,7 +3,7 @@ exact; the end-to-end runs against throttled servers are in test_get.py and benc
 
 from __future__ import annotations
 
-from freight.adaptive import ConnectionGoal
+from freight.engine.adaptive import ConnectionGoal
 
 MIB = 1024 * 1024
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 from faultserver import make_data
+from freight.engine.files import PartFile
 from freight.errors import DiskFullError
-from freight.files import PartFile
 from freight.store import Store
 
 from .conftest import sha256

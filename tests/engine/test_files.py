@@ -6,8 +6,8 @@ import os
 import unicodedata
 
 import pytest
-from freight import files
-from freight.files import (
+from freight.engine import files
+from freight.engine.files import (
     FALLBACK_NAME,
     MAX_NAME_BYTES,
     choose_name,

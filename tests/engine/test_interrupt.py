@@ -14,7 +14,7 @@ import time
 
 import pytest
 from faultserver import make_data
-from freight.files import boot_id
+from freight.engine.files import boot_id
 from freight.store import Store
 
 from .conftest import sha256

@@ -12,8 +12,8 @@ import copy
 import random
 
 import pytest
+from freight.engine.planner import Planner, PlannerError
 from freight.models import Segment
-from freight.planner import Planner, PlannerError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (

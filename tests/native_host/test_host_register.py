@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from freight.cli import register
 from freight.errors import InputError
-from freight_host import register
 from host_support import HostProcess, StandInDaemon
 
 EXT_MANIFEST = Path(__file__).resolve().parents[2] / "extension" / "manifest.json"

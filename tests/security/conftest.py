@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 from freight.config import EngineSettings
+from freight.engine.transfer import Transfer
 from freight.models import Download, DownloadState
 from freight.store import Store
-from freight.transfer import Transfer
 
 
 def tree(root: Path, skip: Path | None = None) -> dict[str, str]:

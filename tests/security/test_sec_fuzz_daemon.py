@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from freight import api
+from freight.daemon import protocol as api
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from secdaemon import DaemonProcess, database_dump

@@ -129,7 +129,7 @@ def test_tls_is_verified_by_default_and_insecure_is_per_download(sandbox, tmp_pa
         download = sandbox.store.add(srv.url("/f.bin"), str(sandbox.folder),
                                      state=DownloadState.ACTIVE, insecure=True)
         from freight.config import EngineSettings
-        from freight.transfer import Transfer
+        from freight.engine.transfer import Transfer
 
         done = Transfer(sandbox.store, download.id, EngineSettings(max_tries=2)).run()
         assert done.state == DownloadState.COMPLETED, done.error

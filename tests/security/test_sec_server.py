@@ -301,7 +301,7 @@ def test_a_slow_loris_body_can_be_paused_at_once(sandbox) -> None:
     import threading
 
     from freight.config import EngineSettings
-    from freight.transfer import Transfer
+    from freight.engine.transfer import Transfer
 
     with RawServer(one_byte_per_second) as srv:
         download = sandbox.store.add(srv.url("/f.bin"), str(sandbox.folder),
@@ -341,7 +341,7 @@ def test_a_dribbled_response_head_can_be_paused_at_once(sandbox) -> None:
     import threading
 
     from freight.config import EngineSettings
-    from freight.transfer import Transfer
+    from freight.engine.transfer import Transfer
 
     with RawServer(dribbled_head) as srv:
         download = sandbox.store.add(srv.url("/f.bin"), str(sandbox.folder),

@@ -35,10 +35,11 @@ from typing import Any
 
 import pytest
 from faultserver import FaultServer, make_data
-from freight import config, secrets, tray_icon
+from freight import config, secrets
 from freight.client import Client
-from freight.tray import available
-from freight.tray_icon import IconState, TraySnapshot
+from freight.tray import model as tray_icon
+from freight.tray.icon import available
+from freight.tray.model import IconState, TraySnapshot
 from test_tray_display import _color_count, box_of, click_menu_item, open_menu
 from xsession import XSession, missing_tools, x_session
 
@@ -388,10 +389,10 @@ def test_sigterm_right_after_start_stops_the_tray_daemon_gracefully(tmp_path):
 def test_tray_bridge_snapshot_never_waits_for_the_loop(tmp_path):
     """The tray polls snapshot() on its own thread: a busy loop must not freeze it. The
     bridge answers from a snapshot the loop refreshes (and refreshes after each action)."""
-    from freight.app import Daemon as FreightDaemon
-    from freight.app import TrayBridge
-    from freight.events import Hub
-    from freight.scheduler import Scheduler
+    from freight.daemon.app import Daemon as FreightDaemon
+    from freight.daemon.app import TrayBridge
+    from freight.daemon.events import Hub
+    from freight.daemon.scheduler import Scheduler
     from freight.store import Store
 
     paths = config.paths_from_env({"FREIGHT_HOME": str(tmp_path / "freight")}).ensure()

@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from freight import tray_icon
-from freight.tray import Tray, TraySnapshot, available
-from freight.tray_icon import IconState
+from freight.tray import model as tray_icon
+from freight.tray.icon import Tray, TraySnapshot, available
+from freight.tray.model import IconState
 from xsession import XSession, missing_tools, x_session
 
 HERE = Path(__file__).resolve().parent

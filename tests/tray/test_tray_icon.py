@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from freight.errors import InputError
-from freight.tray_icon import (
+from freight.tray.model import (
     BADGE,
     BAR_FILL,
     BAR_TRACK,

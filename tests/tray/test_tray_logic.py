@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 
 import pytest
-from freight import tray
 from freight.errors import InputError
-from freight.tray import Tray, TraySnapshot, available
-from freight.tray_icon import Action
+from freight.tray import icon as tray
+from freight.tray.icon import Tray, TraySnapshot, available
+from freight.tray.model import Action
 
 
 class Recorder:

@@ -16,15 +16,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from . import config
-from .errors import FreightError, InputError
-from .models import (
-    EXIT_FAILED,
-    EXIT_NEEDS_REFRESH,
-    EXIT_OK,
-    EXIT_USAGE,
-    DownloadState,
-)
+from freight import config
+from freight.errors import FreightError, InputError
+from freight.models import EXIT_FAILED, EXIT_NEEDS_REFRESH, EXIT_OK, EXIT_USAGE, DownloadState
 
 S = DownloadState
 
@@ -110,7 +104,7 @@ def configure(sub: Any) -> None:
 
 
 def _paths() -> config.Paths:
-    from . import logs
+    from freight import logs
 
     paths = config.paths_from_env().ensure()
     # Client commands log to the file only: their stderr is for the user's messages.
@@ -126,7 +120,7 @@ def _client_command(body: Callable[[Any, argparse.Namespace], int]) -> Callable[
     """Connect, run body(client, args), map Freight's errors to messages and exit codes."""
 
     def run(args: argparse.Namespace) -> int:
-        from .client import Client
+        from freight.client import Client
 
         try:
             with Client.connect(_paths()) as client:
@@ -165,7 +159,7 @@ def _parse_headers(raw: list[str]) -> dict[str, str]:
 
 
 def cmd_daemon(args: argparse.Namespace) -> int:
-    from .app import run_daemon
+    from freight.daemon.app import run_daemon
 
     if args.port is not None and not 0 <= args.port <= 65535:
         _err("--port must be between 0 and 65535")
@@ -174,7 +168,7 @@ def cmd_daemon(args: argparse.Namespace) -> int:
 
 
 def cmd_start(args: argparse.Namespace) -> int:
-    from .client import start_daemon
+    from freight.client import start_daemon
 
     try:
         info = start_daemon(_paths())
@@ -186,7 +180,7 @@ def cmd_start(args: argparse.Namespace) -> int:
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
-    from .client import Client, daemon_info
+    from freight.client import Client, daemon_info
 
     paths = _paths()
     info = daemon_info(paths)
@@ -215,7 +209,7 @@ def cmd_stop(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from .client import Client, daemon_info
+    from freight.client import Client, daemon_info
 
     paths = _paths()
     status: dict[str, Any] = {"running": False}
@@ -266,7 +260,7 @@ def _add(client: Any, args: argparse.Namespace) -> int:
         params["paused"] = True
     if params["dir"] is None:
         del params["dir"]
-    from . import api
+    from freight.daemon import protocol as api
 
     requests = [{"url": url, **params} for url in args.urls]
     for request in requests:  # bad input is refused before anything is queued
@@ -456,7 +450,7 @@ cmd_limit = _client_command(_limit)
 
 
 def cmd_token(args: argparse.Namespace) -> int:
-    from . import secrets
+    from freight import secrets
 
     paths = _paths()
     try:

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from . import config
+from freight import config
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 MIN_FREE = 100 * 1024 * 1024  # below this a download is likely to fail: fail
@@ -41,8 +41,8 @@ class Check:
 
 def check_daemon(paths: config.Paths, timeout: float) -> tuple[Check, Any]:
     """A real ``version`` call. Returns the check and an open client (or None)."""
-    from .client import Client
-    from .errors import AuthError, FreightError
+    from freight.client import Client
+    from freight.errors import AuthError, FreightError
 
     try:
         client = Client.connect(paths, timeout=timeout)
@@ -58,7 +58,7 @@ def check_daemon(paths: config.Paths, timeout: float) -> tuple[Check, Any]:
 
 
 def check_token(paths: config.Paths) -> Check:
-    from . import secrets
+    from freight import secrets
 
     try:
         token = secrets.get_token(paths)
@@ -78,7 +78,8 @@ def check_token(paths: config.Paths) -> Check:
 
 def _manifest_targets(paths: config.Paths) -> list[tuple[str, Path, str, bool]]:
     """(label, manifest path, family, recorded) of every browser registered or found."""
-    from freight_host import HOST_NAME, register
+    from freight.cli import register
+    from freight.cli.register import HOST_NAME
 
     ctx = register.Context.for_paths(paths)
     try:
@@ -102,7 +103,8 @@ def _manifest_targets(paths: config.Paths) -> list[tuple[str, Path, str, bool]]:
 def check_manifest(label: str, path: Path, family: str,
                    recorded: bool = True) -> tuple[Check, Path | None]:
     """One browser's host manifest. Returns the check and the launcher it names (if valid)."""
-    from freight_host import HOST_NAME, register
+    from freight.cli import register
+    from freight.cli.register import HOST_NAME
 
     name = f"manifest {label}"
     fix = "freight install" + ("" if label.startswith("profile ") else
@@ -146,7 +148,7 @@ def check_manifest(label: str, path: Path, family: str,
 
 
 def _browser_name(label: str) -> str:
-    from freight_host import register
+    from freight.cli import register
 
     for name, browser in register.BROWSERS.items():
         if browser.label == label:
@@ -156,8 +158,9 @@ def _browser_name(label: str) -> str:
 
 def check_launcher(launcher: Path, timeout: float, daemon_ok: bool) -> Check:
     """Start the launcher as a browser would and speak native messaging to it."""
-    from freight_host import register
     from freight_host.framing import FrameDecoder, FramingError, encode
+
+    from freight.cli import register
 
     name = f"launcher {launcher}"
     own = register.read_extension_id(register.default_extension_manifest()) or "unknown"

@@ -27,13 +27,14 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from . import __version__, api, config, secrets
-from .errors import FreightError, InputError
-from .events import Hub, Session
-from .models import DownloadState
-from .scheduler import Scheduler, open_path
-from .server import ApiServer, Handler
-from .store import Store
+from freight import __version__, config, secrets
+from freight.daemon import protocol as api
+from freight.daemon.events import Hub, Session
+from freight.daemon.scheduler import Scheduler, open_path
+from freight.daemon.server import ApiServer, Handler
+from freight.errors import FreightError, InputError
+from freight.models import DownloadState
+from freight.store import Store
 
 log = logging.getLogger("freight.daemon")
 
@@ -52,7 +53,7 @@ def extension_origins(ids_file: Path | None = None) -> set[str]:
     otherwise users add theirs to the ``allowed_origins`` setting.
     """
     if ids_file is None:
-        ids_file = Path(__file__).resolve().parents[2] / "extension" / "ids.json"
+        ids_file = Path(__file__).resolve().parents[3] / "extension" / "ids.json"
     try:
         ids = json.loads(ids_file.read_text())
     except (OSError, ValueError):
@@ -258,7 +259,7 @@ class TrayBridge:
     REFRESH = 0.5  # seconds; the tray redraws at most once a second
 
     def __init__(self, daemon: Daemon, loop: asyncio.AbstractEventLoop) -> None:
-        from .tray_icon import TraySnapshot
+        from freight.tray.model import TraySnapshot
 
         self.daemon = daemon
         self.loop = loop
@@ -289,7 +290,7 @@ class TrayBridge:
             log.debug("tray snapshot failed; the tray keeps the last one", exc_info=True)
 
     def _take(self) -> Any:
-        from .tray_icon import TraySnapshot
+        from freight.tray.model import TraySnapshot
 
         d = self.daemon
         counts = d.store.count_by_state()
@@ -384,7 +385,7 @@ class TrayBridge:
 
 
 def setup_logging(paths: config.Paths) -> None:
-    from . import logs
+    from freight import logs
 
     logs.setup(paths.log_file, stderr_level=logging.INFO)
     # One line per connection is noise; refusals are logged by freight.server itself.
@@ -480,7 +481,7 @@ def _want_tray(tray: bool) -> bool:
     if not tray:
         log.info("no tray icon: --no-tray")
         return False
-    from . import tray as tray_mod
+    from freight.tray import icon as tray_mod
 
     ok, reason, _ = tray_mod.available()
     if not ok:
@@ -519,7 +520,7 @@ def _run_with_tray(paths: config.Paths, port: int | None) -> int:
     Stopping, whatever asks for it (SIGTERM/SIGINT, the API's shutdown, the tray's Quit),
     ends the loop; the loop thread then stops the tray, which ends ``Tray.run()`` here.
     """
-    from .tray import Tray
+    from freight.tray.icon import Tray
 
     ready = threading.Event()
     stop_early = threading.Event()

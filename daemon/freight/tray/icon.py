@@ -30,10 +30,10 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-from . import tray_icon
-from .config import parse_rate
-from .errors import FreightError, InputError
-from .tray_icon import Action, MenuEntry, TraySnapshot
+from freight.config import parse_rate
+from freight.errors import FreightError, InputError
+from freight.tray import model as tray_icon
+from freight.tray.model import Action, MenuEntry, TraySnapshot
 
 __all__ = ["Tray", "TrayController", "TraySnapshot", "available"]
 

@@ -8,10 +8,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from freight.cli import register
 from freight.config import paths_from_env
 from freight.errors import InputError
-
-from . import register
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
@@ -121,6 +120,6 @@ def run_uninstall(args: argparse.Namespace) -> int:
 
 
 def run_doctor(args: argparse.Namespace) -> int:
-    from freight import doctor
+    from freight.cli import doctor
 
     return doctor.main(json_output=args.json, timeout=args.timeout)

@@ -26,7 +26,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from . import api
+from freight.daemon import protocol as api
 
 log = logging.getLogger(__name__)
 

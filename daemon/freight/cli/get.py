@@ -18,9 +18,10 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-from . import config, logs
-from .errors import FreightError, InputError
-from .models import (
+from freight import config, logs
+from freight.engine.transfer import SECRET_HEADERS, Transfer, parse_checksum
+from freight.errors import FreightError, InputError
+from freight.models import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_NEEDS_REFRESH,
@@ -29,8 +30,7 @@ from .models import (
     DownloadState,
     exit_code,
 )
-from .store import Sealer, Store
-from .transfer import SECRET_HEADERS, Transfer, parse_checksum
+from freight.store import Sealer, Store
 
 
 def configure(sub: Any) -> None:
@@ -113,7 +113,7 @@ class LazySealer:
 
 def open_store(paths: config.Paths) -> Store:
     def factory() -> Sealer:
-        from . import secrets
+        from freight import secrets
 
         return secrets.sealer(paths)
 

@@ -6,18 +6,18 @@ import argparse
 import importlib
 import sys
 
-from . import __version__
-from .models import EXIT_INTERRUPTED, EXIT_USAGE
+from freight import __version__
+from freight.models import EXIT_INTERRUPTED, EXIT_USAGE
 
 # Modules that add subcommands with a `configure(subparsers)` function, and the commands each
 # defines: only the module of the command asked for is imported (start-up time and memory).
 _COMMAND_MODULES = {
-    "freight.getcmd": ("get",),
-    "freight.commands": (
+    "freight.cli.get": ("get",),
+    "freight.cli.commands": (
         "daemon", "start", "stop", "status", "add", "ls", "pause", "resume", "cancel", "rm",
         "wait", "watch", "limit", "token", "refresh", "move", "settings",
     ),
-    "freight_host.commands": ("install", "uninstall", "doctor"),
+    "freight.cli.install": ("install", "uninstall", "doctor"),
 }
 
 

@@ -28,15 +28,28 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
-from . import files, wire
-from .adaptive import ConnectionGoal
+from freight.engine import files
+from freight.engine.adaptive import ConnectionGoal
+from freight.engine.http import lean as wire
 
 if TYPE_CHECKING:
     import ssl
 
     import httpx
-from .config import EngineSettings
-from .errors import (
+from freight.config import EngineSettings
+from freight.engine.http.fetch import (
+    USER_AGENT,
+    Inflight,
+    Reply,
+    Validators,
+    make_client,
+    open_range,
+    open_range_lean,
+    ssl_context,
+)
+from freight.engine.limits import HostCaps, RateLimiter
+from freight.engine.planner import Assignment, Planner
+from freight.errors import (
     BusyError,
     ChecksumError,
     DiskFullError,
@@ -51,20 +64,8 @@ from .errors import (
     ThrottledError,
     TransientError,
 )
-from .fetch import (
-    USER_AGENT,
-    Inflight,
-    Reply,
-    Validators,
-    make_client,
-    open_range,
-    open_range_lean,
-    ssl_context,
-)
-from .limits import HostCaps, RateLimiter
-from .models import Download, DownloadState
-from .planner import Assignment, Planner
-from .store import Store
+from freight.models import Download, DownloadState
+from freight.store import Store
 
 log = logging.getLogger("freight.transfer")
 

@@ -32,7 +32,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from .models import Segment
+from freight.models import Segment
 
 
 class PlannerError(Exception):

@@ -30,11 +30,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from . import config, files, limits
-from .errors import FreightError, IllegalTransition, InputError
-from .events import Hub
-from .models import Download, DownloadState
-from .store import Store
+from freight import config
+from freight.daemon.events import Hub
+from freight.engine import files, limits
+from freight.errors import FreightError, IllegalTransition, InputError
+from freight.models import Download, DownloadState
+from freight.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ TransferFactory = Callable[..., TransferLike]
 
 
 def _default_factory(*args: Any, **kwargs: Any) -> TransferLike:
-    from .transfer import Transfer
+    from freight.engine.transfer import Transfer
 
     return Transfer(*args, **kwargs)
 
@@ -334,7 +335,7 @@ class Scheduler:
 
     def _require_accepting(self) -> None:
         if not self.accepting:
-            from .api import ShuttingDown
+            from freight.daemon.protocol import ShuttingDown
 
             raise ShuttingDown("the daemon is stopping")
 
@@ -523,7 +524,7 @@ class Scheduler:
 
 
 def _check(download: Download, new: DownloadState) -> None:
-    from .models import check_transition
+    from freight.models import check_transition
 
     try:
         check_transition(download.state, new)

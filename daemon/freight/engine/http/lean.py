@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 if TYPE_CHECKING:
     import ssl
 
-from .errors import (
+from freight.errors import (
     ProtocolViolation,
     RemoteError,
     StalledError,

@@ -32,8 +32,8 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from . import api
-from .events import Hub, Session
+from freight.daemon import protocol as api
+from freight.daemon.events import Hub, Session
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ import unicodedata
 from collections.abc import Iterator
 from urllib.parse import unquote, urlsplit
 
-from .errors import BusyError, DiskFullError, LocalIOError
+from freight.errors import BusyError, DiskFullError, LocalIOError
 
 PART_SUFFIX = ".part"
 MAX_NAME_BYTES = 200  # below every common filesystem's 255, leaving room for " (12).part"

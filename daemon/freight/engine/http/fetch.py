@@ -23,8 +23,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from . import __version__, wire
-from .errors import (
+from freight import __version__
+from freight.engine.http import lean as wire
+from freight.errors import (
     FileChangedError,
     HTTPStatusError,
     ProtocolViolation,

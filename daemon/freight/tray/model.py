@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from PIL import Image, ImageDraw
 
-from .errors import InputError
+from freight.errors import InputError
 
 # --------------------------------------------------------------------------------------------
 # What the daemon tells the tray

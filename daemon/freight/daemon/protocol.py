@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from . import config
-from .errors import FreightError, IllegalTransition, InputError, NotFound
-from .models import DownloadState
+from freight import config
+from freight.errors import FreightError, IllegalTransition, InputError, NotFound
+from freight.models import DownloadState
 
 log = logging.getLogger(__name__)
 

@@ -38,7 +38,8 @@ from typing import Any
 
 from freight.errors import InputError
 
-from . import HOST_NAME
+#: The name browsers know the host by (the manifest's ``name`` and file name).
+HOST_NAME = "dev.freight.host"
 
 DESCRIPTION = "Freight download manager: hands browser downloads to the Freight daemon"
 GECKO_ID = "freight@freight.dev"
@@ -109,7 +110,7 @@ def extension_id_from_key(key_b64: str) -> str:
 
 def default_extension_manifest() -> Path:
     """extension/manifest.json of the source tree this package runs from."""
-    return Path(__file__).resolve().parents[2] / "extension" / "manifest.json"
+    return Path(__file__).resolve().parents[3] / "extension" / "manifest.json"
 
 
 def read_extension_id(manifest: Path) -> str | None:
