@@ -24,23 +24,12 @@ from typing import Any
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 from websockets.sync.client import ClientConnection, connect
 
-from freight import config, secrets
-from freight.daemon import protocol as api
+from freight import config, rpc, secrets
 from freight.errors import (
     AuthError,
     DaemonError,
     FreightError,
-    IllegalTransition,
-    InputError,
-    NotFound,
 )
-
-#: Maps error codes back to Freight's exceptions so that callers catch one tree.
-_ERRORS: dict[int, type[FreightError]] = {
-    api.INVALID_PARAMS: InputError,
-    api.NOT_FOUND: NotFound,
-    api.ILLEGAL_TRANSITION: IllegalTransition,
-}
 
 
 class RemoteCallError(DaemonError):
@@ -52,10 +41,10 @@ class RemoteCallError(DaemonError):
 
 
 def _error_from(error: dict[str, Any]) -> FreightError:
-    code = error.get("code", api.INTERNAL_ERROR)
+    code = error.get("code", rpc.INTERNAL_ERROR)
     message = str(error.get("message", "error"))
     data = error.get("data") or {}
-    cls = _ERRORS.get(code)
+    cls = rpc.error_class(code) if isinstance(code, int) else None
     if cls is not None:
         exc = cls(message, **{k: v for k, v in data.items() if k != "kind"})
     else:

@@ -28,6 +28,7 @@ as h11 does with LocalProtocolError and RemoteProtocolError::
     ├── StoreError              the SQLite database is damaged, foreign or too new
     ├── DaemonError             talking to the daemon failed (not running, refused, timeout)
     │   └── AuthError           the daemon refused our token
+    ├── ShuttingDown            the daemon is stopping and takes no new work
     └── Stopped                 the transfer was paused, cancelled or shut down on request
 """
 
@@ -135,6 +136,12 @@ class DaemonError(FreightError):
 
 class AuthError(DaemonError):
     kind = "auth"
+
+
+class ShuttingDown(FreightError):
+    """The daemon is stopping and takes no new work (JSON-RPC -32003)."""
+
+    kind = "shutting_down"
 
 
 class Stopped(FreightError):

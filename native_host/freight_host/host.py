@@ -35,8 +35,15 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from freight import PROTOCOL_VERSION
 from freight.config import Paths, paths_from_env
+from freight.rpc import (
+    DAEMON_UNAVAILABLE,
+    INVALID_PARAMS,
+    INVALID_REQUEST,
+    METHOD_NOT_FOUND,
+    PARSE_ERROR,
+    PROTOCOL_VERSION,
+)
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 from websockets.sync.client import ClientConnection, connect
 
@@ -52,12 +59,6 @@ from freight_host.framing import (
 
 log = logging.getLogger("freight_host")
 
-#: JSON-RPC codes (docs/PROTOCOL.md).
-PARSE_ERROR = -32700
-INVALID_REQUEST = -32600
-METHOD_NOT_FOUND = -32601
-INVALID_INPUT = -32602
-DAEMON_UNAVAILABLE = -32010
 
 #: The daemon closes a connection on a message over 1 MiB (code 1009); refuse such a request
 #: here instead, so one oversized request does not cost every request in flight.
@@ -348,7 +349,7 @@ class Relay:
         except MessageTooLarge as exc:
             if is_response:
                 self.out.send(response_error(
-                    message["id"], INVALID_INPUT, "invalid_input",
+                    message["id"], INVALID_PARAMS, "invalid_input",
                     f"the answer is too large for the browser ({exc.size} bytes, limit"
                     f" {HOST_TO_BROWSER_MAX}); ask for less (e.g. a smaller `limit`)",
                     reason="response_too_large",
@@ -425,7 +426,7 @@ class Relay:
         if len(text.encode("utf-8", "surrogatepass")) > DAEMON_MAX_MESSAGE:
             if has_id:
                 self.out.send(response_error(
-                    id_, INVALID_INPUT, "invalid_input",
+                    id_, INVALID_PARAMS, "invalid_input",
                     f"request over the daemon's {DAEMON_MAX_MESSAGE}-byte limit",
                     reason="request_too_large"))
             return

@@ -6,13 +6,14 @@ import json
 import re
 from pathlib import Path
 
+from freight import rpc
 from freight.daemon import protocol as api
-from freight.errors import IllegalTransition, InputError, NotFound, StoreError
+from freight.errors import IllegalTransition, InputError, NotFound, ShuttingDown, StoreError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 PROTOCOL_MD = Path(__file__).resolve().parents[2] / "docs" / "PROTOCOL.md"
-CODES = {api.PARSE_ERROR, api.INVALID_REQUEST, api.METHOD_NOT_FOUND, api.INVALID_PARAMS}
+CODES = {rpc.PARSE_ERROR, rpc.INVALID_REQUEST, rpc.METHOD_NOT_FOUND, rpc.INVALID_PARAMS}
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
@@ -88,18 +89,18 @@ def test_normalisation() -> None:
     call = api.parse('{"jsonrpc": "2.0", "method": "version"}')
     assert isinstance(call, api.Call) and not call.wants_reply
     reply = api.parse('{"jsonrpc": "2.0", "id": 1, "method": "get", "params": {"id": NaN}}')
-    assert isinstance(reply, api.Reply) and reply.message["error"]["code"] == api.PARSE_ERROR
+    assert isinstance(reply, api.Reply) and reply.message["error"]["code"] == rpc.PARSE_ERROR
 
 
 def test_error_mapping() -> None:
     call = api.Call(5, "get", {"id": 1})
     cases = [
-        (NotFound("no download with id 1", id=1), api.NOT_FOUND, "not_found"),
-        (IllegalTransition("no", state="removed"), api.ILLEGAL_TRANSITION, "illegal_transition"),
-        (InputError("bad"), api.INVALID_PARAMS, "invalid_input"),
-        (api.ShuttingDown("bye"), api.SHUTTING_DOWN, "shutting_down"),
-        (StoreError("disk"), api.INTERNAL_ERROR, "store"),
-        (ZeroDivisionError("bug"), api.INTERNAL_ERROR, "internal"),
+        (NotFound("no download with id 1", id=1), rpc.NOT_FOUND, "not_found"),
+        (IllegalTransition("no", state="removed"), rpc.ILLEGAL_TRANSITION, "illegal_transition"),
+        (InputError("bad"), rpc.INVALID_PARAMS, "invalid_input"),
+        (ShuttingDown("bye"), rpc.SHUTTING_DOWN, "shutting_down"),
+        (StoreError("disk"), rpc.INTERNAL_ERROR, "store"),
+        (ZeroDivisionError("bug"), rpc.INTERNAL_ERROR, "internal"),
     ]
     for exc, code, kind in cases:
         message = json.loads(api.failure(call, exc).encode())
@@ -117,9 +118,9 @@ def test_every_method_event_and_code_is_documented() -> None:
         assert re.search(rf"^\| `{re.escape(method)}`", doc, re.M), f"method {method}"
         for param in (*api.METHODS[method].required, *api.METHODS[method].optional):
             assert f"`{param}" in doc, f"param {method}.{param}"
-    for event in api.EVENTS:
+    for event in rpc.EVENTS:
         assert re.search(rf"^\| `{re.escape(event)}`", doc, re.M), f"event {event}"
-    for code in (api.PARSE_ERROR, api.INVALID_REQUEST, api.METHOD_NOT_FOUND, api.INVALID_PARAMS,
-                 api.INTERNAL_ERROR, api.NOT_FOUND, api.ILLEGAL_TRANSITION, api.SHUTTING_DOWN):
+    for code in (rpc.PARSE_ERROR, rpc.INVALID_REQUEST, rpc.METHOD_NOT_FOUND, rpc.INVALID_PARAMS,
+                 rpc.INTERNAL_ERROR, rpc.NOT_FOUND, rpc.ILLEGAL_TRANSITION, rpc.SHUTTING_DOWN):
         assert f"| {code} |" in doc, f"code {code}"
-    assert f"version `{api.PROTOCOL}`" in doc or f"version {api.PROTOCOL}" in doc
+    assert f"version `{rpc.PROTOCOL_VERSION}`" in doc or f"version {rpc.PROTOCOL_VERSION}" in doc

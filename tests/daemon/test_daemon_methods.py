@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from daemonproc import DaemonProcess, wait_for
-from freight.daemon import protocol as api
+from freight import rpc
 from freight.errors import IllegalTransition, InputError, NotFound
 from freight.store import Store
 
@@ -63,7 +63,7 @@ def test_transitions_and_illegal_ones(daemon: DaemonProcess) -> None:
         # removed → paused, removed → queued: illegal, and a batch with one bad id changes nothing
         with pytest.raises(IllegalTransition) as err:
             c.call("pause", ids=[b, a])
-        assert err.value.data["code"] == api.ILLEGAL_TRANSITION
+        assert err.value.data["code"] == rpc.ILLEGAL_TRANSITION
         assert err.value.data["state"] == "removed"
         with pytest.raises(IllegalTransition):
             c.call("resume", ids=[a])
@@ -116,13 +116,13 @@ def test_bad_params_change_nothing(daemon: DaemonProcess) -> None:
         for method, params in bad:
             with pytest.raises(InputError) as err:
                 c.call(method, **params)
-            assert err.value.data["code"] == api.INVALID_PARAMS, (method, params)
+            assert err.value.data["code"] == rpc.INVALID_PARAMS, (method, params)
         assert snapshot(c) == before
 
 
 def test_settings_limits_and_events(daemon: DaemonProcess) -> None:
     with daemon.client() as c, daemon.client() as watcher:
-        assert watcher.call("subscribe")["subscribed"] == list(api.EVENTS)
+        assert watcher.call("subscribe")["subscribed"] == list(rpc.EVENTS)
         settings = c.call("get_settings")["settings"]
         assert settings["max_active"] == 3
         changed = c.call("set_settings", settings={"max_active": 5, "notify": False})["settings"]

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from freight import rpc
 from freight.daemon import protocol as api
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -119,7 +120,7 @@ def test_random_frames_get_the_answers_the_protocol_promises(
                 assert reply["id"] == want.id
                 assert ("result" in reply) != ("error" in reply)
                 if "error" in reply:
-                    assert reply["error"]["code"] == api.NOT_FOUND  # get of a missing id
+                    assert reply["error"]["code"] == rpc.NOT_FOUND  # get of a missing id
         # The connection still works after the batch.
         assert daemon.call(ws, "version", id_=987654)["result"]["protocol"] == 1
     assert daemon.alive()

@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from freight import __version__, config, secrets
+from freight import __version__, config, rpc, secrets
 from freight.daemon import protocol as api
 from freight.daemon.events import Hub, Session
 from freight.daemon.scheduler import Scheduler, open_path
@@ -151,7 +151,7 @@ class Daemon(Handler):
     # -- methods (docs/PROTOCOL.md "Methods") ---------------------------------------------
 
     def rpc_version(self, session: Session) -> dict[str, Any]:
-        return {"version": __version__, "protocol": api.PROTOCOL, "pid": os.getpid()}
+        return {"version": __version__, "protocol": rpc.PROTOCOL_VERSION, "pid": os.getpid()}
 
     def rpc_status(self, session: Session) -> dict[str, Any]:
         counts = self.store.count_by_state()
@@ -166,7 +166,7 @@ class Daemon(Handler):
             "pid": os.getpid(),
             "url": self.server.url if self.server else None,
             "version": __version__,
-            "protocol": api.PROTOCOL,
+            "protocol": rpc.PROTOCOL_VERSION,
             "started_at": self.started_at,
             "keyring": secrets.backend_info(self.paths),
         }
@@ -443,7 +443,7 @@ async def serve(
         write_daemon_file(
             paths,
             {"pid": os.getpid(), "port": server.port, "url": server.url,
-             "protocol": api.PROTOCOL, "started_at": daemon.started_at},
+             "protocol": rpc.PROTOCOL_VERSION, "started_at": daemon.started_at},
         )
         log.info("freight daemon %s listening on %s (pid %d)", __version__, server.url,
                  os.getpid())

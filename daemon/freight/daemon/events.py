@@ -26,6 +26,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from freight import rpc
 from freight.daemon import protocol as api
 
 log = logging.getLogger(__name__)
@@ -122,8 +123,8 @@ class Session:
         self.events: frozenset[str] = frozenset()
 
     def subscribe(self, events: list[str] | None) -> list[str]:
-        self.events = frozenset(api.EVENTS if events is None else events)
-        return [e for e in api.EVENTS if e in self.events]
+        self.events = frozenset(rpc.EVENTS if events is None else events)
+        return [e for e in rpc.EVENTS if e in self.events]
 
     def send(self, text: str) -> None:
         self.outbox.put(text)
@@ -151,7 +152,7 @@ class Hub:
         self._listeners.append(callback)
 
     def publish(self, event: str, params: dict[str, Any]) -> None:
-        assert event in api.EVENTS, event
+        assert event in rpc.EVENTS, event
         text: str | None = None
         for session in list(self.sessions):
             if event in session.events:

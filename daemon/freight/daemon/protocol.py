@@ -23,40 +23,22 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from freight import config
-from freight.errors import FreightError, IllegalTransition, InputError, NotFound
+from freight.errors import FreightError, InputError
 from freight.models import DownloadState
+from freight.rpc import (
+    EVENTS,
+    INTERNAL_ERROR,
+    INVALID_PARAMS,
+    INVALID_REQUEST,
+    METHOD_NOT_FOUND,
+    PARSE_ERROR,
+    code_for,
+)
 
 log = logging.getLogger(__name__)
 
-PROTOCOL = 1
 MAX_MESSAGE = 1024 * 1024  # bytes; larger frames are closed with 1009 by the server
 
-# JSON-RPC 2.0 §5.1 reserved codes, then Freight's own (docs/PROTOCOL.md "Error codes").
-PARSE_ERROR = -32700
-INVALID_REQUEST = -32600
-METHOD_NOT_FOUND = -32601
-INVALID_PARAMS = -32602
-INTERNAL_ERROR = -32603
-NOT_FOUND = -32001
-ILLEGAL_TRANSITION = -32002
-SHUTTING_DOWN = -32003
-
-
-class ShuttingDown(FreightError):
-    """The daemon is stopping and takes no new work."""
-
-    kind = "shutting_down"
-
-
-#: Every notification the daemon sends (docs/PROTOCOL.md "Events").
-EVENTS = (
-    "download.added",
-    "download.state",
-    "download.changed",
-    "download.progress",
-    "download.removed",
-    "settings.changed",
-)
 
 
 @dataclass(frozen=True)
@@ -435,14 +417,6 @@ def result(call: Call, value: Any) -> Reply:
     return Reply(call.id, {"jsonrpc": "2.0", "id": call.id, "result": value})
 
 
-_CODES: list[tuple[type[BaseException], int]] = [
-    (NotFound, NOT_FOUND),
-    (IllegalTransition, ILLEGAL_TRANSITION),
-    (InputError, INVALID_PARAMS),
-    (ShuttingDown, SHUTTING_DOWN),
-]
-
-
 def _jsonable(data: dict[str, Any]) -> dict[str, Any]:
     out = {}
     for key, value in data.items():
@@ -462,10 +436,10 @@ def failure(call: Call, exc: BaseException) -> Reply:
     Freight's own errors keep their message and data; anything else is a bug: logged with
     its traceback, answered with -32603 and no details.
     """
-    for cls, code in _CODES:
-        if isinstance(exc, cls):
-            assert isinstance(exc, FreightError)
-            return _error(call.id, code, exc.message, exc.kind, _jsonable(exc.data))
+    code = code_for(exc)
+    if code is not None:
+        assert isinstance(exc, FreightError)
+        return _error(call.id, code, exc.message, exc.kind, _jsonable(exc.data))
     if isinstance(exc, FreightError):
         # Errors of the local machine (disk, store) are not the client's fault but are
         # expected conditions: say what they are.

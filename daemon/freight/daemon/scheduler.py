@@ -335,7 +335,7 @@ class Scheduler:
 
     def _require_accepting(self) -> None:
         if not self.accepting:
-            from freight.daemon.protocol import ShuttingDown
+            from freight.errors import ShuttingDown
 
             raise ShuttingDown("the daemon is stopping")
 

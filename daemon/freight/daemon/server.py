@@ -34,6 +34,7 @@ from websockets.http11 import Request, Response
 
 from freight.daemon import protocol as api
 from freight.daemon.events import Hub, Session
+from freight.errors import ShuttingDown
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +189,7 @@ class ApiServer:
             return parsed
         call = parsed
         if self.stopping and call.method not in _WHILE_STOPPING:
-            reply = api.failure(call, api.ShuttingDown("the daemon is stopping"))
+            reply = api.failure(call, ShuttingDown("the daemon is stopping"))
         else:
             try:
                 reply = api.result(call, await self.handler.call(session, call))
