@@ -14,7 +14,6 @@ from __future__ import annotations
 import collections
 import itertools
 import json
-import os
 import subprocess
 import sys
 import time
@@ -24,7 +23,7 @@ from typing import Any
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 from websockets.sync.client import ClientConnection, connect
 
-from freight import config, rpc, secrets
+from freight import config, daemonfile, rpc, secrets
 from freight.errors import (
     AuthError,
     DaemonError,
@@ -55,19 +54,7 @@ def _error_from(error: dict[str, Any]) -> FreightError:
 
 def daemon_info(paths: config.Paths) -> dict[str, Any] | None:
     """daemon.json of a daemon whose process still exists, else None."""
-    try:
-        info = json.loads(paths.daemon_file.read_text())
-        pid = int(info["pid"])
-        str(info["url"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None
-    except PermissionError:
-        pass
-    return dict(info)
+    return daemonfile.read_live(paths)
 
 
 class Client:

@@ -33,9 +33,10 @@ import threading
 import time
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
+from freight import daemonfile
 from freight.config import Paths, paths_from_env
+from freight.errors import DaemonError
 from freight.rpc import (
     DAEMON_UNAVAILABLE,
     INVALID_PARAMS,
@@ -108,19 +109,11 @@ def _key(id_: Any) -> str:
 def read_endpoint(paths: Paths) -> str:
     """The daemon's WebSocket URL from daemon.json. Raises _NotRunning or Unavailable."""
     try:
-        info = json.loads(paths.daemon_file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise _NotRunning(f"the daemon is not running (no {paths.daemon_file})") from None
-    except (OSError, ValueError) as exc:
-        raise _NotRunning(f"cannot read {paths.daemon_file}: {exc}") from None
-    url = info.get("url") if isinstance(info, dict) else None
-    if not isinstance(url, str):
-        raise _NotRunning(f"{paths.daemon_file} holds no url")
-    parts = urlsplit(url)
-    # The daemon listens on loopback only; never send the token anywhere else.
-    if parts.scheme != "ws" or parts.hostname not in ("127.0.0.1", "localhost"):
-        raise Unavailable(f"{paths.daemon_file} names {url!r}, not a loopback ws:// URL")
-    return url
+        return str(daemonfile.read(paths)["url"])
+    except daemonfile.NoDaemonFile as exc:
+        raise _NotRunning(str(exc)) from None
+    except DaemonError as exc:
+        raise Unavailable(str(exc)) from None
 
 
 def read_token(paths: Paths) -> str:

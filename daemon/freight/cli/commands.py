@@ -18,6 +18,7 @@ from typing import Any
 
 from freight import config
 from freight.errors import FreightError, InputError
+from freight.headers import parse_header_lines
 from freight.models import EXIT_FAILED, EXIT_NEEDS_REFRESH, EXIT_OK, EXIT_USAGE, DownloadState
 
 S = DownloadState
@@ -145,16 +146,6 @@ def human(n: float | None) -> str:
     return f"{n:.1f} TiB"
 
 
-def _parse_headers(raw: list[str]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for line in raw:
-        name, sep, value = line.partition(":")
-        if not sep or not name.strip():
-            raise InputError(f"a header must look like 'Name: value', not {line!r}")
-        out[name.strip()] = value.strip()
-    return out
-
-
 # -- the daemon itself -----------------------------------------------------------------------
 
 
@@ -253,7 +244,7 @@ def _add(client: Any, args: argparse.Namespace) -> int:
     if args.limit:
         params["limit"] = config.parse_rate(args.limit)
     if args.header:
-        params["headers"] = _parse_headers(args.header)
+        params["headers"] = parse_header_lines(args.header)
     if args.checksum:
         params["checksum"] = args.checksum
     if args.paused:
@@ -467,7 +458,7 @@ def cmd_token(args: argparse.Namespace) -> int:
 def _refresh(client: Any, args: argparse.Namespace) -> int:
     params: dict[str, Any] = {"id": args.id, "url": args.url}
     if args.header:
-        params["headers"] = _parse_headers(args.header)
+        params["headers"] = parse_header_lines(args.header)
     client.call("refresh", **params)
     print(f"{args.id}\trefreshed")
     return EXIT_OK

@@ -19,8 +19,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from freight import config, logs
-from freight.engine.transfer import SECRET_HEADERS, Transfer, parse_checksum
+from freight.engine.transfer import Transfer, parse_checksum
 from freight.errors import FreightError, InputError
+from freight.headers import parse_header_lines, split_headers
 from freight.models import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -79,19 +80,6 @@ def validate_url(url: str) -> str:
     return url
 
 
-def parse_headers(raw: list[str]) -> tuple[dict[str, str], dict[str, str]]:
-    """'-H Name: value' lines → (plain headers, secret headers that are stored encrypted)."""
-    plain: dict[str, str] = {}
-    secret: dict[str, str] = {}
-    for line in raw:
-        name, sep, value = line.partition(":")
-        name = name.strip()
-        if not sep or not name or any(c in name for c in " \t\r\n") or "\n" in value:
-            raise InputError(f"a header must look like 'Name: value', not {line!r}")
-        (secret if name.lower() in SECRET_HEADERS else plain)[name] = value.strip()
-    return plain, secret
-
-
 class LazySealer:
     """Asks the keyring for the key only when a secret header is stored or read."""
 
@@ -129,7 +117,7 @@ def run_get(args: argparse.Namespace) -> int:
         if args.connections is not None and not 1 <= args.connections <= 64:
             raise InputError("-x/--connections must be between 1 and 64")
         limit = config.parse_rate(args.limit) if args.limit else None
-        headers, secret = parse_headers(args.header)
+        headers, secret = split_headers(parse_header_lines(args.header))
         checksum = None
         if args.checksum:
             algo, digest = parse_checksum(args.checksum)

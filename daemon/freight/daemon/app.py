@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from freight import __version__, config, rpc, secrets
+from freight import __version__, config, daemonfile, rpc, secrets
 from freight.daemon import protocol as api
 from freight.daemon.events import Hub, Session
 from freight.daemon.scheduler import Scheduler, open_path
@@ -107,20 +107,6 @@ class InstanceLock:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
-
-
-def read_daemon_file(paths: config.Paths) -> dict[str, Any] | None:
-    try:
-        info = json.loads(paths.daemon_file.read_text())
-    except (OSError, ValueError):
-        return None
-    return info if isinstance(info, dict) else None
-
-
-def write_daemon_file(paths: config.Paths, info: dict[str, Any]) -> None:
-    tmp = paths.daemon_file.with_name(f".daemon.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(info))
-    os.replace(tmp, paths.daemon_file)  # atomic: a client never reads half a file
 
 
 # -- the API's handler -----------------------------------------------------------------------
@@ -440,7 +426,7 @@ async def serve(
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 # Handlers only set a flag; the work happens in the staged shutdown below.
                 loop.add_signal_handler(signum, daemon.request_stop)
-        write_daemon_file(
+        daemonfile.write(
             paths,
             {"pid": os.getpid(), "port": server.port, "url": server.url,
              "protocol": rpc.PROTOCOL_VERSION, "started_at": daemon.started_at},
@@ -454,10 +440,7 @@ async def serve(
         return 0
     finally:
         store.close()
-        info_now = read_daemon_file(paths)
-        if info_now is not None and info_now.get("pid") == os.getpid():
-            with contextlib.suppress(FileNotFoundError):
-                paths.daemon_file.unlink()
+        daemonfile.remove_if_mine(paths)
         log.info("freight daemon stopped")
 
 
@@ -495,7 +478,7 @@ def run_daemon(paths: config.Paths, *, port: int | None = None, tray: bool = Tru
     setup_logging(paths)
     lock = InstanceLock(paths.lock_file)
     if not lock.acquire():
-        other = read_daemon_file(paths) or {}
+        other = daemonfile.read_live(paths) or {}
         where = other.get("url", "an unknown address")
         print(
             f"freight: a daemon already runs for {paths.data_dir} "

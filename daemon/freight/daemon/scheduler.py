@@ -34,6 +34,7 @@ from freight import config
 from freight.daemon.events import Hub
 from freight.engine import files, limits
 from freight.errors import FreightError, IllegalTransition, InputError
+from freight.headers import split_headers
 from freight.models import Download, DownloadState
 from freight.store import Store
 
@@ -41,7 +42,6 @@ log = logging.getLogger(__name__)
 
 S = DownloadState
 STOP_WAIT = 10.0  # seconds a pause/cancel/remove waits for a transfer to end
-SECRET_HEADERS = frozenset({"cookie", "authorization", "proxy-authorization"})
 
 
 class TransferLike(Protocol):
@@ -118,15 +118,6 @@ class TransferThreads:
             me.name = "transfer-idle"
             with self._lock:
                 self._idle += 1
-
-
-def split_headers(headers: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
-    """Plain headers (kept in clear) and secret ones (Cookie, Authorization: sealed)."""
-    plain: dict[str, str] = {}
-    secret: dict[str, str] = {}
-    for name, value in headers.items():
-        (secret if name.lower() in SECRET_HEADERS else plain)[name] = value
-    return plain, secret
 
 
 class Scheduler:

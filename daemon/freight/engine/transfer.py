@@ -70,7 +70,6 @@ from freight.store import Store
 log = logging.getLogger("freight.transfer")
 
 StopReason = Literal["pause", "cancel", "shutdown"]
-SECRET_HEADERS = frozenset({"cookie", "authorization", "proxy-authorization"})
 _TICK = 0.1  # control loop period, seconds
 # Progress written but not yet synced is recorded this often (see Store.save_fast_progress):
 # a SIGKILL then loses at most this much time's worth of bytes, not a checkpoint interval's.
