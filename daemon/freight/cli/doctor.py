@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
@@ -156,10 +157,48 @@ def _browser_name(label: str) -> str:
     return label
 
 
+# The doctor plays the browser's end of native messaging (a 4-byte length in native byte
+# order, then UTF-8 JSON), written here rather than taken from freight_host: the host imports
+# freight, never the reverse, and a second implementation of the browser's side checks the
+# host's codec the way a browser would.
+_LENGTH = struct.Struct("=I")
+_BROKEN = object()  # the stream ended or broke: no more answers
+_UNREADABLE = object()  # an answer arrived but is not JSON
+
+
+def _frame_as_browser(message: Any) -> bytes:
+    data = json.dumps(message).encode("utf-8")
+    return _LENGTH.pack(len(data)) + data
+
+
+def _read_exactly(stream: Any, n: int) -> bytes | None:
+    data = b""
+    while len(data) < n:
+        chunk = stream.read(n - len(data))
+        if not chunk:
+            return None
+        data += chunk
+    return data
+
+
+def _read_as_browser(stream: Any) -> Any:
+    head = _read_exactly(stream, _LENGTH.size)
+    if head is None:
+        return _BROKEN
+    (length,) = _LENGTH.unpack(head)
+    if length > 1024 * 1024:  # what browsers accept from a host (Chromium's limit)
+        return _BROKEN
+    body = _read_exactly(stream, length)
+    if body is None:
+        return _BROKEN
+    try:
+        return json.loads(body)
+    except ValueError:
+        return _UNREADABLE
+
+
 def check_launcher(launcher: Path, timeout: float, daemon_ok: bool) -> Check:
     """Start the launcher as a browser would and speak native messaging to it."""
-    from freight_host.framing import FrameDecoder, FramingError, encode
-
     from freight.cli import register
 
     name = f"launcher {launcher}"
@@ -176,20 +215,19 @@ def check_launcher(launcher: Path, timeout: float, daemon_ok: bool) -> Check:
         return Check(name, FAIL, f"cannot start it: {exc}", "freight install")
     assert proc.stdin is not None and proc.stdout is not None
     answers: list[Any] = []
-    decoder = FrameDecoder()
 
     def read() -> None:
         assert proc.stdout is not None
         while len(answers) < len(requests):
-            chunk = proc.stdout.read1(65536)
-            if not chunk:
+            answer = _read_as_browser(proc.stdout)
+            if answer is _BROKEN:
                 return
-            answers.extend(decoder.feed(chunk))
+            answers.append(answer)
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
     try:
-        proc.stdin.write(b"".join(encode(r) for r in requests))
+        proc.stdin.write(b"".join(_frame_as_browser(r) for r in requests))
         proc.stdin.flush()
     except OSError:
         pass
@@ -205,7 +243,7 @@ def check_launcher(launcher: Path, timeout: float, daemon_ok: bool) -> Check:
         if f is not None:
             f.close()
     fix = "freight install (rewrites the launcher for this Python); see the host log"
-    if any(isinstance(a, FramingError) for a in answers) or not answers:
+    if any(a is _UNREADABLE for a in answers) or not answers:
         tail = stderr.splitlines()[-1] if stderr else f"exit code {proc.returncode}"
         return Check(name, FAIL, f"no valid answer through native messaging ({tail})", fix)
     hello = answers[0]
