@@ -1,0 +1,191 @@
+"""The API's param checkers: each takes a param's name and value and returns the value
+normalised, or raises :class:`~freight.errors.InputError` saying what the param must be
+("param 'url' must be ..."), so that a bad request is refused before any handler runs.
+
+The method table in :mod:`freight.daemon.protocol` names a checker for every param; this
+module knows nothing of methods. URLs are checked by :mod:`freight.urls`, the one URL check
+that ``freight get`` shares.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from freight import config, urls
+from freight.errors import InputError
+from freight.models import DownloadState
+from freight.rpc import EVENTS
+
+Check = Callable[[str, Any], Any]
+
+
+def _bad(name: str, what: str) -> InputError:
+    return InputError(f"param {name!r} must be {what}", param=name)
+
+
+def integer(minimum: int | None = None, maximum: int | None = None) -> Check:
+    def check(name: str, value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _bad(name, "an integer")
+        if minimum is not None and value < minimum:
+            raise _bad(name, f">= {minimum}")
+        if maximum is not None and value > maximum:
+            raise _bad(name, f"<= {maximum}")
+        return value
+
+    return check
+
+
+def boolean(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise _bad(name, "true or false")
+    return value
+
+
+def text(max_len: int = 8192, *, empty: bool = False) -> Check:
+    def check(name: str, value: Any) -> str:
+        if not isinstance(value, str):
+            raise _bad(name, "a string")
+        if not empty and not value:
+            raise _bad(name, "a non-empty string")
+        if len(value) > max_len:
+            raise _bad(name, f"at most {max_len} characters")
+        if "\x00" in value:
+            raise _bad(name, "free of NUL characters")
+        return value
+
+    return check
+
+
+def nullable(check: Check) -> Check:
+    def wrapped(name: str, value: Any) -> Any:
+        return None if value is None else check(name, value)
+
+    return wrapped
+
+
+def http_url(name: str, value: Any) -> str:
+    value = text(16384)(name, value)
+    what = urls.problem(value)
+    if what is not None:
+        raise _bad(name, what)
+    return value
+
+
+def absolute_dir(name: str, value: Any) -> str:
+    value = text(4096)(name, value)
+    if not value.startswith("/"):
+        raise _bad(name, "an absolute path")
+    return value
+
+
+def file_name(name: str, value: Any) -> str:
+    value = text(255)(name, value)
+    if "/" in value or value in (".", ".."):
+        raise _bad(name, "a file name without '/'")
+    return value
+
+
+# RFC 9110 §5.1: field-name = token; §5.5: field values carry no CR, LF or NUL.
+_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+
+
+def headers(name: str, value: Any) -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise _bad(name, "an object of header name to value")
+    if len(value) > 64:
+        raise _bad(name, "at most 64 headers")
+    out: dict[str, str] = {}
+    for key, val in value.items():
+        if not _TOKEN.match(key) or len(key) > 256:
+            raise InputError(f"header name {key[:64]!r} is not a valid token", param=name)
+        if not isinstance(val, str) or len(val) > 16384 or any(c in val for c in "\r\n\x00"):
+            raise InputError(
+                f"header {key!r} must be a string without CR, LF or NUL", param=name
+            )
+        out[key] = val
+    return out
+
+
+def cookies(name: str, value: Any) -> str:
+    """A Cookie header value, from a string or a list of {name, value} (RFC 6265 §4.2.1)."""
+    if isinstance(value, str):
+        if len(value) > 65536 or any(c in value for c in "\r\n\x00"):
+            raise _bad(name, "a cookie string without CR, LF or NUL")
+        return value
+    if not isinstance(value, list) or len(value) > 1000:
+        raise _bad(name, "a string or a list of {name, value}")
+    pairs = []
+    for item in value:
+        if (
+            not isinstance(item, dict)
+            or not isinstance(item.get("name"), str)
+            or not isinstance(item.get("value"), str)
+        ):
+            raise _bad(name, "a string or a list of {name, value}")
+        n, v = item["name"], item["value"]
+        if not _TOKEN.match(n) or any(c in v for c in ";\r\n\x00"):
+            raise InputError(f"cookie {n[:64]!r} has an invalid name or value", param=name)
+        pairs.append(f"{n}={v}")
+    return "; ".join(pairs)
+
+
+_DIGEST_SIZES = {"sha256": 64, "sha512": 128, "sha1": 40, "md5": 32}
+
+
+def checksum(name: str, value: Any) -> str:
+    """'sha256:HEX' (or '=' as separator; sha512, sha1, md5 too) → 'algo:hex' lower case."""
+    value = text(200)(name, value)
+    sep = ":" if ":" in value else "="
+    algo, _, digest = value.partition(sep)
+    algo, digest = algo.strip().lower(), digest.strip().lower()
+    size = _DIGEST_SIZES.get(algo)
+    if size is None or not re.fullmatch(f"[0-9a-f]{{{size}}}", digest):
+        raise _bad(name, "'sha256:' followed by 64 hex digits (or sha512, sha1, md5)")
+    return f"{algo}:{digest}"
+
+
+def state_list(name: str, value: Any) -> list[str]:
+    if not isinstance(value, list) or not value:
+        raise _bad(name, "a non-empty list of states")
+    known = {s.value for s in DownloadState}
+    for item in value:
+        if item not in known:
+            raise _bad(name, "a list of " + ", ".join(sorted(known)))
+    return list(dict.fromkeys(value))
+
+
+def event_list(name: str, value: Any) -> list[str]:
+    if not isinstance(value, list):
+        raise _bad(name, "a list of event names")
+    for item in value:
+        if item not in EVENTS:
+            raise _bad(name, "a list of " + ", ".join(EVENTS))
+    return list(dict.fromkeys(value))
+
+
+def one_of(*choices: str) -> Check:
+    def check(name: str, value: Any) -> str:
+        if value not in choices:
+            raise _bad(name, "one of " + ", ".join(choices))
+        return str(value)
+
+    return check
+
+
+def settings_object(name: str, value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict) or not value:
+        raise _bad(name, "a non-empty object of setting name to value")
+    return {key: config.validate_setting(key, val) for key, val in value.items()}
+
+
+ID = integer(1, 2**62)
+RATE = nullable(integer(1, 2**50))
+
+
+def ids(name: str, value: Any) -> list[int]:
+    if not isinstance(value, list) or not value or len(value) > 100_000:
+        raise _bad(name, "a non-empty list of download ids")
+    return list(dict.fromkeys(ID(name, v) for v in value))
