@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from freight.daemon.scheduler import TransferThreads
+from freight.daemon.threads import TransferThreads
 
 
 def wait_until(fn, timeout: float = 5.0) -> bool:

@@ -15,7 +15,8 @@ Rules it keeps:
   first; ``queued`` and ``paused`` stay as they were.
 
 Threads: everything here runs on the daemon's event loop except ``Transfer.run``, which runs
-in a thread of its own per download; its callbacks hop back with ``call_soon_threadsafe``.
+on a thread of :class:`~freight.daemon.threads.TransferThreads`; its callbacks hop back with
+``call_soon_threadsafe``.
 """
 
 from __future__ import annotations
@@ -24,14 +25,13 @@ import asyncio
 import contextlib
 import logging
 import os
-import queue
-import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from freight import config
 from freight.daemon.events import Hub
+from freight.daemon.threads import TransferThreads
 from freight.engine import files, limits
 from freight.errors import FreightError, IllegalTransition, InputError
 from freight.headers import split_headers
@@ -68,56 +68,6 @@ class _Running:
     requeue: bool = False  # resumed while a pause was on its way: queue it again at the end
     remove_file: bool = False
     waiters: list[Callable[[], None]] = field(default_factory=list)
-
-
-class TransferThreads:
-    """One thread per running transfer (each blocks for its whole download, and max_active
-    may be 64), but threads are reused: ``Thread.start`` blocks its caller, the event loop,
-    until the new thread has run, and with busy transfers holding the GIL that took
-    milliseconds per download (S4 in bench/PROFILE.md). An idle thread waits for the next
-    transfer for ``idle_exit`` seconds, then ends. Daemon threads: a stuck transfer cannot hold
-    the process after the staged shutdown's timeout; its data is safe on disk anyway.
-    """
-
-    def __init__(self, idle_exit: float = 30.0) -> None:
-        self.idle_exit = idle_exit
-        self._jobs: queue.SimpleQueue[tuple[str, Callable[[], None]]] = queue.SimpleQueue()
-        self._lock = threading.Lock()
-        self._idle = 0  # threads waiting for a job that no submitter has counted on yet
-
-    def run(self, name: str, job: Callable[[], None]) -> None:
-        with self._lock:
-            reuse = self._idle > 0
-            if reuse:
-                self._idle -= 1
-        self._jobs.put((name, job))
-        if not reuse:
-            threading.Thread(target=self._serve, name=name, daemon=True).start()
-
-    @property
-    def idle(self) -> int:
-        with self._lock:
-            return self._idle
-
-    def _serve(self) -> None:
-        me = threading.current_thread()
-        while True:
-            try:
-                name, job = self._jobs.get(timeout=self.idle_exit)
-            except queue.Empty:
-                with self._lock:
-                    if self._idle > 0:  # nobody counts on this thread: end it
-                        self._idle -= 1
-                        return
-                continue  # a submitter counted on it just now: its job is on the way
-            me.name = name  # what the log shows
-            try:
-                job()
-            except BaseException:  # the job reports its own errors; the thread lives on
-                log.exception("%s: unexpected error", name)
-            me.name = "transfer-idle"
-            with self._lock:
-                self._idle += 1
 
 
 class Scheduler:
