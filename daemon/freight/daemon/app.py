@@ -14,9 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
-import fcntl
-import json
 import logging
 import os
 import signal
@@ -24,12 +21,13 @@ import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 from freight import __version__, config, daemonfile, rpc, secrets
 from freight.daemon import protocol as api
 from freight.daemon.events import Hub, Session
+from freight.daemon.instance import InstanceLock
+from freight.daemon.origins import extension_origins
 from freight.daemon.scheduler import Scheduler, open_path
 from freight.daemon.server import ApiServer, Handler
 from freight.errors import FreightError, InputError
@@ -40,73 +38,6 @@ log = logging.getLogger("freight.daemon")
 
 SHUTDOWN_TIMEOUT = 5.0  # seconds the transfers get to checkpoint and stop
 EXIT_ALREADY_RUNNING = 1
-
-
-# -- finding the extension's origins ---------------------------------------------------------
-
-
-def extension_origins(ids_file: Path | None = None) -> set[str]:
-    """Origins of Freight's own extension, from ``extension/ids.json`` when present.
-
-    Chromium's origin is ``chrome-extension://<id>``. Firefox's ``moz-extension://`` origin
-    is a per-profile UUID, not the add-on id: it is used only when ids.json gives a UUID;
-    otherwise users add theirs to the ``allowed_origins`` setting.
-    """
-    if ids_file is None:
-        ids_file = Path(__file__).resolve().parents[3] / "extension" / "ids.json"
-    try:
-        ids = json.loads(ids_file.read_text())
-    except (OSError, ValueError):
-        return set()
-    origins = set()
-    chromium = ids.get("chromium") if isinstance(ids, dict) else None
-    if isinstance(chromium, str) and chromium.isalpha() and len(chromium) == 32:
-        origins.add(f"chrome-extension://{chromium}")
-    gecko = ids.get("gecko") if isinstance(ids, dict) else None
-    if isinstance(gecko, str) and _is_uuid(gecko):
-        origins.add(f"moz-extension://{gecko.strip('{}')}")
-    return origins
-
-
-def _is_uuid(text: str) -> bool:
-    import uuid
-
-    try:
-        uuid.UUID(text.strip("{}"))
-    except ValueError:
-        return False
-    return True
-
-
-# -- the single-instance lock and daemon.json ------------------------------------------------
-
-
-class InstanceLock:
-    """``flock`` on ``paths.lock_file``: held for the daemon's life, freed by the kernel even
-    after SIGKILL, so a stale lock never blocks a restart."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._fd: int | None = None
-
-    def acquire(self) -> bool:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            os.close(fd)
-            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                return False
-            raise
-        self._fd = fd
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        return True
-
-    def release(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
 
 
 # -- the API's handler -----------------------------------------------------------------------
