@@ -389,10 +389,10 @@ def test_sigterm_right_after_start_stops_the_tray_daemon_gracefully(tmp_path):
 def test_tray_bridge_snapshot_never_waits_for_the_loop(tmp_path):
     """The tray polls snapshot() on its own thread: a busy loop must not freeze it. The
     bridge answers from a snapshot the loop refreshes (and refreshes after each action)."""
-    from freight.daemon.app import Daemon as FreightDaemon
-    from freight.daemon.app import TrayBridge
     from freight.daemon.events import Hub
+    from freight.daemon.handler import ApiHandler as FreightDaemon
     from freight.daemon.scheduler import Scheduler
+    from freight.daemon.tray_bridge import TrayBridge
     from freight.store import Store
 
     paths = config.paths_from_env({"FREIGHT_HOME": str(tmp_path / "freight")}).ensure()

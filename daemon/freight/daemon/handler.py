@@ -1,0 +1,173 @@
+"""The API's handler: every JSON-RPC method (docs/PROTOCOL.md "Methods"), as a thin call into
+the scheduler or the store.
+
+:attr:`ApiHandler.methods` maps each name of the protocol's method table
+(:data:`freight.daemon.protocol.METHODS`) to the method that serves it, written out one by
+one: no name is built at run time, and a test holds the two tables to the same names. The
+protocol has checked and normalised every param before :meth:`ApiHandler.call` runs, so the
+methods take them as keyword arguments, after the caller's :class:`~freight.daemon.events.
+Session`. The tray calls the same methods, in-process, with a session of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+from freight import __version__, config, rpc, secrets
+from freight.daemon import protocol as api
+from freight.daemon.events import Hub, Session
+from freight.daemon.scheduler import Scheduler
+from freight.daemon.server import ApiServer, Handler
+from freight.errors import InputError
+from freight.store import Store
+
+log = logging.getLogger("freight.daemon")
+
+# Module-level names: inside the class, ``list`` is the method of that name.
+Ids = list[int]
+Names = list[str]
+
+
+class ApiHandler(Handler):
+    """Serves the API's methods; :attr:`stop_requested` is set when the daemon should stop
+    (the ``shutdown`` method, a signal, the tray's Quit)."""
+
+    def __init__(self, paths: config.Paths, store: Store, scheduler: Scheduler, hub: Hub) -> None:
+        self.paths = paths
+        self.store = store
+        self.scheduler = scheduler
+        self.hub = hub
+        self.server: ApiServer | None = None
+        self.stop_requested = asyncio.Event()
+        self.started_at = time.time()
+        #: protocol method name → the method serving it (each returns a value or a coroutine)
+        self.methods: dict[str, Callable[..., Any]] = {
+            "version": self.version,
+            "status": self.status,
+            "add": self.add,
+            "list": self.list,
+            "get": self.get,
+            "pause": self.pause,
+            "resume": self.resume,
+            "cancel": self.cancel,
+            "remove": self.remove,
+            "refresh": self.refresh,
+            "move": self.move,
+            "set_limits": self.set_limits,
+            "get_settings": self.get_settings,
+            "set_settings": self.set_settings,
+            "pause_all": self.pause_all,
+            "resume_all": self.resume_all,
+            "open": self.open,
+            "subscribe": self.subscribe,
+            "shutdown": self.shutdown,
+        }
+
+    async def call(self, session: Session, call: api.Call) -> Any:
+        value = self.methods[call.method](session, **call.params)
+        if asyncio.iscoroutine(value):
+            value = await value
+        return value
+
+    def request_stop(self) -> None:
+        self.stop_requested.set()
+
+    # -- the methods, in docs/PROTOCOL.md's order -------------------------------------------
+
+    def version(self, session: Session) -> dict[str, Any]:
+        return {"version": __version__, "protocol": rpc.PROTOCOL_VERSION, "pid": os.getpid()}
+
+    def status(self, session: Session) -> dict[str, Any]:
+        counts = self.store.count_by_state()
+        return {
+            "active": counts.get("active", 0),
+            "queued": counts.get("queued", 0),
+            "paused": counts.get("paused", 0),
+            "failed": counts.get("failed", 0) + counts.get("needs_refresh", 0),
+            "completed": counts.get("completed", 0),
+            "speed": self.scheduler.speed(),
+            "global_limit": self.scheduler.limiter.rate,
+            "pid": os.getpid(),
+            "url": self.server.url if self.server else None,
+            "version": __version__,
+            "protocol": rpc.PROTOCOL_VERSION,
+            "started_at": self.started_at,
+            "keyring": secrets.backend_info(self.paths),
+        }
+
+    def add(self, session: Session, **params: Any) -> dict[str, Any]:
+        return self.scheduler.add(params)
+
+    def list(self, session: Session, **params: Any) -> dict[str, Any]:
+        return self.scheduler.list(**params)
+
+    def get(self, session: Session, id: int) -> dict[str, Any]:
+        return self.scheduler.get(id)
+
+    async def pause(self, session: Session, ids: Ids) -> dict[str, Any]:
+        return {"ids": await self.scheduler.pause(ids)}
+
+    def resume(self, session: Session, ids: Ids) -> dict[str, Any]:
+        return {"ids": self.scheduler.resume(ids)}
+
+    async def cancel(self, session: Session, ids: Ids) -> dict[str, Any]:
+        return {"ids": await self.scheduler.cancel(ids)}
+
+    async def remove(
+        self, session: Session, ids: Ids, delete_file: bool = False
+    ) -> dict[str, Any]:
+        return {"ids": await self.scheduler.remove(ids, delete_file)}
+
+    async def refresh(self, session: Session, **params: Any) -> dict[str, Any]:
+        return await self.scheduler.refresh(params)
+
+    def move(self, session: Session, id: int, to: str) -> dict[str, Any]:
+        return self.scheduler.move(id, to)
+
+    def set_limits(self, session: Session, **params: Any) -> dict[str, Any]:
+        if "id" in params:
+            self.store.get(params["id"])  # NotFound before the global part changes anything
+        if "global_limit" in params:
+            self._change_settings({"global_limit": params["global_limit"]})
+        if "id" in params:
+            self.scheduler.set_limit(params["id"], params["limit"])
+        return {"global_limit": self.store.settings()["global_limit"]}
+
+    def get_settings(self, session: Session) -> dict[str, Any]:
+        return {"settings": self.store.settings()}
+
+    def set_settings(self, session: Session, settings: dict[str, Any]) -> dict[str, Any]:
+        return {"settings": self._change_settings(settings)}
+
+    def _change_settings(self, changes: dict[str, Any]) -> dict[str, Any]:
+        folder = changes.get("download_dir")
+        if folder and not os.path.isabs(folder):
+            raise InputError("download_dir must be an absolute path", setting="download_dir")
+        settings = self.store.set_settings(changes)
+        self.scheduler.apply_settings(settings)
+        self.hub.publish("settings.changed", {"settings": settings})
+        return settings
+
+    async def pause_all(self, session: Session) -> dict[str, Any]:
+        return {"ids": await self.scheduler.pause_all()}
+
+    def resume_all(self, session: Session) -> dict[str, Any]:
+        return {"ids": self.scheduler.resume_all()}
+
+    def open(self, session: Session, id: int, reveal: bool = False) -> dict[str, Any]:
+        self.scheduler.open(id, reveal)
+        return {"ok": True}
+
+    def subscribe(self, session: Session, events: Names | None = None) -> dict[str, Any]:
+        return {"subscribed": session.subscribe(events)}
+
+    def shutdown(self, session: Session) -> dict[str, Any]:
+        log.info("shutdown requested over the API")
+        # After this reply is queued: the staged shutdown flushes outboxes before closing.
+        asyncio.get_running_loop().call_soon(self.request_stop)
+        return {"ok": True}
