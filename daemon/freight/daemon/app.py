@@ -10,7 +10,7 @@ Threads: one asyncio loop owns the API server, the scheduler and the store. With
 runs on the main thread (macOS requires it) and the loop in a worker thread; the tray talks to
 the loop only through :class:`~freight.daemon.tray_bridge.TrayBridge`, which uses
 ``asyncio.run_coroutine_threadsafe``. Without a display (or with ``--no-tray``) the loop runs
-on the main thread, and the tray's modules (and Pillow) are never imported.
+on the main thread; with ``--no-tray`` the tray's modules (and Pillow) are never imported.
 
 Signals take one of two paths, because asyncio's ``add_signal_handler`` works only on the
 main thread: headless, the loop's own handlers; with a tray, ``signal.signal`` on the main

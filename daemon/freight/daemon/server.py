@@ -1,4 +1,4 @@
-"""The WebSocket layer: refuse before the upgrade, then pump frames to api.py and back.
+"""The WebSocket layer: refuse before the upgrade, then pump frames to the protocol and back.
 
 Checks, in this order, on the HTTP upgrade request (docs/PROTOCOL.md, docs/SECURITY.md):
 
@@ -13,8 +13,8 @@ Headers that may repeat are read with ``get_all``: ``get`` raises on duplicates,
 turn an attack into a 500. Frames over 1 MiB close the connection with 1009 (RFC 6455 §7.4.1).
 
 After the upgrade each connection has a reader (requests, in order, one at a time) and a
-writer that drains the client's :class:`~freight.events.Outbox`, so that a slow reader only
-ever fills its own outbox.
+writer that drains the client's :class:`~freight.daemon.events.Outbox`, so that a slow reader
+only ever fills its own outbox.
 """
 
 from __future__ import annotations
