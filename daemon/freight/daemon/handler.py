@@ -1,5 +1,5 @@
 """The API's handler: every JSON-RPC method (docs/PROTOCOL.md "Methods"), as a thin call into
-the scheduler or the store.
+the user's actions, the scheduler or the store.
 
 :attr:`ApiHandler.methods` maps each name of the protocol's method table
 (:data:`freight.daemon.protocol.METHODS`) to the method that serves it, written out one by
@@ -20,6 +20,7 @@ from typing import Any
 
 from freight import __version__, config, rpc, secrets
 from freight.daemon import protocol as api
+from freight.daemon.actions import Actions
 from freight.daemon.events import Hub, Session
 from freight.daemon.scheduler import Scheduler
 from freight.daemon.server import ApiServer, Handler
@@ -41,6 +42,7 @@ class ApiHandler(Handler):
         self.paths = paths
         self.store = store
         self.scheduler = scheduler
+        self.actions = Actions(scheduler)
         self.hub = hub
         self.server: ApiServer | None = None
         self.stop_requested = asyncio.Event()
@@ -101,33 +103,33 @@ class ApiHandler(Handler):
         }
 
     def add(self, session: Session, **params: Any) -> dict[str, Any]:
-        return self.scheduler.add(params)
+        return self.actions.add(params)
 
     def list(self, session: Session, **params: Any) -> dict[str, Any]:
-        return self.scheduler.list(**params)
+        return self.actions.list_downloads(**params)
 
     def get(self, session: Session, id: int) -> dict[str, Any]:
-        return self.scheduler.get(id)
+        return self.actions.get(id)
 
     async def pause(self, session: Session, ids: Ids) -> dict[str, Any]:
-        return {"ids": await self.scheduler.pause(ids)}
+        return {"ids": await self.actions.pause(ids)}
 
     def resume(self, session: Session, ids: Ids) -> dict[str, Any]:
-        return {"ids": self.scheduler.resume(ids)}
+        return {"ids": self.actions.resume(ids)}
 
     async def cancel(self, session: Session, ids: Ids) -> dict[str, Any]:
-        return {"ids": await self.scheduler.cancel(ids)}
+        return {"ids": await self.actions.cancel(ids)}
 
     async def remove(
         self, session: Session, ids: Ids, delete_file: bool = False
     ) -> dict[str, Any]:
-        return {"ids": await self.scheduler.remove(ids, delete_file)}
+        return {"ids": await self.actions.remove(ids, delete_file)}
 
     async def refresh(self, session: Session, **params: Any) -> dict[str, Any]:
-        return await self.scheduler.refresh(params)
+        return await self.actions.refresh(params)
 
     def move(self, session: Session, id: int, to: str) -> dict[str, Any]:
-        return self.scheduler.move(id, to)
+        return self.actions.move(id, to)
 
     def set_limits(self, session: Session, **params: Any) -> dict[str, Any]:
         if "id" in params:
@@ -135,7 +137,7 @@ class ApiHandler(Handler):
         if "global_limit" in params:
             self._change_settings({"global_limit": params["global_limit"]})
         if "id" in params:
-            self.scheduler.set_limit(params["id"], params["limit"])
+            self.actions.set_limit(params["id"], params["limit"])
         return {"global_limit": self.store.settings()["global_limit"]}
 
     def get_settings(self, session: Session) -> dict[str, Any]:
@@ -154,13 +156,13 @@ class ApiHandler(Handler):
         return settings
 
     async def pause_all(self, session: Session) -> dict[str, Any]:
-        return {"ids": await self.scheduler.pause_all()}
+        return {"ids": await self.actions.pause_all()}
 
     def resume_all(self, session: Session) -> dict[str, Any]:
-        return {"ids": self.scheduler.resume_all()}
+        return {"ids": self.actions.resume_all()}
 
     def open(self, session: Session, id: int, reveal: bool = False) -> dict[str, Any]:
-        self.scheduler.open(id, reveal)
+        self.actions.open(id, reveal)
         return {"ok": True}
 
     def subscribe(self, session: Session, events: Names | None = None) -> dict[str, Any]:

@@ -4,7 +4,8 @@
 The tray (pystray) runs on threads of its own; the daemon's state belongs to its event loop
 (docs/ARCHITECTURE.md "The daemon"). So every action here is handed to the loop with
 ``asyncio.run_coroutine_threadsafe`` and runs there through the very methods the API serves
-(:class:`~freight.daemon.handler.ApiHandler`), with a session of the tray's own.
+(:class:`~freight.daemon.handler.ApiHandler`), with a session of the tray's own; nothing here
+reaches into the scheduler's or the handler's private state.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ from typing import Any
 
 from freight import config
 from freight.daemon import protocol as api
+from freight.daemon.actions import open_path
 from freight.daemon.events import Session
 from freight.daemon.handler import ApiHandler
-from freight.daemon.scheduler import open_path
 from freight.errors import FreightError
 from freight.tray.model import TraySnapshot
 
@@ -76,16 +77,16 @@ class TrayBridge:
         rows = []
         done = size = 0
         known = True
-        for download_id, run in list(scheduler.running.items())[:SNAPSHOT_ROWS]:
-            p = run.transfer.progress()
+        for p in scheduler.progress_rows()[:SNAPSHOT_ROWS]:
+            download_id = p["id"]
             name = store.get(download_id).name or f"#{download_id}"
-            pct = 100.0 * p.done / p.size if p.size else None
+            pct = 100.0 * p["done"] / p["size"] if p["size"] else None
             rows.append((download_id, name, pct))
-            done += p.done
-            if p.size is None:
+            done += p["done"]
+            if p["size"] is None:
                 known = False
             else:
-                size += p.size
+                size += p["size"]
         return TraySnapshot(
             active=counts.get("active", 0),
             queued=counts.get("queued", 0),

@@ -1,0 +1,260 @@
+"""The user's actions on downloads: add, list, pause, resume, cancel, remove, refresh, ...
+
+Each is what one API method (docs/PROTOCOL.md "Methods") does to the store and the queue,
+on the daemon's loop. Rules they keep:
+
+- A request that names several downloads is checked whole before anything changes: one bad
+  id or one illegal move and nothing happens (docs/PROTOCOL.md).
+- Every state move goes through the scheduler's keeper (:attr:`Scheduler.keeper`), which
+  checks the transition table and publishes the event; a download that runs is stopped
+  through :meth:`Scheduler.stop` instead, and its transfer records the end state itself.
+- Whatever frees or fills a slot ends with :meth:`Scheduler.fill`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from freight import config
+from freight.daemon.scheduler import Scheduler
+from freight.engine import files
+from freight.errors import FreightError, IllegalTransition, InputError
+from freight.headers import split_headers
+from freight.models import Download, DownloadState, check_transition
+
+log = logging.getLogger(__name__)
+
+S = DownloadState
+
+
+class Actions:
+    def __init__(
+        self,
+        scheduler: Scheduler,
+        *,
+        default_dir: Callable[[], str] = config.default_download_dir,
+    ) -> None:
+        self.scheduler = scheduler
+        self.store = scheduler.store
+        self.keeper = scheduler.keeper
+        self._default_dir = default_dir
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def get(self, download_id: int) -> dict[str, Any]:
+        return self.scheduler.public(self.store.get(download_id))
+
+    def list_downloads(
+        self, states: Iterable[str] | None = None, offset: int = 0, limit: int = 500
+    ) -> dict[str, Any]:
+        rows, total = self.store.list(
+            [S(s) for s in states] if states else None, offset=offset, limit=limit
+        )
+        return {"downloads": [self.scheduler.public(d) for d in rows], "total": total}
+
+    def _load(self, ids: Iterable[int]) -> list[Download]:
+        return [self.store.get(i) for i in ids]  # NotFound before anything changes
+
+    # -- changing --------------------------------------------------------------------------
+
+    def add(self, params: dict[str, Any]) -> dict[str, Any]:
+        self.scheduler.require_accepting()
+        plain, secret = split_headers(params.get("headers") or {})
+        if params.get("cookies"):
+            secret = {k: v for k, v in secret.items() if k.lower() != "cookie"}
+            secret["Cookie"] = params["cookies"]
+        if params.get("user_agent") and not any(k.lower() == "user-agent" for k in plain):
+            plain["User-Agent"] = params["user_agent"]
+        folder = params.get("dir") or self.store.settings()["download_dir"] or self._default_dir()
+        state = S.PAUSED if params.get("paused") else S.QUEUED
+        download = self.store.add(
+            params["url"],
+            folder,
+            state=state,
+            secret_headers=secret or None,
+            requested_name=params.get("name"),
+            referrer=params.get("referrer"),
+            mime=params.get("mime"),
+            headers=plain,
+            connections=params.get("connections"),
+            limit=params.get("limit"),
+            checksum=params.get("checksum"),
+            insecure=bool(params.get("insecure")),
+        )
+        log.info("added download %s: %s", download.id, download.url)
+        self.scheduler.hub.publish("download.added", {"download": self.scheduler.public(download)})
+        self.scheduler.fill()
+        return {"id": download.id}
+
+    async def pause(self, ids: Iterable[int]) -> list[int]:
+        downloads = self._load(ids)
+        for d in downloads:
+            if d.state != S.PAUSED:
+                _check(d, S.PAUSED)
+        changed = []
+        for d in downloads:
+            if d.state == S.PAUSED:
+                continue
+            if self.scheduler.is_running(d.id):
+                await self.scheduler.stop(d.id, "pause")
+            else:
+                self.keeper.move(d.id, S.PAUSED)
+            changed.append(d.id)
+        self.scheduler.fill()
+        return changed
+
+    def resume(self, ids: Iterable[int]) -> list[int]:
+        self.scheduler.require_accepting()
+        downloads = self._load(ids)
+        for d in downloads:
+            if d.state not in (S.QUEUED, S.ACTIVE):
+                _check(d, S.QUEUED)
+        changed = []
+        for d in downloads:
+            if self.scheduler.is_running(d.id):
+                if self.scheduler.requeue_if_pausing(d.id):
+                    changed.append(d.id)
+                continue
+            if d.state in (S.QUEUED, S.ACTIVE):
+                continue
+            self.keeper.move(d.id, S.QUEUED)
+            changed.append(d.id)
+        self.scheduler.fill()
+        return changed
+
+    async def cancel(self, ids: Iterable[int]) -> list[int]:
+        downloads = self._load(ids)
+        for d in downloads:
+            if d.state == S.COMPLETED:
+                raise IllegalTransition(
+                    f"download {d.id} is completed: nothing to cancel (use remove)",
+                    state=d.state.value, wanted=S.REMOVED.value, id=d.id,
+                )
+            if d.state != S.REMOVED:
+                _check(d, S.REMOVED)
+        changed = []
+        for d in downloads:
+            if d.state == S.REMOVED:
+                continue
+            if self.scheduler.is_running(d.id):
+                await self.scheduler.stop(d.id, "cancel")
+            else:
+                files.remove_quietly(d.part_path)
+                self.store.clear_progress(d.id)
+                self.keeper.move(d.id, S.REMOVED)
+            changed.append(d.id)
+        self.scheduler.fill()
+        return changed
+
+    async def remove(self, ids: Iterable[int], delete_file: bool = False) -> list[int]:
+        downloads = self._load(ids)
+        removed = []
+        for d in downloads:
+            if self.scheduler.is_running(d.id):
+                await self.scheduler.stop(d.id, "cancel")
+                with contextlib.suppress(FreightError):
+                    d = self.store.get(d.id)
+            if d.state != S.COMPLETED:
+                files.remove_quietly(d.part_path)
+            elif delete_file and d.path:
+                try:
+                    files.remove_quietly(d.path)
+                except OSError as exc:
+                    log.warning("cannot delete %s: %s", d.path, exc)
+            with contextlib.suppress(FreightError):
+                self.store.delete(d.id)
+                removed.append(d.id)
+                self.scheduler.hub.publish("download.removed", {"id": d.id})
+        self.scheduler.fill()
+        return removed
+
+    async def refresh(self, params: dict[str, Any]) -> dict[str, Any]:
+        self.scheduler.require_accepting()
+        d = self.store.get(params["id"])
+        if d.state in (S.COMPLETED, S.REMOVED):
+            raise IllegalTransition(
+                f"download {d.id} is {d.state.value}: there is nothing to refresh",
+                state=d.state.value, wanted=S.QUEUED.value,
+            )
+        if self.scheduler.is_running(d.id):
+            await self.scheduler.stop(d.id, "pause")
+        changes: dict[str, Any] = {"url": params["url"], "final_url": None}
+        if "referrer" in params:
+            changes["referrer"] = params["referrer"]
+        new_secret: dict[str, str] | None = None
+        if "headers" in params or "cookies" in params:
+            plain, secret = split_headers(params.get("headers") or {})
+            if params.get("cookies"):
+                secret["Cookie"] = params["cookies"]
+            changes["headers"] = plain
+            new_secret = secret
+        self.store.update(d.id, **changes)
+        if new_secret is not None:
+            self.store.set_secret_headers(d.id, new_secret or None)
+        # Queued again (a move to queued when it already is: the new link is news all the same).
+        d = self.keeper.move(d.id, S.QUEUED)
+        log.info("download %s refreshed with a new link", d.id)
+        self.scheduler.fill()
+        return {"id": d.id}
+
+    def move(self, download_id: int, to: str) -> dict[str, Any]:
+        position = self.store.move(download_id, to)
+        self.keeper.changed(self.store.get(download_id))
+        return {"position": position}
+
+    def set_limit(self, download_id: int, limit: int | None) -> None:
+        self.keeper.update(download_id, limit=limit)
+        self.scheduler.set_transfer_limit(download_id, limit)
+
+    async def pause_all(self) -> list[int]:
+        rows, _ = self.store.list([S.ACTIVE, S.QUEUED])
+        return await self.pause([d.id for d in rows]) if rows else []
+
+    def resume_all(self) -> list[int]:
+        rows, _ = self.store.list([S.PAUSED])
+        return self.resume([d.id for d in rows]) if rows else []
+
+    def open(self, download_id: int, reveal: bool = False) -> None:
+        d = self.store.get(download_id)
+        target = d.dir if reveal else d.path
+        if d.state != S.COMPLETED and not reveal:
+            raise InputError(f"download {d.id} is {d.state.value}: there is no file to open yet")
+        if not target or not os.path.exists(target):
+            raise InputError(f"{target or 'the file'} does not exist (moved or deleted?)")
+        open_path(target)
+
+
+def _check(download: Download, new: DownloadState) -> None:
+    try:
+        check_transition(download.state, new)
+    except IllegalTransition as exc:
+        exc.data["id"] = download.id
+        exc.message = f"download {download.id}: {exc.message}"
+        exc.args = (exc.message,)
+        raise
+
+
+def open_path(path: str) -> None:
+    """Open a file or folder with the desktop's handler, detached from the daemon."""
+    import shutil
+    import subprocess
+    import sys
+
+    if sys.platform == "darwin":
+        cmd = ["open", path]
+    elif sys.platform == "win32":
+        os.startfile(path)  # type: ignore[attr-defined]
+        return
+    else:
+        opener = shutil.which("xdg-open")
+        if opener is None:
+            raise InputError("no xdg-open here to open files with")
+        cmd = [opener, path]
+    subprocess.Popen(
+        cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
