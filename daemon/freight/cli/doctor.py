@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from freight import config
+from freight.units import format_size
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 MIN_FREE = 100 * 1024 * 1024  # below this a download is likely to fail: fail
@@ -279,7 +280,7 @@ def check_downloads(folder: str) -> Check:
         return Check(name, FAIL, f"{probe_dir} is not writable: {exc}",
                      f"chmod u+w {probe_dir}, or: freight settings download_dir /a/folder")
     free = shutil.disk_usage(probe_dir).free
-    detail = f"{path} writable, {free / 1024**3:.1f} GiB free"
+    detail = f"{path} writable, {format_size(free)} free"
     if free < MIN_FREE:
         return Check(name, FAIL, detail, "free some disk space, or choose another folder")
     if free < LOW_FREE:
