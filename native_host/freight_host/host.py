@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from freight import daemonfile
+from freight.client import DaemonUnreachable, open_daemon_socket
 from freight.config import Paths, paths_from_env
 from freight.errors import DaemonError
 from freight.rpc import (
@@ -45,8 +46,8 @@ from freight.rpc import (
     PARSE_ERROR,
     PROTOCOL_VERSION,
 )
-from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
-from websockets.sync.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import ClientConnection
 
 from freight_host import __version__
 from freight_host.framing import (
@@ -198,21 +199,12 @@ class Relay:
         url = read_endpoint(self.paths)
         token = read_token(self.paths)
         try:
-            ws = connect(
-                url,
-                additional_headers={"Authorization": "Bearer " + token},
-                proxy=None,  # 127.0.0.1 must never go through http_proxy
-                max_size=FROM_DAEMON_MAX,
-                open_timeout=self.options.connect_timeout,
-                close_timeout=1,
-            )
-        except InvalidStatus as exc:
-            status = exc.response.status_code
-            if status == 401:
-                raise Unavailable("the daemon refused the token (401)") from None
-            raise Unavailable(f"the daemon refused the connection ({status})") from None
-        except (OSError, TimeoutError, WebSocketException) as exc:
-            raise _NotRunning(f"cannot connect to the daemon at {url}: {exc}") from None
+            ws = open_daemon_socket(url, token, timeout=self.options.connect_timeout,
+                                    max_size=FROM_DAEMON_MAX, close_timeout=1)
+        except DaemonUnreachable as exc:
+            raise _NotRunning(str(exc)) from None
+        except DaemonError as exc:  # a refusal: the token (401) or anything else
+            raise Unavailable(str(exc)) from None
         return ws, url
 
     def _run_start(self) -> None:
