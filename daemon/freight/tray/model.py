@@ -1,6 +1,6 @@
 """The tray's sans-I/O core: a snapshot of the daemon in, an image, a title and a menu out.
 
-Nothing here touches a display, a thread or a clock. :mod:`freight.tray` feeds
+Nothing here touches a display, a thread or a clock. :mod:`freight.tray.icon` feeds
 :class:`TraySnapshot` values in about once a second and hands the results to pystray; the
 tests feed snapshots and look at pixels, strings and plain menu entries.
 
@@ -181,7 +181,7 @@ def title(snap: TraySnapshot) -> str:
 
 @dataclass(frozen=True)
 class Action:
-    """What a menu entry asks for. ``kind`` names a :class:`freight.tray.TrayController` call
+    """What a menu entry asks for. ``kind`` names a :class:`freight.tray.icon.TrayController` call
     (or ``add_from_clipboard``, which the tray resolves by reading the clipboard first)."""
 
     kind: str
