@@ -1,4 +1,5 @@
-"""A small synchronous client of the daemon's API, for the CLI and the native host.
+"""A small synchronous client of the daemon's API, for the CLI, and the one way to open an
+authenticated socket to the daemon (:func:`open_daemon_socket`), which the native host uses too.
 
     with Client.connect(paths) as client:
         client.call("add", url="https://...")
@@ -23,7 +24,7 @@ from typing import Any
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 from websockets.sync.client import ClientConnection, connect
 
-from freight import config, daemonfile, rpc, secrets
+from freight import config, daemonfile, rpc
 from freight.errors import (
     AuthError,
     DaemonError,
@@ -52,6 +53,41 @@ def _error_from(error: dict[str, Any]) -> FreightError:
     return exc
 
 
+class DaemonUnreachable(DaemonError):
+    """Nothing answered at the daemon's URL (as opposed to a daemon that refused us)."""
+
+
+def open_daemon_socket(
+    url: str, token: str, *, timeout: float, max_size: int | None, close_timeout: float = 10.0
+) -> ClientConnection:
+    """Open the WebSocket to the daemon at ``url`` (a loopback URL from daemon.json) with
+    ``Authorization: Bearer TOKEN``, never through a proxy.
+
+    Raises :class:`~freight.errors.AuthError` when the daemon refuses the token (401),
+    :class:`~freight.errors.DaemonError` for any other refusal (``data["status"]``), and
+    :class:`DaemonUnreachable` when nothing answers in ``timeout`` seconds.
+    """
+    try:
+        return connect(
+            url,
+            additional_headers={"Authorization": f"Bearer {token}"},
+            proxy=None,  # never send loopback traffic through http_proxy
+            open_timeout=timeout,
+            close_timeout=close_timeout,
+            max_size=max_size,
+            compression=None,  # loopback: deflate would only cost CPU on every event
+        ).__enter__()  # websockets 17 wants the context-manager form; 14 accepts it too
+    except InvalidStatus as exc:
+        status = exc.response.status_code
+        if status == 401:
+            raise AuthError("the daemon refused the token (HTTP 401; was it rotated?)",
+                            status=status) from exc
+        raise DaemonError(f"the daemon refused the connection (HTTP {status})",
+                          status=status) from exc
+    except (OSError, TimeoutError, WebSocketException) as exc:
+        raise DaemonUnreachable(f"cannot reach the daemon at {url}: {exc}") from exc
+
+
 def daemon_info(paths: config.Paths) -> dict[str, Any] | None:
     """daemon.json of a daemon whose process still exists, else None."""
     return daemonfile.read_live(paths)
@@ -73,23 +109,11 @@ class Client:
             if info is None:
                 raise DaemonError("the Freight daemon is not running (start it: freight start)")
             url = str(info["url"])
+        from freight import secrets  # imported when used: the native host reads the token itself
+
         token = secrets.get_token(paths)
-        try:
-            ws = connect(
-                url,
-                additional_headers={"Authorization": f"Bearer {token}"},
-                proxy=None,  # never send loopback traffic through http_proxy
-                open_timeout=timeout,
-                max_size=None,  # the daemon is trusted; a long list may pass 1 MiB
-                compression=None,
-            ).__enter__()  # websockets 17 wants the context-manager form; 14 accepts it too
-        except InvalidStatus as exc:
-            status = exc.response.status_code
-            if status == 401:
-                raise AuthError("the daemon refused our token (was it rotated?)") from exc
-            raise DaemonError(f"the daemon refused the connection: HTTP {status}") from exc
-        except (OSError, TimeoutError, WebSocketException) as exc:
-            raise DaemonError(f"cannot reach the daemon at {url}: {exc}") from exc
+        # The daemon is trusted; a long list may pass 1 MiB.
+        ws = open_daemon_socket(url, token, timeout=timeout, max_size=None)
         return cls(ws, url)
 
     def close(self) -> None:

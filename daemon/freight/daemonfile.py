@@ -37,11 +37,13 @@ def read(paths: Paths) -> dict[str, Any]:
     url, pid = info.get("url"), info.get("pid")
     if not isinstance(url, str):
         raise NoDaemonFile(f"{path} holds no url")
-    if isinstance(pid, bool) or not isinstance(pid, int):
-        raise NoDaemonFile(f"{path} holds no pid")
+    # The URL first: a file that points elsewhere is refused as such, never taken for "no
+    # daemon" (which would start one), whatever else it lacks.
     parts = urlsplit(url)
     if parts.scheme != "ws" or parts.hostname not in ("127.0.0.1", "localhost"):
         raise DaemonError(f"{path} names {url!r}, not a loopback ws:// URL")
+    if isinstance(pid, bool) or not isinstance(pid, int):
+        raise NoDaemonFile(f"{path} holds no pid")
     return info
 
 

@@ -2,7 +2,8 @@
 
 The daemon's codec (:mod:`freight.daemon.protocol`), the sync client (:mod:`freight.client`)
 and the native host all take the protocol version, the error codes and the event names from
-here; ``extension/js/rpc.js`` repeats the codes it needs, and a test holds it to this table.
+here; ``CODES`` in ``extension/js/rpc.js`` repeats the codes the extension names, and
+tests/extension/test_rpc_codes.py holds it to this table.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@
 //   the download, re-issue it with downloads.download(), marked so it is not captured again.
 
 import * as ext from './ext.js';
-import { RpcClient, RpcError } from './rpc.js';
+import { CODES, RpcClient, RpcError } from './rpc.js';
 import {
   DEFAULT_RULES, baseName, cookiePairs, decide, matchRefresh, nameFromUrl, normalizeRules,
   trackRefresh,
@@ -243,8 +243,8 @@ async function handBack(url, name, incognito = false) {
 
 function explain(err) {
   if (err instanceof RpcError) {
-    if (err.code === -32010) return `Freight's daemon is not running (${err.data.reason || err.message})`;
-    if (err.code === -32011) return `the Freight host is not installed or exited (${err.message})`;
+    if (err.code === CODES.DAEMON_UNAVAILABLE) return `Freight's daemon is not running (${err.data.reason || err.message})`;
+    if (err.code === CODES.HOST_UNAVAILABLE) return `the Freight host is not installed or exited (${err.message})`;
     return `Freight refused it: ${err.message}`;
   }
   return String(err?.message ?? err);

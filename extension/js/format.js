@@ -1,23 +1,46 @@
 // Pure formatting for the popup and picker (tested under `node --test`).
 
-const UNITS = ['B', 'KB', 'MB', 'GB', 'TB'];
+// Sizes and rates follow daemon/freight/units.py exactly (a test runs both over one table):
+// binary multiples with IEC names, whole bytes without decimals, one decimal below 100 of a
+// unit and none from 100 on, rounded halves up; what rounds to 1024 shows in the next unit.
+const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
 
-/** 1536 → "1.5 KB" (powers of 1024, as browsers show sizes); null/undefined → "?". */
+/** 1536 → "1.5 KiB"; null/undefined/negative → "?". */
 export function formatBytes(n) {
-  if (n === null || n === undefined || !Number.isFinite(Number(n)) || n < 0) return '?';
+  if (n === null || n === undefined || typeof n === 'boolean') return '?';
   let v = Number(n);
+  if (!Number.isFinite(v) || v < 0) return '?';
   let i = 0;
   while (v >= 1024 && i < UNITS.length - 1) {
     v /= 1024;
     i += 1;
   }
-  const digits = i === 0 || v >= 100 ? 0 : 1;
-  return `${v.toFixed(digits)} ${UNITS[i]}`;
+  for (;;) {
+    if (i > 0) {
+      const tenths = Math.floor(v * 10 + 0.5);
+      if (tenths < 1000) return `${Math.floor(tenths / 10)}.${tenths % 10} ${UNITS[i]}`;
+    }
+    const whole = Math.floor(v + 0.5);
+    if (whole >= 1024 && i < UNITS.length - 1) {
+      v /= 1024;
+      i += 1;
+      continue;
+    }
+    return `${whole} ${UNITS[i]}`;
+  }
 }
 
+/** Bytes/s → "10.0 MiB/s"; unknown or below zero → "0 B/s" (as units.format_rate). */
+export function formatRate(bps) {
+  if (bps === null || bps === undefined || typeof bps === 'boolean') return formatBytes(0) + '/s';
+  const v = Number(bps);
+  return `${formatBytes(Number.isFinite(v) && v >= 0 ? v : 0)}/s`;
+}
+
+/** The popup's speed: "" when nothing moves, else formatRate. */
 export function formatSpeed(bps) {
   if (!bps || bps <= 0) return '';
-  return `${formatBytes(bps)}/s`;
+  return formatRate(bps);
 }
 
 /** Seconds → "45 s", "3 min 5 s", "2 h 10 min"; null → "". */
@@ -36,12 +59,13 @@ export function percent(done, size) {
   return Math.max(0, Math.min(100, (100 * (done ?? 0)) / size));
 }
 
-/** "5 MB/s" / "5M" / "500k" / "" (none) → bytes/s or null; throws on anything else. */
+/** "5 MiB/s" / "5 MB/s" / "5M" / "500k" / "" (none) → bytes/s or null (binary multiples);
+ * throws on anything else. */
 export function parseRate(text) {
   const t = String(text ?? '').trim();
   if (!t || /^(none|unlimited|0)$/i.test(t)) return null;
   const m = /^(\d+(?:\.\d+)?)\s*([kmg]?)i?b?(?:\/s)?$/i.exec(t);
-  if (!m) throw new TypeError(`not a speed: ${JSON.stringify(t)} (try 2 MB/s, 500 KB/s or empty)`);
+  if (!m) throw new TypeError(`not a speed: ${JSON.stringify(t)} (try 2 MiB/s, 500 KiB/s or empty)`);
   const v = Math.round(Number(m[1]) * 1024 ** { '': 0, k: 1, m: 2, g: 3 }[m[2].toLowerCase()]);
   if (v < 1) throw new TypeError('a speed limit must be at least 1 byte/s');
   return v;

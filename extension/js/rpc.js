@@ -14,10 +14,18 @@
 //   daemon events keep flowing to the popup and notifications. A request made meanwhile opens
 //   the port immediately instead of waiting for the timer.
 
-/** JSON-RPC error codes we act on (docs/PROTOCOL.md, "Error codes"). */
-export const DAEMON_UNAVAILABLE = -32010; // from the host: no daemon and it could not be started
-export const HOST_UNAVAILABLE = -32011; // local: the native host is missing, crashed or exited
-export const TIMEOUT = -32012; // local: no answer in time
+/**
+ * Every JSON-RPC error code the extension names (docs/PROTOCOL.md, "Error codes"), by the
+ * names of freight.rpc.CODES; a test holds each one to that table. No other module writes a
+ * code as a number: they import it from here.
+ */
+export const CODES = Object.freeze({
+  INTERNAL_ERROR: -32603, // what an error without a usable code is taken for
+  DAEMON_UNAVAILABLE: -32010, // from the host: no daemon and it could not be started
+  HOST_UNAVAILABLE: -32011, // local: the native host is missing, crashed or exited
+  TIMEOUT: -32012, // local: no answer in time
+});
+export const { DAEMON_UNAVAILABLE, HOST_UNAVAILABLE, TIMEOUT } = CODES;
 
 export class RpcError extends Error {
   constructor(code, message, data = {}) {
@@ -196,7 +204,7 @@ export class RpcClient {
     this.#timers.clearTimeout(entry.timer);
     if (msg.error) {
       const e = msg.error;
-      entry.reject(new RpcError(Number(e.code) || -32603, String(e.message ?? 'error'), e.data));
+      entry.reject(new RpcError(Number(e.code) || CODES.INTERNAL_ERROR, String(e.message ?? 'error'), e.data));
     } else {
       entry.resolve(msg.result);
     }

@@ -50,10 +50,11 @@ export function normalizeType(t) {
   return t.trim().toLowerCase().replace(/^\*?\./, '');
 }
 
-/** Parse "10 MB", "512k", "1.5 GiB", "0" into bytes; throw with a clear message otherwise. */
+/** Parse "10 MiB", "10 MB", "512k", "1.5 GiB", "0" into bytes (binary multiples, whichever
+ * name is used); throw with a clear message otherwise. */
 export function parseSize(text) {
   const m = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*$/i.exec(String(text));
-  if (!m) throw new TypeError(`not a size: ${JSON.stringify(text)} (try 10 MB, 512 KB or 0)`);
+  if (!m) throw new TypeError(`not a size: ${JSON.stringify(text)} (try 10 MiB, 512 KiB or 0)`);
   const power = { '': 0, k: 1, m: 2, g: 3, t: 4 }[m[2].toLowerCase()];
   return Math.round(Number(m[1]) * 1024 ** power);
 }
@@ -213,10 +214,11 @@ export function cookiePairs(cookies) {
   return (cookies ?? []).map((c) => ({ name: c.name, value: c.value }));
 }
 
-/** Bytes → the shortest exact text parseSize() reads back ("10 MB", "512 KB", "100"). */
+/** Bytes → the shortest exact text parseSize() reads back ("10 MiB", "512 KiB", "100"), in
+ * the unit names of format.js (binary multiples, IEC names). */
 export function formatRulesSize(n) {
   if (!n) return '0';
-  for (const [unit, p] of [['GB', 3], ['MB', 2], ['KB', 1]]) {
+  for (const [unit, p] of [['GiB', 3], ['MiB', 2], ['KiB', 1]]) {
     if (n % 1024 ** p === 0) return `${n / 1024 ** p} ${unit}`;
   }
   return String(n);

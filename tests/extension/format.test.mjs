@@ -9,14 +9,14 @@ import {
 test('formatBytes', () => {
   assert.equal(formatBytes(0), '0 B');
   assert.equal(formatBytes(1023), '1023 B');
-  assert.equal(formatBytes(1536), '1.5 KB');
-  assert.equal(formatBytes(662700032), '632 MB');
+  assert.equal(formatBytes(1536), '1.5 KiB');
+  assert.equal(formatBytes(662700032), '632 MiB');
   assert.equal(formatBytes(null), '?');
   assert.equal(formatBytes(-5), '?');
 });
 
 test('formatSpeed and formatEta', () => {
-  assert.equal(formatSpeed(10485760), '10.0 MB/s');
+  assert.equal(formatSpeed(10485760), '10.0 MiB/s');
   assert.equal(formatSpeed(0), '');
   assert.equal(formatEta(51.4), '51 s');
   assert.equal(formatEta(185), '3 min 5 s');

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from freight.cli import register
+from freight.cli import browsers, effects, register
 from freight.errors import InputError
 from host_support import HostProcess, StandInDaemon
 
@@ -26,8 +26,8 @@ def freight(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]
                           capture_output=True, text=True, timeout=60)
 
 
-def ctx_for(platform: str, tmp: Path, python: str = "/opt/py/bin/python3") -> register.Context:
-    return register.Context(platform, tmp / "home", tmp / "home" / ".config", tmp / "data",
+def ctx_for(platform: str, tmp: Path, python: str = "/opt/py/bin/python3") -> browsers.Context:
+    return browsers.Context(platform, tmp / "home", tmp / "home" / ".config", tmp / "data",
                             tmp / "config", python, None)
 
 
@@ -35,22 +35,22 @@ def test_extension_id_from_key_matches_the_documented_rule() -> None:
     der = b"\x30\x82" + bytes(range(200))
     digest = hashlib.sha256(der).hexdigest()[:32]
     expected = digest.translate(str.maketrans("0123456789abcdef", "abcdefghijklmnop"))
-    assert register.extension_id_from_key(base64.b64encode(der).decode()) == expected
+    assert browsers.extension_id_from_key(base64.b64encode(der).decode()) == expected
     with pytest.raises(InputError):
-        register.extension_id_from_key("not base64 !!")
+        browsers.extension_id_from_key("not base64 !!")
 
 
 def test_the_real_extension_key_gives_the_extensions_id() -> None:
     ids = json.loads((EXT_MANIFEST.parent / "ids.json").read_text())
-    assert register.read_extension_id(EXT_MANIFEST) == ids["chromium"]
+    assert browsers.read_extension_id(EXT_MANIFEST) == ids["chromium"]
 
 
 def test_extension_ids_are_sorted_and_bad_ones_refused() -> None:
-    assert register.split_extension_ids([CHROMIUM_ID, "x@y.org", "{" + "0" * 36 + "}"]) == (
+    assert browsers.split_extension_ids([CHROMIUM_ID, "x@y.org", "{" + "0" * 36 + "}"]) == (
         [CHROMIUM_ID], ["x@y.org", "{" + "0" * 36 + "}"])
     for bad in ["ABC", "a" * 31, "q" * 32, "no spaces@x", "../x"]:
         with pytest.raises(InputError):
-            register.split_extension_ids([bad])
+            browsers.split_extension_ids([bad])
 
 
 @pytest.mark.parametrize("platform,browser,expected", [
@@ -66,7 +66,7 @@ def test_extension_ids_are_sorted_and_bad_ones_refused() -> None:
 ])
 def test_manifest_folders(tmp_path: Path, platform: str, browser: str, expected: str) -> None:
     ctx = ctx_for(platform, tmp_path)
-    assert register.host_manifest_dir(register.BROWSERS[browser], ctx) == tmp_path / expected
+    assert browsers.host_manifest_dir(browsers.BROWSERS[browser], ctx) == tmp_path / expected
 
 
 def test_windows_plan_writes_manifests_and_hkcu_keys(tmp_path: Path) -> None:
@@ -89,11 +89,11 @@ def test_windows_plan_writes_manifests_and_hkcu_keys(tmp_path: Path) -> None:
     # Performing a Windows plan anywhere else refuses at the registry boundary.
     if sys.platform != "win32":
         with pytest.raises(OSError):
-            register.apply(plan, ctx)
+            effects.apply(plan, ctx)
 
 
 def test_macos_plan_writes_a_launch_agent(tmp_path: Path) -> None:
-    ctx = register.Context("darwin", tmp_path, tmp_path / ".config", tmp_path / "d",
+    ctx = browsers.Context("darwin", tmp_path, tmp_path / ".config", tmp_path / "d",
                            tmp_path / "c", "/usr/bin/python3", "/portable home")
     plan = register.plan_install(ctx, ["chrome"], chromium_ids=[CHROMIUM_ID], gecko_ids=[])
     agent = [a for a in plan.actions if a.what == "LaunchAgent"][0]
@@ -143,7 +143,7 @@ def test_install_finds_browsers_by_their_folders_then_uninstall_removes_all(
     assert result.returncode == 0, result.stderr
     chromium = json.loads((home / ".config/chromium/NativeMessagingHosts/dev.freight.host.json")
                           .read_text())
-    own_id = register.read_extension_id(EXT_MANIFEST)
+    own_id = browsers.read_extension_id(EXT_MANIFEST)
     assert chromium["allowed_origins"] == [f"chrome-extension://{own_id}/",
                                            f"chrome-extension://{'b' * 32}/"]
     assert chromium["type"] == "stdio" and chromium["name"] == "dev.freight.host"
@@ -194,7 +194,7 @@ def test_user_data_dir_install_gives_a_launcher_that_serves(
     assert result.returncode == 0, result.stderr
     manifest = json.loads((udd / "NativeMessagingHosts/dev.freight.host.json").read_text())
     assert manifest["allowed_origins"] == [
-        f"chrome-extension://{register.read_extension_id(EXT_MANIFEST)}/"]
+        f"chrome-extension://{browsers.read_extension_id(EXT_MANIFEST)}/"]
     assert not (Path(env["XDG_CONFIG_HOME"]) / "autostart").exists()
     assert not (Path(env["HOME"]) / ".config" / "chromium").exists()
     # The browser execs the launcher with the origin and a minimal environment: the launcher

@@ -8,8 +8,9 @@ oversized requests). The oracle:
 - the process exits by itself (0 at EOF, 1 after a fatal framing error), no traceback.
 
 No daemon is contacted: ``daemon.json`` names a non-loopback URL, which the host refuses
-without starting anything (host.read_endpoint), so every request gets -32010. The framing core
-itself is fuzzed in tests/native_host/test_host_framing.py; this covers the process around it.
+without starting anything (freight_host.link.read_endpoint), so every request gets -32010.
+The framing core itself is fuzzed in tests/native_host/test_host_framing.py; this covers the
+process around it.
 """
 
 from __future__ import annotations

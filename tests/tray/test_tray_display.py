@@ -39,7 +39,7 @@ OUTPUT = ROOT / "test-output" / "tray"
 DOWNLOADING = TraySnapshot(
     active=1,
     queued=2,
-    speed=13_002_342,  # 12.4 MB/s
+    speed=13_002_342,  # 12.4 MiB/s
     progress=0.42,
     downloads=((7, "debian-12.8.0-amd64-netinst.iso", 42.0),),
     global_limit=None,
@@ -307,7 +307,7 @@ def wait_for_call(xs: XSession, calls: Path, method: str) -> dict[str, Any]:
 def test_tray_docks_shows_title_and_pause_all_click_reaches_daemon(tmp_path, backend):
     with running_tray(tmp_path, backend) as (xs, calls):
         title = tray_icon.title(DOWNLOADING)
-        assert title == "Freight — 1 active, 12.4 MB/s, 2 queued"
+        assert title == "Freight — 1 active, 12.4 MiB/s, 2 queued"
         icon = docked_icon(xs, title)
         assert_icon_drawn(xs, icon, IconState.DOWNLOADING, OUTPUT / f"docked-{backend}.png")
 

@@ -121,7 +121,7 @@ def test_bad_sizes_are_refused(bad):
 
 def test_title_as_in_the_issue():
     snap = TraySnapshot(active=3, queued=2, speed=int(12.4 * MIB))
-    assert title(snap) == "Freight — 3 active, 12.4 MB/s, 2 queued"
+    assert title(snap) == "Freight — 3 active, 12.4 MiB/s, 2 queued"
 
 
 @pytest.mark.parametrize(
@@ -131,7 +131,7 @@ def test_title_as_in_the_issue():
         (TraySnapshot(paused=2), "Freight — 2 paused"),
         (TraySnapshot(failed=1, queued=1), "Freight — 1 queued, 1 failed"),
         (TraySnapshot(active=1, speed=0), "Freight — 1 active, 0 B/s"),
-        (TraySnapshot(active=1, speed=1536, paused=1), "Freight — 1 active, 1.5 KB/s, 1 paused"),
+        (TraySnapshot(active=1, speed=1536, paused=1), "Freight — 1 active, 1.5 KiB/s, 1 paused"),
     ],
 )
 def test_title_variants(snap, text):
@@ -143,11 +143,11 @@ def test_title_variants(snap, text):
     [
         (0, "0 B/s"),
         (1023, "1023 B/s"),
-        (1024, "1.0 KB/s"),
-        (2 * MIB, "2.0 MB/s"),
-        (150 * MIB, "150 MB/s"),
-        (3 * 1024 * MIB, "3.0 GB/s"),
-        (5000 * 1024 * MIB, "5000 GB/s"),
+        (1024, "1.0 KiB/s"),
+        (2 * MIB, "2.0 MiB/s"),
+        (150 * MIB, "150 MiB/s"),
+        (3 * 1024 * MIB, "3.0 GiB/s"),
+        (5000 * 1024 * MIB, "4.9 TiB/s"),
         (-5, "0 B/s"),
     ],
 )
@@ -175,7 +175,7 @@ def test_menu_while_downloading():
         "big.bin — …",
         "Pause all",
         "Resume all",
-        "Speed limit: 2.0 MB/s",
+        "Speed limit: 2.0 MiB/s",
         "Capture from browser",
         "Open downloads folder",
         "Add from clipboard",
@@ -184,9 +184,9 @@ def test_menu_while_downloading():
     assert find_entry(model, "debian.iso — 42 %").action == Action("open_download", 7)
     assert find_entry(model, "Pause all").enabled
     assert not find_entry(model, "Resume all").enabled
-    limits = find_entry(model, "Speed limit: 2.0 MB/s").submenu
+    limits = find_entry(model, "Speed limit: 2.0 MiB/s").submenu
     checked = [e.text for e in limits if e.checked]
-    assert checked == ["2.0 MB/s"] and all(e.radio for e in limits)
+    assert checked == ["2.0 MiB/s"] and all(e.radio for e in limits)
     assert [e.action.arg for e in limits] == [None, *LIMIT_PRESETS]
     # Quitting with running downloads asks first, through a submenu.
     quit_entry = find_entry(model, "Quit")
@@ -213,10 +213,10 @@ def test_menu_when_idle_quits_at_once_and_pauses_nothing():
 
 def test_menu_shows_a_custom_limit_and_offers_a_prompt_only_when_possible():
     snap = TraySnapshot(global_limit=3 * MIB + 5)
-    limits = find_entry(menu_model(snap), "Speed limit: 3.0 MB/s").submenu
-    assert [e.text for e in limits if e.checked] == ["Custom: 3.0 MB/s"]
+    limits = find_entry(menu_model(snap), "Speed limit: 3.0 MiB/s").submenu
+    assert [e.text for e in limits if e.checked] == ["Custom: 3.0 MiB/s"]
     assert "Custom…" not in texts(limits)
-    limits = find_entry(menu_model(snap, can_prompt=True), "Speed limit: 3.0 MB/s").submenu
+    limits = find_entry(menu_model(snap, can_prompt=True), "Speed limit: 3.0 MiB/s").submenu
     assert find_entry(limits, "Custom…").action == Action("prompt_global_limit")
 
 

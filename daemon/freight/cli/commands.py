@@ -1,6 +1,6 @@
-"""The daemon's subcommands: `freight daemon|start|stop|status` and the API clients
-(`add`, `ls`, `pause`, `resume`, `cancel`, `rm`, `wait`, `watch`, `limit`, `token`, `refresh`,
-`move`, `settings`).
+"""The queue's subcommands, clients of the daemon's API: `add`, `ls`, `pause`, `resume`,
+`cancel`, `rm`, `wait`, `watch`, `limit`, `refresh`, `move`, `settings` (the daemon itself is
+driven by :mod:`freight.cli.control`).
 
 Each ``func(args) -> int`` returns the exit code: 0 fine, 1 failed (or no daemon), 2 bad usage
 or input, 3 a download needs a fresh link (as `freight get`).
@@ -11,33 +11,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
-from collections.abc import Callable
 from typing import Any
 
 from freight import config
-from freight.errors import FreightError, InputError
+from freight.cli.common import client_command, say_error
+from freight.errors import InputError
 from freight.headers import parse_header_lines
 from freight.models import EXIT_FAILED, EXIT_NEEDS_REFRESH, EXIT_OK, EXIT_USAGE, DownloadState
+from freight.units import format_rate, format_size
 
 S = DownloadState
 
 
 def configure(sub: Any) -> None:
-    p = sub.add_parser("daemon", help="run the daemon in the foreground")
-    p.add_argument("--no-tray", action="store_true", help="no tray icon")
-    p.add_argument("--port", type=int, metavar="N", help="API port (0: any free port)")
-    p.set_defaults(func=cmd_daemon)
-
-    p = sub.add_parser("start", help="start the daemon in the background")
-    p.set_defaults(func=cmd_start)
-    p = sub.add_parser("stop", help="stop the daemon gracefully")
-    p.set_defaults(func=cmd_stop)
-    p = sub.add_parser("status", help="is the daemon running, and what is it doing")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_status)
-
     p = sub.add_parser("add", help="queue URLs in the daemon")
     p.add_argument("urls", nargs="+", metavar="URL")
     p.add_argument("-d", "--dir", help="folder to save into")
@@ -80,10 +67,6 @@ def configure(sub: Any) -> None:
     p.add_argument("rate")
     p.set_defaults(func=cmd_limit)
 
-    p = sub.add_parser("token", help="print the API token")
-    p.add_argument("--rotate", action="store_true", help="replace it (clients must reconnect)")
-    p.set_defaults(func=cmd_token)
-
     p = sub.add_parser("refresh", help="give a download a fresh link; it resumes if it can")
     p.add_argument("id", type=int)
     p.add_argument("url")
@@ -99,134 +82,6 @@ def configure(sub: Any) -> None:
     p.add_argument("name", nargs="?")
     p.add_argument("value", nargs="?", help="JSON (null, 5, true, [..]) or a plain string")
     p.set_defaults(func=cmd_settings)
-
-
-# -- helpers ---------------------------------------------------------------------------------
-
-
-def _paths() -> config.Paths:
-    from freight import logs
-
-    paths = config.paths_from_env().ensure()
-    # Client commands log to the file only: their stderr is for the user's messages.
-    logs.setup(paths.log_file)
-    return paths
-
-
-def _err(message: str) -> None:
-    print(f"freight: {message}", file=sys.stderr)
-
-
-def _client_command(body: Callable[[Any, argparse.Namespace], int]) -> Callable[..., int]:
-    """Connect, run body(client, args), map Freight's errors to messages and exit codes."""
-
-    def run(args: argparse.Namespace) -> int:
-        from freight.client import Client
-
-        try:
-            with Client.connect(_paths()) as client:
-                return body(client, args)
-        except InputError as exc:
-            _err(str(exc))
-            return EXIT_USAGE
-        except FreightError as exc:
-            _err(str(exc))
-            return EXIT_FAILED
-
-    return run
-
-
-def human(n: float | None) -> str:
-    if n is None:
-        return "?"
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TiB"
-
-
-# -- the daemon itself -----------------------------------------------------------------------
-
-
-def cmd_daemon(args: argparse.Namespace) -> int:
-    from freight.daemon.app import run_daemon
-
-    if args.port is not None and not 0 <= args.port <= 65535:
-        _err("--port must be between 0 and 65535")
-        return EXIT_USAGE
-    return run_daemon(_paths(), port=args.port, tray=not args.no_tray)
-
-
-def cmd_start(args: argparse.Namespace) -> int:
-    from freight.client import start_daemon
-
-    try:
-        info = start_daemon(_paths())
-    except FreightError as exc:
-        _err(str(exc))
-        return EXIT_FAILED
-    print(f"freight daemon running: pid {info['pid']}, {info['url']}")
-    return EXIT_OK
-
-
-def cmd_stop(args: argparse.Namespace) -> int:
-    from freight.client import Client, daemon_info
-
-    paths = _paths()
-    info = daemon_info(paths)
-    if info is None:
-        print("freight daemon is not running")
-        return EXIT_OK
-    try:
-        with Client.connect(paths) as client:
-            client.call("shutdown")
-    except FreightError as exc:
-        _err(f"{exc}; sending SIGTERM to pid {info['pid']}")
-        import signal
-
-        try:
-            os.kill(int(info["pid"]), signal.SIGTERM)
-        except ProcessLookupError:
-            return EXIT_OK
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        if daemon_info(paths) is None:
-            print("freight daemon stopped")
-            return EXIT_OK
-        time.sleep(0.05)
-    _err(f"the daemon (pid {info['pid']}) is still running")
-    return EXIT_FAILED
-
-
-def cmd_status(args: argparse.Namespace) -> int:
-    from freight.client import Client, daemon_info
-
-    paths = _paths()
-    status: dict[str, Any] = {"running": False}
-    if daemon_info(paths) is not None:
-        try:
-            with Client.connect(paths, timeout=3) as client:
-                status = {"running": True, **client.call("status", timeout=5)}
-        except FreightError as exc:
-            status = {"running": False, "error": str(exc)}
-    if args.json:
-        print(json.dumps(status))
-    elif status["running"]:
-        limit = status.get("global_limit")
-        print(
-            f"freight daemon running: pid {status['pid']}, {status['url']}\n"
-            f"  {status['active']} active, {status['queued']} queued, {status['paused']} paused,"
-            f" {status['failed']} need attention; {human(status['speed'])}/s"
-            f" (limit: {human(limit) + '/s' if limit else 'none'})"
-        )
-        keyring = status.get("keyring") or {}
-        if keyring.get("fallback"):
-            print(f"  warning: no OS keyring; secrets kept in files under {keyring.get('path')}")
-    else:
-        print("freight daemon is not running" + (f" ({status['error']})" if "error" in status
-                                                 else ""))
-    return EXIT_OK if status["running"] else EXIT_FAILED
 
 
 # -- clients of the API ----------------------------------------------------------------------
@@ -266,13 +121,13 @@ def _add(client: Any, args: argparse.Namespace) -> int:
             print(f"{download_id}\t{url}")
     errors = [(o, url) for o, url in zip(outcomes, args.urls) if isinstance(o, BaseException)]
     for exc, url in errors:
-        _err(f"{url}: {exc}")
+        say_error(f"{url}: {exc}")
     if errors:
         return EXIT_USAGE if isinstance(errors[0][0], InputError) else EXIT_FAILED
     return EXIT_OK
 
 
-cmd_add = _client_command(_add)
+cmd_add = client_command(_add)
 
 
 def _list_all(client: Any, states: list[str] | None = None) -> list[dict[str, Any]]:
@@ -298,7 +153,7 @@ def _ls(client: Any, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-cmd_ls = _client_command(_ls)
+cmd_ls = client_command(_ls)
 
 
 def _table(rows: list[dict[str, Any]]) -> Any:
@@ -310,13 +165,13 @@ def _table(rows: list[dict[str, Any]]) -> Any:
                          ("NAME", "left")):
         table.add_column(col, justify=justify)  # type: ignore[arg-type]
     for d in rows:
-        pct = f"{100 * d['done'] / d['size']:.0f}%" if d.get("size") else human(d["done"])
+        pct = f"{100 * d['done'] / d['size']:.0f}%" if d.get("size") else format_size(d["done"])
         eta = f"{d['eta']:.0f}s" if d.get("eta") is not None else ""
-        speed = f"{human(d['speed'])}/s" if d.get("speed") else ""
+        speed = format_rate(d["speed"]) if d.get("speed") else ""
         name = d.get("name") or d["url"]
         if d.get("error"):
             name += f"  ({d['error']})"
-        table.add_row(str(d["id"]), d["state"], pct, human(d.get("size")), speed, eta, name)
+        table.add_row(str(d["id"]), d["state"], pct, format_size(d.get("size")), speed, eta, name)
     return table
 
 
@@ -348,7 +203,7 @@ def _action(client: Any, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-cmd_action = _client_command(_action)
+cmd_action = client_command(_action)
 
 
 _ENDS = {S.COMPLETED.value, S.FAILED.value, S.NEEDS_REFRESH.value, S.REMOVED.value}
@@ -380,7 +235,7 @@ def _wait(client: Any, args: argparse.Namespace) -> int:
         look(download_id)  # NotFound → exit 2 before waiting
     while len(ends) < len(set(args.ids)):
         if deadline is not None and time.monotonic() > deadline:
-            _err("timed out")
+            say_error("timed out")
             return EXIT_FAILED
         for event, params in client.notifications(timeout=1.0):
             wanted = params.get("id")
@@ -399,7 +254,7 @@ def _wait(client: Any, args: argparse.Namespace) -> int:
     return _end_code(list(ends.values()))
 
 
-cmd_wait = _client_command(_wait)
+cmd_wait = client_command(_wait)
 
 
 def _watch(client: Any, args: argparse.Namespace) -> int:
@@ -426,33 +281,18 @@ def _watch(client: Any, args: argparse.Namespace) -> int:
         return EXIT_OK
 
 
-cmd_watch = _client_command(_watch)
+cmd_watch = client_command(_watch)
 
 
 def _limit(client: Any, args: argparse.Namespace) -> int:
     rate = None if args.rate.lower() in ("none", "0", "off") else config.parse_rate(args.rate)
     result = client.call("set_limits", global_limit=rate)
     limit = result["global_limit"]
-    print(f"global limit: {human(limit) + '/s' if limit else 'none'}")
+    print(f"global limit: {format_rate(limit) if limit else 'none'}")
     return EXIT_OK
 
 
-cmd_limit = _client_command(_limit)
-
-
-def cmd_token(args: argparse.Namespace) -> int:
-    from freight import secrets
-
-    paths = _paths()
-    try:
-        token = secrets.rotate_token(paths) if args.rotate else secrets.get_token(paths)
-    except Exception as exc:  # keyring backends raise their own types
-        _err(f"cannot read the token: {exc}")
-        return EXIT_FAILED
-    print(token)
-    if args.rotate:
-        print("token rotated: clients must use the new one", file=sys.stderr)
-    return EXIT_OK
+cmd_limit = client_command(_limit)
 
 
 def _refresh(client: Any, args: argparse.Namespace) -> int:
@@ -464,7 +304,7 @@ def _refresh(client: Any, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-cmd_refresh = _client_command(_refresh)
+cmd_refresh = client_command(_refresh)
 
 
 def _move(client: Any, args: argparse.Namespace) -> int:
@@ -472,7 +312,7 @@ def _move(client: Any, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-cmd_move = _client_command(_move)
+cmd_move = client_command(_move)
 
 
 def _settings(client: Any, args: argparse.Namespace) -> int:
@@ -497,4 +337,4 @@ def _settings(client: Any, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-cmd_settings = _client_command(_settings)
+cmd_settings = client_command(_settings)

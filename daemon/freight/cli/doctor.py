@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from freight import config
+from freight.units import format_size
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 MIN_FREE = 100 * 1024 * 1024  # below this a download is likely to fail: fail
@@ -79,21 +80,21 @@ def check_token(paths: config.Paths) -> Check:
 
 def _manifest_targets(paths: config.Paths) -> list[tuple[str, Path, str, bool]]:
     """(label, manifest path, family, recorded) of every browser registered or found."""
-    from freight.cli import register
-    from freight.cli.register import HOST_NAME
+    from freight.cli import browsers, effects
+    from freight.cli.browsers import HOST_NAME
 
-    ctx = register.Context.for_paths(paths)
+    ctx = browsers.Context.for_paths(paths)
     try:
-        record = register.load_record(ctx)
+        record = effects.load_record(ctx)
     except Exception:
         record = None
     recorded = record.browsers if record else []
-    names = list(dict.fromkeys(recorded + register.detect_browsers(ctx)))
+    names = list(dict.fromkeys(recorded + effects.detect_browsers(ctx)))
     targets = []
     for name in names:
-        browser = register.BROWSERS.get(name)
+        browser = browsers.BROWSERS.get(name)
         if browser is not None:
-            targets.append((browser.label, register.host_manifest_path(browser, ctx),
+            targets.append((browser.label, browsers.host_manifest_path(browser, ctx),
                             browser.family, name in recorded))
     for udd in record.user_data_dirs if record else []:
         targets.append((f"profile {udd}", Path(udd) / "NativeMessagingHosts" /
@@ -104,8 +105,8 @@ def _manifest_targets(paths: config.Paths) -> list[tuple[str, Path, str, bool]]:
 def check_manifest(label: str, path: Path, family: str,
                    recorded: bool = True) -> tuple[Check, Path | None]:
     """One browser's host manifest. Returns the check and the launcher it names (if valid)."""
-    from freight.cli import register
-    from freight.cli.register import HOST_NAME
+    from freight.cli import browsers
+    from freight.cli.browsers import HOST_NAME
 
     name = f"manifest {label}"
     fix = "freight install" + ("" if label.startswith("profile ") else
@@ -134,10 +135,10 @@ def check_manifest(label: str, path: Path, family: str,
     elif sys.platform != "win32" and not os.access(launcher, os.X_OK):
         problems.append(f"the launcher {launcher} is not executable")
     if family == "firefox":
-        if register.GECKO_ID not in (data.get("allowed_extensions") or []):
-            problems.append(f"allowed_extensions does not list {register.GECKO_ID}")
+        if browsers.GECKO_ID not in (data.get("allowed_extensions") or []):
+            problems.append(f"allowed_extensions does not list {browsers.GECKO_ID}")
     else:
-        own = register.read_extension_id(register.default_extension_manifest())
+        own = browsers.read_extension_id(browsers.default_extension_manifest())
         origins = data.get("allowed_origins") or []
         if own and f"chrome-extension://{own}/" not in origins:
             problems.append(f"allowed_origins does not list chrome-extension://{own}/")
@@ -149,9 +150,9 @@ def check_manifest(label: str, path: Path, family: str,
 
 
 def _browser_name(label: str) -> str:
-    from freight.cli import register
+    from freight.cli import browsers
 
-    for name, browser in register.BROWSERS.items():
+    for name, browser in browsers.BROWSERS.items():
         if browser.label == label:
             return name
     return label
@@ -199,10 +200,10 @@ def _read_as_browser(stream: Any) -> Any:
 
 def check_launcher(launcher: Path, timeout: float, daemon_ok: bool) -> Check:
     """Start the launcher as a browser would and speak native messaging to it."""
-    from freight.cli import register
+    from freight.cli import browsers
 
     name = f"launcher {launcher}"
-    own = register.read_extension_id(register.default_extension_manifest()) or "unknown"
+    own = browsers.read_extension_id(browsers.default_extension_manifest()) or "unknown"
     requests = [{"jsonrpc": "2.0", "id": "doctor-1", "method": "host.hello",
                  "params": {"start": False}}]
     if daemon_ok:
@@ -279,7 +280,7 @@ def check_downloads(folder: str) -> Check:
         return Check(name, FAIL, f"{probe_dir} is not writable: {exc}",
                      f"chmod u+w {probe_dir}, or: freight settings download_dir /a/folder")
     free = shutil.disk_usage(probe_dir).free
-    detail = f"{path} writable, {free / 1024**3:.1f} GiB free"
+    detail = f"{path} writable, {format_size(free)} free"
     if free < MIN_FREE:
         return Check(name, FAIL, detail, "free some disk space, or choose another folder")
     if free < LOW_FREE:

@@ -13,9 +13,10 @@ from freight.models import EXIT_INTERRUPTED, EXIT_USAGE
 # defines: only the module of the command asked for is imported (start-up time and memory).
 _COMMAND_MODULES = {
     "freight.cli.get": ("get",),
+    "freight.cli.control": ("daemon", "start", "stop", "status", "token"),
     "freight.cli.commands": (
-        "daemon", "start", "stop", "status", "add", "ls", "pause", "resume", "cancel", "rm",
-        "wait", "watch", "limit", "token", "refresh", "move", "settings",
+        "add", "ls", "pause", "resume", "cancel", "rm", "wait", "watch", "limit", "refresh",
+        "move", "settings",
     ),
     "freight.cli.install": ("install", "uninstall", "doctor"),
 }

@@ -32,6 +32,7 @@ from freight.models import (
     exit_code,
 )
 from freight.store import Sealer, Store
+from freight.units import format_rate, format_size
 
 
 def configure(sub: Any) -> None:
@@ -208,7 +209,7 @@ def _get_one(
         )
         print(json.dumps(record), flush=True)
     elif final.state == DownloadState.COMPLETED:
-        size = _human(final.size or 0)
+        size = format_size(final.size or 0)
         err.say(f"Saved {final.path} ({size} in {elapsed:.1f}s)", "green")
     elif final.state == DownloadState.NEEDS_REFRESH:
         err.say(f"The link expired: {final.error}. Get a fresh link and run "
@@ -224,31 +225,16 @@ def _get_one(
     return code
 
 
-def _human(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
-        n /= 1024
-    return f"{n} B"
-
-
 class _Display:
     """The rich progress line: bytes, speed, ETA and live connection count."""
 
     def __init__(self, console: Any, label: str) -> None:
-        from rich.progress import (
-            BarColumn,
-            DownloadColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-            TransferSpeedColumn,
-        )
+        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+        done, speed = _unit_columns()
         self.progress = Progress(
-            TextColumn("{task.description}", markup=False), BarColumn(), DownloadColumn(),
-            TransferSpeedColumn(), TimeRemainingColumn(),
-            TextColumn("{task.fields[conns]} conn"), console=console,
+            TextColumn("{task.description}", markup=False), BarColumn(), done(), speed(),
+            TimeRemainingColumn(), TextColumn("{task.fields[conns]} conn"), console=console,
         )
         self.task = self.progress.add_task(label, total=None, conns=0)
 
@@ -263,6 +249,27 @@ class _Display:
         self.progress.update(
             self.task, completed=done, total=size, conns=connections, description=label
         )
+
+
+def _unit_columns() -> tuple[type[Any], type[Any]]:
+    """rich's columns for bytes done and speed, written with :mod:`freight.units` (rich's own
+    use decimal units, which would disagree with everything else Freight prints)."""
+    from rich.progress import ProgressColumn, Task
+    from rich.text import Text
+
+    class DoneColumn(ProgressColumn):
+        def render(self, task: Task) -> Text:
+            done = format_size(task.completed)
+            text = done if task.total is None else f"{done}/{format_size(task.total)}"
+            return Text(text, style="progress.download")
+
+    class SpeedColumn(ProgressColumn):
+        def render(self, task: Task) -> Text:
+            speed = task.finished_speed or task.speed
+            return Text("?" if speed is None else format_rate(speed),
+                        style="progress.data.speed")
+
+    return DoneColumn, SpeedColumn
 
 
 def _run_with_display(

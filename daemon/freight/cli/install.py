@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from freight.cli import register
+from freight.cli import browsers, effects, register
 from freight.config import paths_from_env
 from freight.errors import InputError
 
@@ -22,8 +22,8 @@ def configure(subparsers: Any) -> None:
         description="Write the native messaging host manifest for every browser found (or"
         " those named), the launcher they start, and an autostart entry for the daemon.")
     p.add_argument("--browser", action="append", default=[], metavar="NAME",
-                   choices=list(register.BROWSERS),
-                   help="only this browser (repeatable): " + ", ".join(register.BROWSERS))
+                   choices=list(browsers.BROWSERS),
+                   help="only this browser (repeatable): " + ", ".join(browsers.BROWSERS))
     p.add_argument("--user-data-dir", type=Path, metavar="DIR",
                    help="also register in this Chromium profile folder (DIR/NativeMessagingHosts)")
     p.add_argument("--extension-id", action="append", default=[], metavar="ID",
@@ -46,41 +46,41 @@ def configure(subparsers: Any) -> None:
     p.set_defaults(func=run_doctor)
 
 
-def _context() -> register.Context:
-    return register.Context.for_paths(paths_from_env())
+def _context() -> browsers.Context:
+    return browsers.Context.for_paths(paths_from_env())
 
 
 def run_install(args: argparse.Namespace) -> int:
     ctx = _context()
     try:
-        chromium_ids, gecko_ids = register.split_extension_ids(args.extension_id)
-        own = register.read_extension_id(register.default_extension_manifest())
+        chromium_ids, gecko_ids = browsers.split_extension_ids(args.extension_id)
+        own = browsers.read_extension_id(browsers.default_extension_manifest())
         if own:
             chromium_ids.insert(0, own)
-        gecko_ids.insert(0, register.GECKO_ID)
+        gecko_ids.insert(0, browsers.GECKO_ID)
         if args.browser:
-            browsers = args.browser
+            chosen = args.browser
         elif args.user_data_dir is not None:
-            browsers = []  # only the profile folder asked for
+            chosen = []  # only the profile folder asked for
         else:
-            browsers = register.detect_browsers(ctx)
+            chosen = effects.detect_browsers(ctx)
         udd = args.user_data_dir.expanduser().absolute() if args.user_data_dir else None
-        plan = register.plan_install(ctx, browsers, user_data_dir=udd,
+        plan = register.plan_install(ctx, chosen, user_data_dir=udd,
                                      chromium_ids=chromium_ids, gecko_ids=gecko_ids,
                                      autostart=not args.no_autostart)
-        previous = register.load_record(ctx)
+        previous = effects.load_record(ctx)
     except InputError as exc:
         print(f"freight install: {exc}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        record = register.apply(plan, ctx, udd)
+        record = effects.apply(plan, ctx, udd)
     except OSError as exc:
-        partial: register.InstallRecord = getattr(exc, "record", register.InstallRecord())
-        register.save_record(ctx, (previous or register.InstallRecord()).merge(partial))
+        partial: effects.InstallRecord = getattr(exc, "record", effects.InstallRecord())
+        effects.save_record(ctx, (previous or effects.InstallRecord()).merge(partial))
         print(f"freight install: {exc}; `freight uninstall` removes what was written",
               file=sys.stderr)
         return EXIT_FAIL
-    register.save_record(ctx, (previous or register.InstallRecord()).merge(record))
+    effects.save_record(ctx, (previous or effects.InstallRecord()).merge(record))
     if args.json:
         print(json.dumps({"written": record.files, "registry": record.registry,
                           "browsers": plan.browsers, "chromium_ids": chromium_ids,
@@ -92,7 +92,7 @@ def run_install(args: argparse.Namespace) -> int:
         print(f"wrote {action.what}: {where}")
     if not plan.browsers:
         print("no browser found: name one with --browser "
-              f"({', '.join(register.BROWSERS)}) or --user-data-dir", file=sys.stderr)
+              f"({', '.join(browsers.BROWSERS)}) or --user-data-dir", file=sys.stderr)
     else:
         print(f"extension IDs allowed: {', '.join(chromium_ids + gecko_ids)}")
         print("check everything with: freight doctor")
@@ -102,14 +102,14 @@ def run_install(args: argparse.Namespace) -> int:
 def run_uninstall(args: argparse.Namespace) -> int:
     ctx = _context()
     try:
-        record = register.load_record(ctx)
+        record = effects.load_record(ctx)
     except InputError as exc:
         print(f"freight uninstall: {exc}", file=sys.stderr)
         return EXIT_FAIL
     if record is None:
         print("nothing to remove: no install record in " + str(ctx.record_file))
         return EXIT_OK
-    removed = register.undo(record)
+    removed = effects.undo(record)
     ctx.record_file.unlink(missing_ok=True)
     if args.json:
         print(json.dumps({"removed": removed}, indent=2))

@@ -1,11 +1,11 @@
 """The tray's sans-I/O core: a snapshot of the daemon in, an image, a title and a menu out.
 
-Nothing here touches a display, a thread or a clock. :mod:`freight.tray` feeds
+Nothing here touches a display, a thread or a clock. :mod:`freight.tray.icon` feeds
 :class:`TraySnapshot` values in about once a second and hands the results to pystray; the
 tests feed snapshots and look at pixels, strings and plain menu entries.
 
-Sizes follow :func:`freight.config.parse_rate`: binary multiples (1 MB/s = 1024² bytes/s), so
-that "2M" typed in the CLI and "2.0 MB/s" shown here are the same number.
+Rates are written by :mod:`freight.units`, as in the CLI and the popup: binary multiples with
+IEC names, so that "2M" typed in the CLI and "2.0 MiB/s" shown here are the same number.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from PIL import Image, ImageDraw
 
 from freight.errors import InputError
+from freight.units import format_rate
 
 # --------------------------------------------------------------------------------------------
 # What the daemon tells the tray
@@ -160,20 +161,8 @@ def _glyph(draw: ImageDraw.ImageDraw, state: IconState, size: int, top: int, bot
 # The title
 
 
-def format_rate(bytes_per_s: float) -> str:
-    """12.4 MB/s; binary multiples like :func:`freight.config.parse_rate`."""
-    value = float(max(0.0, bytes_per_s))
-    for unit in ("B/s", "KB/s", "MB/s", "GB/s"):
-        if value < 1024 or unit == "GB/s":
-            break
-        value /= 1024
-    if unit == "B/s":
-        return f"{int(value)} B/s"
-    return f"{value:.1f} {unit}" if value < 100 else f"{value:.0f} {unit}"
-
-
 def title(snap: TraySnapshot) -> str:
-    """The tooltip/title: ``Freight — 3 active, 12.4 MB/s, 2 queued`` or ``Freight — idle``."""
+    """The tooltip/title: ``Freight — 3 active, 12.4 MiB/s, 2 queued`` or ``Freight — idle``."""
     parts: list[str] = []
     if snap.active:
         parts += [f"{snap.active} active", format_rate(snap.speed)]
@@ -192,7 +181,7 @@ def title(snap: TraySnapshot) -> str:
 
 @dataclass(frozen=True)
 class Action:
-    """What a menu entry asks for. ``kind`` names a :class:`freight.tray.TrayController` call
+    """What a menu entry asks for. ``kind`` names a :class:`freight.tray.icon.TrayController` call
     (or ``add_from_clipboard``, which the tray resolves by reading the clipboard first)."""
 
     kind: str

@@ -25,10 +25,11 @@ def test_every_command_is_declared_with_its_module() -> None:
 def test_only_the_named_commands_module_is_imported() -> None:
     code = (
         "import sys; from freight.cli import entry as cli; cli.build_parser('get'); "
-        "print('freight.cli.install' in sys.modules, 'freight.cli.commands' in sys.modules)"
+        "print('freight.cli.install' in sys.modules, 'freight.cli.commands' in sys.modules,"
+        " 'freight.cli.control' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["False", "False"]
+    assert out.stdout.split() == ["False", "False", "False"]
 
 
 def test_an_unknown_command_is_a_usage_error_that_lists_all() -> None:
