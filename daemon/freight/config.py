@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from freight.errors import InputError
 
@@ -156,9 +156,10 @@ def validate_setting(name: str, value: Any) -> Any:
             f"setting {name!r} must be {spec.type.__name__}, not {type(value).__name__}",
             setting=name,
         )
-    if spec.minimum is not None and value < spec.minimum:
+    number = cast(float, value)  # an int or a float here: only numeric settings have bounds
+    if spec.minimum is not None and number < spec.minimum:
         raise InputError(f"setting {name!r} must be >= {spec.minimum}", setting=name)
-    if spec.maximum is not None and value > spec.maximum:
+    if spec.maximum is not None and number > spec.maximum:
         raise InputError(f"setting {name!r} must be <= {spec.maximum}", setting=name)
     return value
 
