@@ -12,10 +12,11 @@ the loop only through :class:`~freight.daemon.tray_bridge.TrayBridge`, which use
 ``asyncio.run_coroutine_threadsafe``. Without a display (or with ``--no-tray``) the loop runs
 on the main thread; with ``--no-tray`` the tray's modules (and Pillow) are never imported.
 
-Signals take one of two paths, because asyncio's ``add_signal_handler`` works only on the
-main thread: headless, the loop's own handlers; with a tray, ``signal.signal`` on the main
-thread, forwarded to the loop (:func:`_run_with_tray`). Either only asks for the stop; the
-staged shutdown does the work.
+Signals take one path, with or without a tray (:class:`StopSignals`): ``signal.signal`` on the
+main thread, installed before anything listens, forwards SIGTERM/SIGINT to the loop as a stop
+request (asyncio's ``add_signal_handler`` would work only where the loop runs on the main
+thread, which it does not with a tray). A handler only asks for the stop; the staged shutdown
+does the work.
 """
 
 from __future__ import annotations
@@ -58,11 +59,44 @@ def setup_logging(paths: config.Paths) -> None:
     logging.getLogger("websockets").setLevel(logging.WARNING)
 
 
+class StopSignals:
+    """SIGTERM and SIGINT as a stop request, whichever thread runs the loop.
+
+    Installed on the main thread before the loop starts, because daemon.json appears as soon
+    as the server listens, and a SIGTERM sent on seeing it must stop the daemon gracefully,
+    not kill it and leave daemon.json behind. A signal that comes before :meth:`attach` is
+    kept; ``attach`` reads it after it has published the loop, so one of the two always sees
+    the other.
+    """
+
+    def __init__(self) -> None:
+        self._early = threading.Event()
+        self._target: tuple[asyncio.AbstractEventLoop, Callable[[], None]] | None = None
+
+    def install(self) -> None:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, self._on_signal)
+
+    def attach(self, loop: asyncio.AbstractEventLoop, request_stop: Callable[[], None]) -> None:
+        self._target = (loop, request_stop)
+        if self._early.is_set():
+            request_stop()
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        self._early.set()
+        target = self._target
+        if target is not None:
+            loop, request_stop = target
+            with contextlib.suppress(RuntimeError):  # the loop has closed: already stopping
+                loop.call_soon_threadsafe(request_stop)
+
+
 async def serve(
     paths: config.Paths,
     *,
     port: int | None = None,
     on_ready: Callable[[ApiHandler], None] | None = None,
+    signals: StopSignals | None = None,
 ) -> int:
     """Run the daemon on the current loop until asked to stop; return the exit code."""
     loop = asyncio.get_running_loop()
@@ -101,11 +135,10 @@ async def serve(
                       else port, exc)
             return 1
         await scheduler.start()
-        # Handlers before daemon.json: a client that found the file may SIGTERM at once.
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                # Handlers only set a flag; the work happens in the staged shutdown below.
-                loop.add_signal_handler(signum, handler.request_stop)
+        # Signals reach the handler before daemon.json exists: a client that found the file
+        # may SIGTERM at once.
+        if signals is not None:
+            signals.attach(loop, handler.request_stop)
         daemonfile.write(
             paths,
             {"pid": os.getpid(), "port": server.port, "url": server.url,
@@ -166,10 +199,12 @@ def run_daemon(paths: config.Paths, *, port: int | None = None, tray: bool = Tru
             file=sys.stderr,
         )
         return EXIT_ALREADY_RUNNING
+    signals = StopSignals()
+    signals.install()
     try:
         if _want_tray(tray):
-            return _run_with_tray(paths, port)
-        return asyncio.run(serve(paths, port=port))
+            return _run_with_tray(paths, port, signals)
+        return asyncio.run(serve(paths, port=port, signals=signals))
     except FreightError as exc:
         log.error("%s", exc)
         return 1
@@ -177,7 +212,7 @@ def run_daemon(paths: config.Paths, *, port: int | None = None, tray: bool = Tru
         lock.release()
 
 
-def _run_with_tray(paths: config.Paths, port: int | None) -> int:
+def _run_with_tray(paths: config.Paths, port: int | None, signals: StopSignals) -> int:
     """pystray on the main thread, the asyncio loop in a worker thread.
 
     Stopping, whatever asks for it (SIGTERM/SIGINT, the API's shutdown, the tray's Quit),
@@ -187,39 +222,20 @@ def _run_with_tray(paths: config.Paths, port: int | None) -> int:
     from freight.tray.icon import Tray
 
     ready = threading.Event()
-    stop_early = threading.Event()
     holder: dict[str, Any] = {"code": 1}
     tray_ref: dict[str, Tray] = {}
-
-    # Signals go to the main thread (asyncio's add_signal_handler works only there): forward
-    # them to the loop as a stop request. Installed before the loop starts, because
-    # daemon.json appears as soon as the server listens, and a SIGTERM sent on seeing it
-    # must stop the daemon gracefully, not kill it and leave daemon.json behind. A signal
-    # before the loop is ready is kept in ``stop_early``; on_ready reads it after it has
-    # published the loop, so one of the two always sees the other.
-    def on_signal(signum: int, frame: object) -> None:
-        stop_early.set()
-        loop, handler = holder.get("loop"), holder.get("handler")
-        if loop is not None and handler is not None:
-            with contextlib.suppress(RuntimeError):  # the loop has closed: already stopping
-                loop.call_soon_threadsafe(handler.request_stop)
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
 
     def on_ready(handler: ApiHandler) -> None:
         bridge = TrayBridge(handler, asyncio.get_running_loop())
         bridge.start()
         tray_ref["tray"] = Tray(bridge)
-        holder["handler"] = handler
-        holder["loop"] = asyncio.get_running_loop()
-        if stop_early.is_set():
-            handler.request_stop()
         ready.set()
 
     def loop_thread() -> None:
         try:
-            holder["code"] = asyncio.run(serve(paths, port=port, on_ready=on_ready))
+            holder["code"] = asyncio.run(
+                serve(paths, port=port, on_ready=on_ready, signals=signals)
+            )
         except Exception:
             log.exception("the daemon's loop failed")
         finally:
