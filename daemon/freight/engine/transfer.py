@@ -213,23 +213,6 @@ class Transfer:
         if self._part is not None:
             self._part.truncate(0)
 
-    @staticmethod
-    def _open_part(path: str, *, create: bool = True) -> files.PartFile:
-        part = files.PartFile(path, create=create)
-        try:
-            part.lock()
-        except BusyError:
-            part.close()
-            raise
-        return part
-
-    def _headers(self, download: Download) -> dict[str, str]:
-        headers = dict(download.headers)
-        headers.update(self.store.secret_headers(self.id))
-        if download.referrer and not any(k.lower() == "referer" for k in headers):
-            headers["Referer"] = download.referrer
-        return headers
-
     def _segmented(self, planner: Planner, headers: dict[str, str]) -> Segmented:
         assert self._part is not None
         return Segmented(
@@ -241,7 +224,7 @@ class Transfer:
     def _attempt(self, single_only: bool) -> None:
         s = self._shared
         download, self._unused_row = self._unused_row or self.store.get(self.id), None
-        headers = self._headers(download)
+        headers = request_headers(self.store, download)
         segments = self.store.resume_segments(self.id, self._boot)
         part_path = download.part_path
         if (
@@ -255,7 +238,7 @@ class Transfer:
             planner = Planner(download.size, self.settings.min_split_size, segments)
             if planner.restored:
                 self._url = download.url
-                self._part = self._part or self._open_part(part_path, create=False)
+                self._part = self._part or open_part(part_path, create=False)
                 if self._part.size_on_disk() < download.size:
                     self._part.preallocate(download.size)
                 with s.lock:
@@ -287,7 +270,7 @@ class Transfer:
     ) -> None:
         assert download.part_path is not None
         if self._part is None:
-            self._part = self._open_part(download.part_path)
+            self._part = open_part(download.part_path)
         if reply.size is not None:
             if self.settings.max_size is not None and reply.size > self.settings.max_size:
                 raise ProtocolViolation(
@@ -347,32 +330,58 @@ class Transfer:
         self._url = reply.url
         self._validators = reply.validators
         s.size = reply.size
-        fields: dict[str, object] = {
-            "final_url": reply.url,
-            "size": reply.size,
-            "resumable": reply.ranged and reply.size is not None,
-            "etag": reply.validators.etag,
-            "last_modified": reply.validators.last_modified,
-            "mime": (reply.content_type or "").split(";")[0].strip() or download.mime,
-        }
-        if download.name is None:
-            name = files.choose_name(download.requested_name, reply.content_disposition, reply.url)
-            fields["name"] = files.reserve(download.dir, name)
-        elif (
-            download.part_path
-            and not os.path.exists(download.part_path)
-            and os.path.lexists(os.path.join(download.dir, download.name))
-        ):
-            # Our name was taken meanwhile: never write over someone else's file.
-            fields["name"] = files.reserve(download.dir, download.name)
-        return reply, self.keeper.update(self.id, **fields)
+        return reply, self.keeper.update(self.id, **learnt(download, reply))
 
     def _complete(self) -> None:
         download = self.store.get(self.id)
         assert download.part_path is not None
-        part = self._part or self._open_part(download.part_path)
+        part = self._part or open_part(download.part_path)
         self._part = None  # finish.complete closes it
         size = self._shared.size if self._shared.size is not None else 0
         self._completed = complete(self.keeper, self.id, part, size, self._notice)
         with self._shared.lock:
             self._shared.done = size
+
+
+def open_part(path: str, *, create: bool = True) -> files.PartFile:
+    """The download's ``.part``, locked against another Freight process (BusyError)."""
+    part = files.PartFile(path, create=create)
+    try:
+        part.lock()
+    except BusyError:
+        part.close()
+        raise
+    return part
+
+
+def request_headers(store: Store, download: Download) -> dict[str, str]:
+    """The headers every request of the download carries: the user's, its secrets, Referer."""
+    headers = dict(download.headers)
+    headers.update(store.secret_headers(download.id))
+    if download.referrer and not any(k.lower() == "referer" for k in headers):
+        headers["Referer"] = download.referrer
+    return headers
+
+
+def learnt(download: Download, reply: Reply) -> dict[str, object]:
+    """What the probe's reply tells about the download, as fields of its row; the name is
+    chosen and claimed (files.reserve) when it has none yet or it was taken meanwhile."""
+    fields: dict[str, object] = {
+        "final_url": reply.url,
+        "size": reply.size,
+        "resumable": reply.ranged and reply.size is not None,
+        "etag": reply.validators.etag,
+        "last_modified": reply.validators.last_modified,
+        "mime": (reply.content_type or "").split(";")[0].strip() or download.mime,
+    }
+    if download.name is None:
+        name = files.choose_name(download.requested_name, reply.content_disposition, reply.url)
+        fields["name"] = files.reserve(download.dir, name)
+    elif (
+        download.part_path
+        and not os.path.exists(download.part_path)
+        and os.path.lexists(os.path.join(download.dir, download.name))
+    ):
+        # Our name was taken meanwhile: never write over someone else's file.
+        fields["name"] = files.reserve(download.dir, download.name)
+    return fields
