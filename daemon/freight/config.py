@@ -185,7 +185,7 @@ class EngineSettings:
     retry_max: float = 60.0
     max_redirects: int = 10
     max_size: int | None = None
-    lean_reader: bool = True  # range bodies through wire.py instead of httpx (docs/ARCHITECTURE.md)
+    lean_reader: bool = True  # range bodies through engine/http/lean.py, not httpx (ARCHITECTURE)
 
     @classmethod
     def from_settings(

@@ -7,7 +7,7 @@ from email.utils import format_datetime
 
 import httpx
 import pytest
-from freight.engine.http.fetch import Validators, parse_content_range, retry_after_seconds
+from freight.engine.http.validate import Validators, parse_content_range, retry_after_seconds
 from freight.engine.limits import HostCaps, RateLimiter, TokenBucket
 from hypothesis import given, settings
 from hypothesis import strategies as st

@@ -19,7 +19,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from freight import config, logs
-from freight.engine.transfer import Transfer, parse_checksum
+from freight.engine.checksum import parse_checksum
+from freight.engine.transfer import Transfer
 from freight.errors import FreightError, InputError
 from freight.headers import parse_header_lines, split_headers
 from freight.models import (

@@ -7,7 +7,7 @@ headers, a head to parse and then exactly Content-Length bytes. httpx spends mos
 per chunk in its HTTP/1.1 state machine and copies every chunk several times; this module
 reads the body with ``recv_into`` into one reused buffer per connection, so the cost per byte
 is a kernel copy and a ``pwrite``. The head it receives is checked by the very same code as
-httpx's replies (fetch._validate), so both paths keep the same rules. It does not import
+httpx's replies (validate.validate), so both paths keep the same rules. It does not import
 httpx at all: a download that never needs httpx never pays its import (~60 ms, ~12 MiB).
 
 A connection is kept open for the next range of the same worker when the previous body was
@@ -30,6 +30,8 @@ from urllib.parse import urlsplit
 if TYPE_CHECKING:
     import ssl
 
+from freight.engine.http.reply import Reply
+from freight.engine.http.validate import Validators, validate
 from freight.errors import (
     ProtocolViolation,
     RemoteError,
@@ -42,7 +44,7 @@ MAX_HEAD = 64 * 1024
 
 
 #: Seconds a body chunk may wait in the read buffer for more bytes (see Connection.body);
-#: the same as the unsynced progress record's interval (transfer._FAST_RECORD).
+#: the same as the unsynced progress record's interval (segmented.FAST_RECORD).
 HAND_OVER = 0.02
 
 
@@ -78,7 +80,7 @@ def _decode(value: bytes) -> str:
 
 @dataclass
 class Head:
-    """A response head read by the lean reader: what fetch._validate needs of a response."""
+    """A response head read by the lean reader: what validate.validate needs of a response."""
 
     status_code: int
     reason_phrase: str
@@ -325,3 +327,33 @@ class Connection:
 
 class _StaleConnection(Exception):
     pass
+
+
+def open_range_lean(
+    conn: Connection,
+    url: str,
+    start: int,
+    end: int | None,
+    *,
+    validators: Validators | None = None,
+    size: int | None = None,
+    headers: dict[str, str] | None = None,
+) -> Reply:
+    """Request ``[start, end)`` on ``conn`` and check the answer as httpx's are checked;
+    raises UseHttpx when httpx must make this request instead."""
+    request_headers = dict(headers or {})
+    if validators is not None and validators.if_range():
+        request_headers["If-Range"] = validators.if_range() or ""
+    response, early = conn.request(url, start, end, request_headers)
+    try:
+        reply = validate(response, start, end, validators, size)
+    except BaseException:
+        conn.close()
+        raise
+    if reply.end is None or reply.encoded:
+        # No length to read to (a body that ends with the connection), or bytes to decode:
+        # httpx's job.
+        conn.close()
+        raise UseHttpx("unframed or encoded body")
+    reply.conn, reply.early = conn, early
+    return reply

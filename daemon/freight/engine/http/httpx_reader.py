@@ -1,0 +1,224 @@
+"""One range request over httpx: redirects, proxies, encoded or unframed bodies, anything odd.
+
+httpx is imported inside the functions: a download that the lean reader serves whole never
+pays its import (~60 ms). This module maps httpx's errors into freight.errors at the
+boundary. TLS is verified against the OS trust store (truststore), as the browser does, so
+that corporate CAs work; ``insecure`` turns verification off for one download only.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+import threading
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from freight import __version__
+from freight.engine.http.reply import Reply
+from freight.engine.http.validate import Validators, range_header, validate
+from freight.errors import (
+    ProtocolViolation,
+    RemoteError,
+    StalledError,
+    ThrottledError,
+    TransientError,
+)
+
+if TYPE_CHECKING:
+    import ssl
+
+    import httpx
+
+USER_AGENT = f"Freight/{__version__}"
+
+
+def mapped(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """httpx's body iterator with its errors mapped into ours."""
+    import httpx
+
+    try:
+        yield from chunks
+    except httpx.HTTPError as exc:
+        raise map_transport_error(exc) from exc
+
+
+def ssl_context(insecure: bool = False) -> ssl.SSLContext:
+    """The OS trust store (truststore), as the browser uses; no verification only if asked."""
+    import ssl  # here, not at the top: a plain http download never loads OpenSSL's TLS
+
+    if insecure:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    try:
+        import truststore
+
+        return truststore.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    except Exception:  # pragma: no cover - platforms without a usable OS store
+        return ssl.create_default_context()
+
+
+def make_client(
+    *,
+    connect_timeout: float,
+    stall_timeout: float,
+    max_redirects: int,
+    connections: int,
+    insecure: bool = False,
+    ssl: ssl.SSLContext | None = None,
+) -> httpx.Client:
+    """An HTTP/1.1 client: one TCP connection per range is what per-connection limits reward."""
+    import httpx
+
+    return httpx.Client(
+        http1=True,
+        http2=False,
+        verify=ssl or ssl_context(insecure),
+        follow_redirects=True,
+        max_redirects=max_redirects,
+        trust_env=True,
+        timeout=httpx.Timeout(
+            connect=connect_timeout, read=stall_timeout, write=stall_timeout, pool=None
+        ),
+        limits=httpx.Limits(
+            max_connections=None, max_keepalive_connections=max(1, connections)
+        ),
+        headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
+    )
+
+
+def map_transport_error(exc: Exception) -> RemoteError:
+    """httpx's errors → ours. Timeouts while reading are stalls; refusals are throttling."""
+    import httpx
+
+    if isinstance(exc, httpx.ReadTimeout | httpx.WriteTimeout):
+        return StalledError(f"no data for too long ({exc.__class__.__name__})")
+    if isinstance(exc, httpx.TooManyRedirects):
+        return ProtocolViolation(f"too many redirects: {exc}")
+    if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
+        return ProtocolViolation(f"unsupported URL or redirect: {exc}")
+    if isinstance(exc, httpx.ConnectError):
+        cause = exc.__context__ or exc.__cause__
+        if isinstance(cause, OSError) and cause.errno == errno.ECONNREFUSED or (
+            "refused" in str(exc).lower()
+        ):
+            return ThrottledError(f"connection refused: {exc}")
+        return TransientError(f"cannot connect: {exc}")
+    if isinstance(exc, httpx.TimeoutException):
+        return TransientError(f"timed out: {exc.__class__.__name__}")
+    if isinstance(exc, httpx.HTTPError):
+        return TransientError(f"connection failed: {exc or exc.__class__.__name__}")
+    return TransientError(f"connection failed: {exc!r}")
+
+
+class Inflight:
+    """A request that has no Reply yet, made abortable from another thread.
+
+    httpx's read timeout applies to each read, so a server that dribbles its response head a
+    byte at a time would hold a request forever. httpcore's ``trace`` extension tells us each
+    socket it opens and when a head is awaited: a timer bounds the wait for each head
+    (``head_timeout``, per redirect hop), and ``abort()`` (from the source's ``abort`` or
+    that timer) shuts the socket down, which wakes the blocked read at once.
+    """
+
+    def __init__(self, head_timeout: float | None = None) -> None:
+        self.head_timeout = head_timeout
+        self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = []
+        self._timer: threading.Timer | None = None
+        self.aborted = False
+        self.timed_out = False
+
+    def trace(self, event: str, info: dict[str, Any]) -> None:
+        if event == "connection.connect_tcp.complete":
+            stream = info.get("return_value")
+            sock = stream.get_extra_info("socket") if stream is not None else None
+            if isinstance(sock, socket.socket):
+                with self._lock:
+                    self._sockets.append(sock)
+                    aborted = self.aborted
+                if aborted:
+                    _shutdown(sock)
+        elif event == "http11.send_request_headers.started" and self.head_timeout:
+            self._arm()
+        elif event == "http11.receive_response_headers.complete":
+            self.disarm()
+
+    def _arm(self) -> None:
+        self.disarm()
+        timer = threading.Timer(self.head_timeout or 0, self._expire)
+        timer.daemon = True
+        with self._lock:
+            self._timer = timer
+        timer.start()
+
+    def _expire(self) -> None:
+        self.timed_out = True
+        self.abort()
+
+    def disarm(self) -> None:
+        with self._lock:
+            timer, self._timer = self._timer, None
+        if timer is not None:
+            timer.cancel()
+
+    def abort(self) -> None:
+        with self._lock:
+            self.aborted = True
+            sockets = list(self._sockets)
+        for sock in sockets:
+            _shutdown(sock)
+
+
+def _shutdown(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+def open_range(
+    client: httpx.Client,
+    url: str,
+    start: int,
+    end: int | None,
+    *,
+    validators: Validators | None = None,
+    size: int | None = None,
+    headers: dict[str, str] | None = None,
+    inflight: Inflight | None = None,
+    head_timeout: float | None = None,
+) -> Reply:
+    """Request ``[start, end)`` of ``url`` (``end`` None: to the end) and check the answer
+    (validate.validate). ``head_timeout`` bounds the wait for the whole response head
+    (redirects included); ``inflight`` lets another thread abort the wait.
+    """
+    import httpx
+
+    request_headers: dict[str, str] = dict(headers or {})
+    request_headers["Range"] = range_header(start, end)
+    if validators is not None and validators.if_range():
+        request_headers["If-Range"] = validators.if_range() or ""
+    inflight = inflight or Inflight()
+    if head_timeout is not None:
+        inflight.head_timeout = head_timeout
+    try:
+        request = client.build_request(
+            "GET", url, headers=request_headers, extensions={"trace": inflight.trace}
+        )
+        response = client.send(request, stream=True)
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:  # InvalidURL: e.g. a "data:," redirect
+        if inflight.timed_out:
+            raise StalledError(
+                f"no complete response head within {inflight.head_timeout:g}s"
+            ) from exc
+        raise map_transport_error(exc) from exc
+    finally:
+        inflight.disarm()
+    try:
+        return validate(response, start, end, validators, size)
+    except BaseException:
+        response.close()
+        raise

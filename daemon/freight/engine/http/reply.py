@@ -1,0 +1,80 @@
+"""An open answer to one range request, whichever reader made it (lean, httpx or a script).
+
+A Reply is made only by :func:`freight.engine.http.validate.validate`, so its fields always
+describe a checked answer: ``start``/``end`` are the file offsets its body covers, ``ranged``
+says it is a 206 for exactly the range asked (RFC 9110 §14.4).
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from freight.engine.http.lean import Connection
+
+#: A body reader: read_size → chunks (a chunk may be reused once the next is asked for).
+Body = Callable[[int], Iterator["bytes | memoryview"]]
+
+
+@dataclass(eq=False)  # hashed by identity: a source keeps a set of open replies
+class Reply:
+    """An open response to a range request; ``close()`` it when done."""
+
+    response: Any  # httpx.Response, or lean.Head when the lean reader made the request
+    url: str  # after redirects
+    status: int
+    start: int  # offset of the body's first byte in the file
+    end: int | None  # exclusive end of the body's bytes, None when unknown
+    size: int | None  # the whole file's size, None when unknown
+    ranged: bool  # a 206: the server honours ranges
+    validators: Any  # validate.Validators
+    encoded: bool  # a Content-Encoding other than identity: bytes are not the file's
+    conn: Connection | None = None  # set when the lean reader made the request
+    early: memoryview | None = None  # body bytes that came with the head (lean reader)
+    body: Body | None = None  # set by a reader that is neither lean nor httpx (a script)
+    on_close: Callable[[Reply], None] | None = None  # the source's bookkeeping
+
+    def chunks(self, read_size: int) -> Iterator[bytes | memoryview]:
+        """The body in chunks; a chunk may be reused after the next one is asked for."""
+        if self.conn is not None:
+            assert self.end is not None
+            keep_alive = self.response.headers.get("connection", "").lower() != "close"
+            return self.conn.body(self.early or memoryview(b""), self.end - self.start, keep_alive)
+        if self.body is not None:
+            return self.body(read_size)
+        from freight.engine.http.httpx_reader import mapped
+
+        if self.encoded:
+            return mapped(self.response.iter_bytes(read_size))
+        return mapped(self.response.iter_raw(read_size))
+
+    def abort(self) -> None:
+        """From another thread: wake the reader blocked on this reply's socket."""
+        if self.conn is not None:
+            self.conn.abort()
+            return
+        extensions = getattr(self.response, "extensions", None) or {}
+        stream = extensions.get("network_stream")
+        sock = stream.get_extra_info("socket") if stream is not None else None
+        if isinstance(sock, socket.socket):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    @property
+    def content_disposition(self) -> str | None:
+        return self.response.headers.get("content-disposition")
+
+    @property
+    def content_type(self) -> str | None:
+        return self.response.headers.get("content-type")
+
+    def close(self) -> None:
+        if self.conn is None:
+            self.response.close()
+        if self.on_close is not None:
+            self.on_close(self)

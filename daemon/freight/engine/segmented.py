@@ -1,0 +1,316 @@
+"""A segmented transfer: worker threads stream byte ranges into ``NAME.part``; the thread that
+runs it is the control loop.
+
+Rules it keeps (lifecycle.py decides what a failure means; http/validate.py checks replies):
+- A body is written only at the offset it starts at (checked again before the first write),
+  and only as far as the planner's claim allows: a split may have moved the piece's end.
+- Recorded progress never exceeds what is on disk: a checkpoint snapshots the committed
+  ranges, ``fdatasync``s, then records them (store.save_progress) in one transaction. Between
+  two checkpoints, what ``pwrite`` handed to the kernel is recorded without a sync every
+  ``FAST_RECORD`` seconds, valid only for this boot (store.save_fast_progress).
+- Workers never exceed their host's free connection slots (limits.HostCaps); a 429/503 or a
+  refused connection lowers the cap, and surplus workers retire.
+- Memory is connections × ``read_size``: one chunk per connection at a time.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from urllib.parse import urlsplit
+
+from freight.config import EngineSettings
+from freight.engine import lifecycle
+from freight.engine.adaptive import ConnectionGoal
+from freight.engine.files import PartFile
+from freight.engine.http.reply import Reply
+from freight.engine.http.source import Lane, RangeSource
+from freight.engine.http.validate import Validators, require_ranged
+from freight.engine.limits import HostCaps
+from freight.engine.planner import Assignment, Planner
+from freight.engine.shared import Shared
+from freight.errors import FreightError, RangeError, TransientError
+from freight.store import Store
+
+log = logging.getLogger("freight.transfer")
+
+_TICK = 0.1  # control loop period, seconds
+# Progress written but not yet synced is recorded this often (see Store.save_fast_progress):
+# a SIGKILL then loses at most this much time's worth of bytes, not a checkpoint interval's.
+FAST_RECORD = 0.02
+# Adaptive connection count (adaptive.py): every window, while the last step paid, double the
+# connections (up to max_connections). Doubling, not adding: a fast link finishes big files in
+# seconds, so a slow additive climb would never get there.
+_ADAPT_WINDOW = 0.1  # seconds between two decisions on the connection count
+
+#: The probe's reply, the lane it came through and the piece it starts.
+First = tuple[Reply, Lane, Assignment]
+
+
+class Segmented:
+    """One segmented attempt over ``planner``: :meth:`run` returns when the file is complete,
+    raises Stopped, the attempt's fatal error, or TransientError when it stopped short."""
+
+    def __init__(
+        self,
+        shared: Shared,
+        *,
+        download_id: int,
+        settings: EngineSettings,
+        store: Store,
+        source: RangeSource,
+        part: PartFile,
+        planner: Planner,
+        hosts: HostCaps,
+        url: str,
+        validators: Validators,
+        headers: dict[str, str],
+        boot: str | None,
+    ) -> None:
+        self.shared = shared
+        self.id = download_id
+        self.settings = settings
+        self.store = store
+        self.source = source
+        self.part = part
+        self.planner = planner
+        self.hosts = hosts
+        self.url = url
+        self.host = urlsplit(url).hostname or ""
+        self.validators = validators
+        self.headers = headers
+        self.boot = boot
+        self.policy = lifecycle.Policy.from_settings(settings)
+        self.goal = ConnectionGoal(
+            settings.connections, settings.max_connections, settings.adaptive,
+            window=_ADAPT_WINDOW,
+        )
+        self._workers: list[threading.Thread] = []
+        self._next_worker = 0
+
+    # -- the control loop ------------------------------------------------------------------
+
+    def run(self, first: tuple[Reply, Lane] | None) -> None:
+        s, planner, settings = self.shared, self.planner, self.settings
+        last_checkpoint = last_fast = time.monotonic()
+        if first is not None:
+            self._start(*first)
+        while True:
+            now = time.monotonic()
+            with s.lock:
+                alive, fatal = s.alive, s.fatal
+                has_work = planner.has_work()
+                s.speed.add(now, s.done)
+            stopping = s.stop.is_set() or fatal is not None
+            if not stopping and has_work:
+                cap = min(self.goal.target, max(1, self.hosts.cap(self.host)))
+                for _ in range(cap - alive):
+                    self._spawn(None)
+                    alive += 1
+            if alive == 0 and (stopping or not has_work):
+                break
+            if now - last_checkpoint >= settings.checkpoint_interval:
+                self.checkpoint()
+                last_checkpoint = last_fast = now
+            elif self.boot is not None and now - last_fast >= FAST_RECORD:
+                self._record_unsynced()
+                last_fast = now
+            with s.lock:
+                changed = self.goal.observe(now, s.done, alive, has_work)
+            if changed:
+                log.info("download %s: %s", self.id, changed)
+            # A worker that ends wakes the loop at once: a small file is done in milliseconds,
+            # and waiting out the tick would cost more than the transfer itself.
+            s.wake.wait(FAST_RECORD if self.boot is not None else _TICK)
+            s.wake.clear()
+
+        for thread in self._workers:
+            thread.join()
+        self._workers.clear()
+        if not planner.complete:
+            self.checkpoint()  # a complete file is synced and recorded by finish.complete
+        s.check_stop()
+        if s.fatal is not None:
+            raise s.fatal
+        if not planner.complete:
+            raise TransientError("the download stopped before the file was complete")
+
+    def _start(self, reply: Reply, lane: Lane) -> None:
+        """Give the probe's body (it starts at byte 0) to its worker, before any other
+        worker can take the piece that starts there."""
+        s, planner = self.shared, self.planner
+        wid = self._next_worker
+        self._next_worker += 1
+        with s.lock:
+            assignment = planner.assign(wid)
+        assert assignment is not None and assignment.start == reply.start
+        first = (reply, lane, assignment)
+        if planner.size <= self.settings.min_split_size:
+            # Too small to split: fetch it on this thread (no worker thread to start and
+            # wait for: that would cost more than the file itself).
+            with s.lock:
+                s.alive += 1
+            self._worker(wid, first)
+            return
+        # The other connections first: once the probe's worker streams, each new thread
+        # waits for the GIL to start (up to the 5 ms switch interval each), and 15 of them
+        # took ~50 ms. The probe's body waits in the socket meanwhile.
+        with s.lock:
+            more = planner.has_work()
+        if more:
+            cap = min(self.goal.target, max(1, self.hosts.cap(self.host)))
+            for _ in range(cap - 1):
+                self._spawn(None)
+        self._spawn(first, wid)
+
+    def _spawn(self, first: First | None, wid: int | None = None) -> None:
+        if wid is None:
+            wid = self._next_worker
+            self._next_worker += 1
+        with self.shared.lock:
+            self.shared.alive += 1
+        thread = threading.Thread(
+            target=self._worker, args=(wid, first), name=f"dl{self.id}-w{wid}", daemon=True
+        )
+        self._workers.append(thread)
+        thread.start()
+
+    # -- a worker --------------------------------------------------------------------------
+
+    def _worker(self, wid: int, first: First | None) -> None:
+        s, planner, host = self.shared, self.planner, self.host
+        # The probe's connection is already open: it counts even if it overshoots the cap.
+        holds_slot = self.hosts.acquire(host, force=first is not None)
+        # The probe's own lane (its lean connection) serves this worker's next ranges too.
+        lane = first[1] if first is not None else self.source.lane()
+        try:
+            while holds_slot and not s.stop.is_set() and s.fatal is None:
+                reply: Reply | None = None
+                if first is not None:
+                    reply, _, assignment = first
+                    first = None
+                else:
+                    with s.lock:
+                        if s.alive > self.goal.target:
+                            return  # the connection count was lowered: this worker retires
+                        next_assignment = planner.assign(wid)
+                    if next_assignment is None:
+                        return
+                    assignment = next_assignment
+                try:
+                    if reply is None:
+                        reply = self.source.open(
+                            self.url, assignment.start, assignment.end,
+                            validators=self.validators, size=s.size, headers=self.headers,
+                            lane=lane,
+                        )
+                        require_ranged(reply, self.validators)
+                    self._stream(reply, assignment)
+                except FreightError as exc:
+                    if not self._carry_on(exc):
+                        return
+                except Exception as exc:  # a bug: stop the transfer, keep the data
+                    log.exception("download %s: worker %s crashed", self.id, wid)
+                    s.set_fatal(FreightError(f"internal error: {exc!r}"))
+                    return
+                finally:
+                    if reply is not None:
+                        reply.close()
+                    with s.lock:
+                        planner.release(assignment.piece_id)
+        finally:
+            lane.close()
+            if holds_slot:
+                self.hosts.release(host)
+            with s.lock:
+                s.alive -= 1
+            s.wake.set()
+
+    def _carry_on(self, exc: FreightError) -> bool:
+        """Ask lifecycle what ``exc`` means and do it; False when this worker ends."""
+        s = self.shared
+        with s.lock:
+            others = s.alive - 1
+            decision = lifecycle.after_error(
+                exc, mode="segment", failures=s.failures, had_data=s.had_data,
+                policy=self.policy, others=others,
+            )
+            s.failures = decision.count
+        if decision.lower_cap:
+            lowered = self.hosts.lower(self.host)
+            with s.lock:
+                self.goal.lower(lowered)
+            if decision.verdict is lifecycle.Verdict.RETIRE:
+                # The server wants fewer connections; others still work: retire this one.
+                log.info("download %s: %s; %d connections now", self.id, exc, lowered)
+                return False
+        if decision.verdict is lifecycle.Verdict.RETRY:
+            log.info("download %s: %s (failure %d)", self.id, exc, decision.count)
+            return not s.stop.wait(decision.delay)
+        if isinstance(exc, TransientError):
+            log.info("download %s: %s (failure %d)", self.id, exc, decision.count)
+        assert decision.error is not None
+        s.set_fatal(decision.error)
+        return False
+
+    def _stream(self, reply: Reply, assignment: Assignment) -> None:
+        """Copy the reply's body into the piece until the piece ends or the body does."""
+        s, planner, part = self.shared, self.planner, self.part
+        lock, stop = s.lock, s.stop
+        if stop.is_set():
+            return
+        if reply.start != assignment.start:
+            # Never write bytes at an offset they do not belong to.
+            raise RangeError(f"a body from byte {reply.start} for a range at {assignment.start}")
+        offset = assignment.start
+        piece = assignment.piece_id
+        try:
+            for chunk in reply.chunks(self.settings.read_size):
+                if stop.is_set() or s.fatal is not None:
+                    return
+                with lock:
+                    allowed = planner.claim(piece, len(chunk))
+                if allowed:
+                    s.throttle(allowed)
+                    part.pwrite(memoryview(chunk)[:allowed], offset)
+                    offset += allowed
+                    with lock:
+                        planner.commit(piece, allowed)
+                        s.done += allowed
+                        s.failures = 0
+                        s.had_data = True
+                if allowed < len(chunk):
+                    return  # the piece was split and its end reached
+                with lock:
+                    if offset >= planner.end_of(piece):
+                        return
+        except TransientError:
+            if stop.is_set():
+                return  # a stop shut the socket down under the read
+            raise
+        if stop.is_set():
+            return
+        with lock:
+            short = offset < planner.end_of(piece)
+        if short:
+            raise TransientError(f"the connection ended at byte {offset}, before its range did")
+
+    # -- progress records ------------------------------------------------------------------
+
+    def checkpoint(self) -> None:
+        """fdatasync the data, then record the committed ranges: never the other way round."""
+        with self.shared.lock:
+            segments = self.planner.snapshot()
+            done = self.planner.done
+        self.part.sync()
+        self.store.save_progress(self.id, segments, done)
+
+    def _record_unsynced(self) -> None:
+        """Record what pwrite has handed to the kernel, without a sync (valid for this boot)."""
+        if self.boot is None:
+            return
+        with self.shared.lock:
+            segments = self.planner.snapshot()
+            done = self.planner.done
+        self.store.save_fast_progress(self.id, self.boot, segments, done)

@@ -1,0 +1,59 @@
+"""What the threads of one transfer share: counters, the stop signal, the first fatal error.
+
+The fields ``done``, ``alive``, ``failures``, ``had_data``, ``fatal``, ``size`` and the speed
+meter are read and written under ``lock`` (``fatal`` and ``size`` may be read without it: a
+stale read only delays a reaction by one chunk). The planner of the running attempt is
+touched under the same lock. No lock is taken here per chunk beyond what the planner's claim
+and commit already need.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from freight.engine.limits import RateLimiter
+from freight.engine.speed import SpeedMeter
+from freight.errors import FreightError, Stopped
+
+
+class Shared:
+    __slots__ = (
+        "lock", "stop", "wake", "done", "alive", "failures", "had_data", "fatal", "size",
+        "speed", "limiter", "global_limiter",
+    )
+
+    def __init__(
+        self,
+        limiter: RateLimiter,
+        global_limiter: RateLimiter,
+        *,
+        done: int,
+        size: int | None,
+    ) -> None:
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.wake = threading.Event()  # set by a worker that ends, and by a stop
+        self.done = done  # bytes of the file held (written)
+        self.alive = 0  # connections running
+        self.failures = 0  # failures in a row without a byte of progress
+        self.had_data = done > 0
+        self.fatal: FreightError | None = None  # the error that ends the attempt
+        self.size = size
+        self.speed = SpeedMeter()
+        self.limiter = limiter
+        self.global_limiter = global_limiter
+
+    def check_stop(self) -> None:
+        if self.stop.is_set():
+            raise Stopped("stopped")
+
+    def set_fatal(self, exc: FreightError) -> None:
+        with self.lock:
+            if self.fatal is None:
+                self.fatal = exc
+
+    def throttle(self, n: int) -> None:
+        """Wait as the download's and the global speed limits ask for ``n`` bytes."""
+        wait = max(self.limiter.delay(n), self.global_limiter.delay(n))
+        if wait > 0:
+            self.stop.wait(wait)
