@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -178,19 +177,7 @@ class Scheduler:
     ) -> TransferLike:
         from freight.engine.transfer import Transfer
 
-        if "keeper" in inspect.signature(Transfer).parameters:
-            return Transfer(store, download_id, settings, **kwargs)
-        # A Transfer from before the keeper writes its own moves and reports each changed
-        # row through on_change: a row whose state differs from the last one seen moved.
-        # (Goes once the engine's Transfer takes the keeper.)
-        del kwargs["keeper"]
-        last = [store.get(download_id).state]
-
-        def on_change(download: Download) -> None:
-            moved, last[0] = download.state != last[0], download.state
-            self._on_change(download, moved)
-
-        return Transfer(store, download_id, settings, on_change=on_change, **kwargs)
+        return Transfer(store, download_id, settings, **kwargs)
 
     def _finished(self, download_id: int, outcome: Download | BaseException) -> None:
         run = self._running.pop(download_id)
