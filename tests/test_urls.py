@@ -37,7 +37,7 @@ def test_every_refusal_says_why(url: str, why: str) -> None:
     assert urls.problem(url) == why
     with pytest.raises(InputError) as info:
         urls.check_http_url(url)
-    assert info.value.message == f"the URL must be {why}"
+    assert info.value.message == f"not an http(s) URL: it must be {why}"
     assert "example.com" not in info.value.message  # a URL may carry userinfo: never quoted
     # The API's checker says the same, in its own "param ... must be" words.
     with pytest.raises(InputError) as info:

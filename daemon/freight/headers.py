@@ -6,6 +6,7 @@ Secret headers (Cookie, Authorization, Proxy-Authorization) are stored sealed
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 
 from freight.errors import InputError
@@ -14,25 +15,39 @@ from freight.errors import InputError
 SECRET_HEADERS = frozenset({"cookie", "authorization", "proxy-authorization"})
 
 
+#: RFC 9110 §5.1: a field name is a token (§5.6.2); the API's cookie names are tokens too.
+TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+MAX_NAME = 256
+MAX_VALUE = 16384
+
+
+def field_problem(name: str, value: str) -> str | None:
+    """Why ``name: value`` cannot be sent as a header, or None when it can. §5.5: a value
+    holds no CR, LF or NUL (a line break would start a second header: header injection)."""
+    if not TOKEN.match(name) or len(name) > MAX_NAME:
+        return f"header name {name[:64]!r} is not a valid token"
+    if len(value) > MAX_VALUE or any(c in value for c in "\r\n\x00"):
+        return f"header {name!r} must be a string without CR, LF or NUL"
+    return None
+
+
 def is_secret(name: str) -> bool:
     return name.lower() in SECRET_HEADERS
 
 
 def parse_header_lines(lines: Iterable[str]) -> dict[str, str]:
-    """``-H 'Name: value'`` lines → {name: value}. Raises InputError naming the bad line.
-
-    RFC 9110 §5.1: a field name is a token, so it holds no white space; §5.5: a value holds
-    no CR or LF (a line break would start a second header).
-    """
+    """``-H 'Name: value'`` lines → {name: value}. Raises InputError naming the bad line,
+    by the same rules as the API's ``headers`` param (:func:`field_problem`)."""
     out: dict[str, str] = {}
     for line in lines:
         name, sep, value = line.partition(":")
-        name = name.strip()
-        if not sep or not name or any(c in name for c in " \t\r\n") or any(
-            c in value for c in "\r\n"
-        ):
+        name, value = name.strip(), value.strip()
+        if not sep or not name:
             raise InputError(f"a header must look like 'Name: value', not {line!r}")
-        out[name] = value.strip()
+        problem = field_problem(name, value)
+        if problem is not None:
+            raise InputError(f"{problem}, in {line!r}")
+        out[name] = value
     return out
 
 

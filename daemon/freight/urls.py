@@ -38,5 +38,5 @@ def check_http_url(text: str) -> str:
     """``text`` unchanged when it is an acceptable URL; else raise InputError saying why."""
     what = problem(text)
     if what is not None:
-        raise InputError(f"the URL must be {what}", reason=what)
+        raise InputError(f"not an http(s) URL: it must be {what}", reason=what)
     return text

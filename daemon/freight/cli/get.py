@@ -16,10 +16,9 @@ import threading
 import time
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
 
 from freight import config, logs
-from freight.engine.checksum import parse_checksum
+from freight.engine.checksum import normalize_checksum
 from freight.engine.transfer import Transfer
 from freight.errors import FreightError, InputError
 from freight.headers import parse_header_lines, split_headers
@@ -34,6 +33,7 @@ from freight.models import (
 )
 from freight.store import Sealer, Store
 from freight.units import format_rate, format_size
+from freight.urls import check_http_url
 
 
 def configure(sub: Any) -> None:
@@ -75,13 +75,6 @@ def _console(args: argparse.Namespace) -> _Messages:
     return _Messages(Console(stderr=True))
 
 
-def validate_url(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InputError(f"not an http(s) URL: {url!r}")
-    return url
-
-
 class LazySealer:
     """Asks the keyring for the key only when a secret header is stored or read."""
 
@@ -113,17 +106,14 @@ def open_store(paths: config.Paths) -> Store:
 def run_get(args: argparse.Namespace) -> int:
     err = _console(args)
     try:
-        urls = [validate_url(u) for u in args.urls]
+        urls = [check_http_url(u) for u in args.urls]
         if args.output and len(urls) > 1:
             raise InputError("-o/--output names one file: give one URL with it")
         if args.connections is not None and not 1 <= args.connections <= 64:
             raise InputError("-x/--connections must be between 1 and 64")
         limit = config.parse_rate(args.limit) if args.limit else None
         headers, secret = split_headers(parse_header_lines(args.header))
-        checksum = None
-        if args.checksum:
-            algo, digest = parse_checksum(args.checksum)
-            checksum = f"{algo}:{digest}"
+        checksum = normalize_checksum(args.checksum) if args.checksum else None
         folder = os.path.abspath(os.path.expanduser(args.dir or config.default_download_dir()))
     except InputError as exc:
         err.say(f"freight get: {exc}")

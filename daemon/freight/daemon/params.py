@@ -9,12 +9,13 @@ that ``freight get`` shares.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any
 
 from freight import config, urls
+from freight.engine.checksum import normalize_checksum
 from freight.errors import InputError
+from freight.headers import TOKEN, field_problem
 from freight.models import DownloadState
 from freight.rpc import EVENTS
 
@@ -88,10 +89,6 @@ def file_name(name: str, value: Any) -> str:
     return value
 
 
-# RFC 9110 §5.1: field-name = token; §5.5: field values carry no CR, LF or NUL.
-_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
-
-
 def headers(name: str, value: Any) -> dict[str, str]:
     if not isinstance(value, dict):
         raise _bad(name, "an object of header name to value")
@@ -99,12 +96,12 @@ def headers(name: str, value: Any) -> dict[str, str]:
         raise _bad(name, "at most 64 headers")
     out: dict[str, str] = {}
     for key, val in value.items():
-        if not _TOKEN.match(key) or len(key) > 256:
-            raise InputError(f"header name {key[:64]!r} is not a valid token", param=name)
-        if not isinstance(val, str) or len(val) > 16384 or any(c in val for c in "\r\n\x00"):
-            raise InputError(
-                f"header {key!r} must be a string without CR, LF or NUL", param=name
-            )
+        if not isinstance(val, str):
+            raise InputError(f"header {key!r} must be a string without CR, LF or NUL",
+                             param=name)
+        problem = field_problem(key, val)
+        if problem is not None:
+            raise InputError(problem, param=name)
         out[key] = val
     return out
 
@@ -126,25 +123,21 @@ def cookies(name: str, value: Any) -> str:
         ):
             raise _bad(name, "a string or a list of {name, value}")
         n, v = item["name"], item["value"]
-        if not _TOKEN.match(n) or any(c in v for c in ";\r\n\x00"):
+        if not TOKEN.match(n) or any(c in v for c in ";\r\n\x00"):
             raise InputError(f"cookie {n[:64]!r} has an invalid name or value", param=name)
         pairs.append(f"{n}={v}")
     return "; ".join(pairs)
 
 
-_DIGEST_SIZES = {"sha256": 64, "sha512": 128, "sha1": 40, "md5": 32}
 
 
 def checksum(name: str, value: Any) -> str:
     """'sha256:HEX' (or '=' as separator; sha512, sha1, md5 too) → 'algo:hex' lower case."""
     value = text(200)(name, value)
-    sep = ":" if ":" in value else "="
-    algo, _, digest = value.partition(sep)
-    algo, digest = algo.strip().lower(), digest.strip().lower()
-    size = _DIGEST_SIZES.get(algo)
-    if size is None or not re.fullmatch(f"[0-9a-f]{{{size}}}", digest):
-        raise _bad(name, "'sha256:' followed by 64 hex digits (or sha512, sha1, md5)")
-    return f"{algo}:{digest}"
+    try:
+        return normalize_checksum(value)  # the one syntax, freight.engine.checksum
+    except InputError:
+        raise _bad(name, "'sha256:' followed by 64 hex digits (or sha512, sha1, md5)") from None
 
 
 def state_list(name: str, value: Any) -> list[str]:
