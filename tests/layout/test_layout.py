@@ -115,3 +115,21 @@ def test_modules_and_classes_stay_small_or_say_why() -> None:
     assert not too_big, "over the size limits without a reason in ARCHITECTURE.md: " + ", ".join(
         too_big
     )
+
+
+def test_only_the_state_keeper_moves_a_downloads_state() -> None:
+    """Every state move goes through freight.states.StateKeeper (transition table → store →
+    event); nothing else calls the store's state-writing methods."""
+    writers = []
+    for module, path in sorted(_modules().items()):
+        if module in ("freight.states", "freight.store"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in ("set_state", "complete")
+                and "store" in ast.unparse(node.func.value)
+            ):
+                writers.append(f"{module}:{node.lineno}")
+    assert not writers, f"state written around the keeper at {writers}"

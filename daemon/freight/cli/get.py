@@ -31,6 +31,7 @@ from freight.models import (
     DownloadState,
     exit_code,
 )
+from freight.states import StateKeeper
 from freight.store import Sealer, Store
 from freight.units import format_rate, format_size
 from freight.urls import check_http_url
@@ -157,6 +158,7 @@ def _get_one(
     err: Any,
 ) -> int:
     download = store.find_unfinished(url, folder, args.output)
+    keeper = StateKeeper(store)  # no listener: the progress line reads the transfer itself
     try:
         if download is None:
             download = store.add(
@@ -176,13 +178,15 @@ def _get_one(
             if secret:
                 store.set_secret_headers(download.id, secret)
         if download.state != DownloadState.ACTIVE:
-            download = store.set_state(download.id, DownloadState.ACTIVE)
+            download = keeper.move(download.id, DownloadState.ACTIVE)
     except FreightError as exc:
         err.say(f"freight get: {exc}")
         return EXIT_FAILED
 
     engine = config.EngineSettings.from_settings(settings, connections=args.connections)
-    transfer = Transfer(store, download.id, engine, on_notice=lambda m: err.say(m, "yellow"))
+    transfer = Transfer(
+        store, download.id, engine, keeper=keeper, on_notice=lambda m: err.say(m, "yellow")
+    )
     started = time.monotonic()
     final = _run_with_display(transfer, store, download, args, err)
     elapsed = time.monotonic() - started
