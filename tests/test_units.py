@@ -4,13 +4,12 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 from freight.units import format_rate, format_size
+from nodejs import node_binary
 
 ROOT = Path(__file__).resolve().parents[1]
 FORMAT_JS = ROOT / "extension" / "js" / "format.js"
@@ -72,15 +71,6 @@ def test_format_rate(n: float | None, text: str) -> None:
     assert format_rate(n) == text
 
 
-def _node() -> str:
-    node = shutil.which("node")
-    if node is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("node is missing; .ci/run installs the nodejs package")
-        pytest.skip("node is not installed (apt-get install nodejs)")
-    return node
-
-
 def test_python_and_javascript_print_the_same() -> None:
     values = [n for n, _ in SIZES + RATES] + MORE
     finite = [n for n in values if n is None or n == n]  # NaN has no JSON form
@@ -94,7 +84,7 @@ def test_python_and_javascript_print_the_same() -> None:
         "});\n"
     )
     proc = subprocess.run(
-        [_node(), "--input-type=module", "-e", script], input=json.dumps(finite),
+        [node_binary(), "--input-type=module", "-e", script], input=json.dumps(finite),
         capture_output=True, text=True, timeout=60, check=False,
     )
     assert proc.returncode == 0, proc.stderr

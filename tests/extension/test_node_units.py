@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
+from nodejs import node_binary
 
 HERE = Path(__file__).parent
 
 
 def test_node_unit_tests_pass() -> None:
-    node = shutil.which("node")
-    if node is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("node is missing; .ci/run installs the nodejs package")
-        pytest.skip("node is not installed (apt-get install nodejs)")
+    node = node_binary()
     files = sorted(str(p) for p in HERE.glob("*.test.mjs"))
     assert files, "no *.test.mjs files found"
     proc = subprocess.run(

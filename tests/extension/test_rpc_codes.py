@@ -5,27 +5,16 @@ number; and no other script writes a code as a literal number."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
 from freight import rpc
+from nodejs import node_binary
 
 JS = Path(__file__).resolve().parents[2] / "extension" / "js"
 #: A JSON-RPC error code written as a number: -32768..-32000.
 CODE_LITERAL = re.compile(r"-\s*32[0-7]\d\d\b")
-
-
-def _node() -> str:
-    node = shutil.which("node")
-    if node is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("node is missing; .ci/run installs the nodejs package")
-        pytest.skip("node is not installed (apt-get install nodejs)")
-    return node
 
 
 def _js_codes() -> dict[str, object]:
@@ -35,7 +24,7 @@ def _js_codes() -> dict[str, object]:
         ".filter(([k, v]) => typeof v === 'number'));\n"
         "console.log(JSON.stringify({ codes: rpc.CODES, named }));\n"
     )
-    proc = subprocess.run([_node(), "--input-type=module", "-e", script], capture_output=True,
+    proc = subprocess.run([node_binary(), "--input-type=module", "-e", script], capture_output=True,
                           text=True, timeout=60, check=False)
     assert proc.returncode == 0, proc.stderr
     return dict(json.loads(proc.stdout))

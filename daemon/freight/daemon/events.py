@@ -95,17 +95,15 @@ class Outbox:
             await self._ready.wait()
         if self.overflowed:
             return None
-        item = self._items.popleft()
-        if isinstance(item, _Slot):
-            self._slot = None
-            return item.text
-        self._kept -= 1
-        return item
+        return self._take()
 
     def get_nowait(self) -> str | None:
         """For in-process tests and the final flush: the next message or None."""
         if not self._items or self.overflowed:
             return None
+        return self._take()
+
+    def _take(self) -> str:
         item = self._items.popleft()
         if isinstance(item, _Slot):
             self._slot = None

@@ -20,18 +20,16 @@ import threading
 import time
 from urllib.parse import urlsplit
 
-from freight.config import EngineSettings
 from freight.engine import lifecycle
 from freight.engine.adaptive import ConnectionGoal
-from freight.engine.files import PartFile
 from freight.engine.http.reply import Reply
-from freight.engine.http.source import Lane, RangeSource
-from freight.engine.http.validate import Validators, require_ranged
+from freight.engine.http.request import RangeRequest
+from freight.engine.http.source import Lane
+from freight.engine.http.validate import require_ranged
 from freight.engine.limits import HostCaps
 from freight.engine.planner import Assignment, Planner
-from freight.engine.shared import Shared
+from freight.engine.shared import Attempt, Shared
 from freight.errors import FreightError, RangeError, TransientError
-from freight.store import Store
 
 log = logging.getLogger("freight.transfer")
 
@@ -55,31 +53,24 @@ class Segmented:
     def __init__(
         self,
         shared: Shared,
+        attempt: Attempt,
         *,
-        download_id: int,
-        settings: EngineSettings,
-        store: Store,
-        source: RangeSource,
-        part: PartFile,
         planner: Planner,
         hosts: HostCaps,
-        url: str,
-        validators: Validators,
-        headers: dict[str, str],
         boot: str | None,
     ) -> None:
         self.shared = shared
-        self.id = download_id
-        self.settings = settings
-        self.store = store
-        self.source = source
-        self.part = part
+        self.id = attempt.download_id
+        self.settings = settings = attempt.settings
+        self.store = attempt.store
+        self.source = attempt.source
+        self.part = attempt.part
         self.planner = planner
         self.hosts = hosts
-        self.url = url
-        self.host = urlsplit(url).hostname or ""
-        self.validators = validators
-        self.headers = headers
+        self.url = attempt.url
+        self.host = urlsplit(attempt.url).hostname or ""
+        self.validators = attempt.validators
+        self.headers = attempt.headers
         self.boot = boot
         self.policy = lifecycle.Policy.from_settings(settings)
         self.goal = ConnectionGoal(
@@ -201,8 +192,8 @@ class Segmented:
                 try:
                     if reply is None:
                         reply = self.source.open(
-                            self.url, assignment.start, assignment.end,
-                            validators=self.validators, size=s.size, headers=self.headers,
+                            RangeRequest(self.url, assignment.start, assignment.end,
+                                         self.validators, s.size, self.headers),
                             lane=lane,
                         )
                         require_ranged(reply, self.validators)

@@ -10,10 +10,34 @@ and commit already need.
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from freight.engine.limits import RateLimiter
 from freight.engine.speed import SpeedMeter
 from freight.errors import FreightError, Stopped
+
+if TYPE_CHECKING:
+    from freight.config import EngineSettings
+    from freight.engine.files import PartFile
+    from freight.engine.http.source import RangeSource
+    from freight.engine.http.validate import Validators
+    from freight.store import Store
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """What one attempt at the file works with, whichever mode runs it (segmented.py,
+    single.py): the download, its settings, where the bytes come from and where they go."""
+
+    download_id: int
+    settings: EngineSettings
+    store: Store
+    source: RangeSource
+    part: PartFile
+    url: str
+    validators: Validators
+    headers: dict[str, str]
 
 
 class Shared:

@@ -12,13 +12,10 @@ import logging
 import time
 from collections.abc import Callable
 
-from freight.config import EngineSettings
 from freight.engine import lifecycle
-from freight.engine.files import PartFile
 from freight.engine.http.reply import Reply
-from freight.engine.http.source import RangeSource
-from freight.engine.http.validate import Validators
-from freight.engine.shared import Shared
+from freight.engine.http.request import RangeRequest
+from freight.engine.shared import Attempt, Shared
 from freight.errors import (
     FileChangedError,
     FreightError,
@@ -26,37 +23,25 @@ from freight.errors import (
     Stopped,
     TransientError,
 )
-from freight.store import Store
 
 log = logging.getLogger("freight.transfer")
 
 
 class SingleStream:
     def __init__(
-        self,
-        shared: Shared,
-        *,
-        download_id: int,
-        settings: EngineSettings,
-        store: Store,
-        source: RangeSource,
-        part: PartFile,
-        url: str,
-        validators: Validators,
-        headers: dict[str, str],
-        notice: Callable[[str], None],
+        self, shared: Shared, attempt: Attempt, *, notice: Callable[[str], None]
     ) -> None:
         self.shared = shared
-        self.id = download_id
-        self.settings = settings
-        self.store = store
-        self.source = source
-        self.part = part
-        self.url = url
-        self.validators = validators
-        self.headers = headers
+        self.id = attempt.download_id
+        self.settings = attempt.settings
+        self.store = attempt.store
+        self.source = attempt.source
+        self.part = attempt.part
+        self.url = attempt.url
+        self.validators = attempt.validators
+        self.headers = attempt.headers
         self.notice = notice
-        self.policy = lifecycle.Policy.from_settings(settings)
+        self.policy = lifecycle.Policy.from_settings(attempt.settings)
 
     def run(self, reply: Reply) -> None:
         """Stream ``reply`` (the probe's) to its end; re-open from byte 0 after a failure."""
@@ -67,7 +52,7 @@ class SingleStream:
             s.check_stop()
             try:
                 if current is None:
-                    current = self.source.open(self.url, 0, None, headers=self.headers)
+                    current = self.source.open(RangeRequest(self.url, headers=self.headers))
                     if current.validators.conflicts_with(self.validators):
                         raise FileChangedError("the file changed on the server")
                 self._stream(current)

@@ -31,12 +31,13 @@ from freight.config import EngineSettings
 from freight.engine import files, lifecycle
 from freight.engine.finish import complete
 from freight.engine.http.reply import Reply
+from freight.engine.http.request import RangeRequest
 from freight.engine.http.source import HttpSource, Lane, RangeSource
 from freight.engine.http.validate import Validators
 from freight.engine.limits import HostCaps, RateLimiter
 from freight.engine.planner import Planner
 from freight.engine.segmented import Segmented
-from freight.engine.shared import Shared
+from freight.engine.shared import Attempt, Shared
 from freight.engine.single import SingleStream
 from freight.errors import (
     BusyError,
@@ -213,12 +214,17 @@ class Transfer:
         if self._part is not None:
             self._part.truncate(0)
 
-    def _segmented(self, planner: Planner, headers: dict[str, str]) -> Segmented:
+    def _this_attempt(self, headers: dict[str, str]) -> Attempt:
         assert self._part is not None
+        return Attempt(
+            self.id, self.settings, self.store, self._source, self._part, self._url,
+            self._validators, headers,
+        )
+
+    def _segmented(self, planner: Planner, headers: dict[str, str]) -> Segmented:
         return Segmented(
-            self._shared, download_id=self.id, settings=self.settings, store=self.store,
-            source=self._source, part=self._part, planner=planner, hosts=self._hosts,
-            url=self._url, validators=self._validators, headers=headers, boot=self._boot,
+            self._shared, self._this_attempt(headers), planner=planner, hosts=self._hosts,
+            boot=self._boot,
         )
 
     def _attempt(self, single_only: bool) -> None:
@@ -295,11 +301,7 @@ class Transfer:
             return
         if not reply.ranged or single_only:
             log.info("download %s: one stream (the server does not split)", self.id)
-        SingleStream(
-            self._shared, download_id=self.id, settings=self.settings, store=self.store,
-            source=self._source, part=self._part, url=self._url,
-            validators=self._validators, headers=headers, notice=self._notice,
-        ).run(reply)
+        SingleStream(self._shared, self._this_attempt(headers), notice=self._notice).run(reply)
 
     def _probe(
         self, download: Download, headers: dict[str, str], lane: Lane
@@ -311,7 +313,7 @@ class Transfer:
         while True:
             s.check_stop()
             try:
-                reply = self._source.open(download.url, 0, None, headers=headers, lane=lane)
+                reply = self._source.open(RangeRequest(download.url, headers=headers), lane=lane)
                 break
             except FreightError as exc:
                 decision = lifecycle.after_error(

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from freight import __version__
 from freight.engine.http.reply import Reply
-from freight.engine.http.validate import Validators, range_header, validate
+from freight.engine.http.request import RangeRequest
+from freight.engine.http.validate import validate
 from freight.errors import (
     ProtocolViolation,
     RemoteError,
@@ -181,34 +182,26 @@ def _shutdown(sock: socket.socket) -> None:
 
 def open_range(
     client: httpx.Client,
-    url: str,
-    start: int,
-    end: int | None,
+    request: RangeRequest,
     *,
-    validators: Validators | None = None,
-    size: int | None = None,
-    headers: dict[str, str] | None = None,
     inflight: Inflight | None = None,
     head_timeout: float | None = None,
 ) -> Reply:
-    """Request ``[start, end)`` of ``url`` (``end`` None: to the end) and check the answer
+    """Make ``request`` and check the answer
     (validate.validate). ``head_timeout`` bounds the wait for the whole response head
     (redirects included); ``inflight`` lets another thread abort the wait.
     """
     import httpx
 
-    request_headers: dict[str, str] = dict(headers or {})
-    request_headers["Range"] = range_header(start, end)
-    if validators is not None and validators.if_range():
-        request_headers["If-Range"] = validators.if_range() or ""
     inflight = inflight or Inflight()
     if head_timeout is not None:
         inflight.head_timeout = head_timeout
     try:
-        request = client.build_request(
-            "GET", url, headers=request_headers, extensions={"trace": inflight.trace}
+        sent = client.build_request(
+            "GET", request.url, headers=request.wire_headers(),
+            extensions={"trace": inflight.trace},
         )
-        response = client.send(request, stream=True)
+        response = client.send(sent, stream=True)
     except (httpx.HTTPError, httpx.InvalidURL) as exc:  # InvalidURL: e.g. a "data:," redirect
         if inflight.timed_out:
             raise StalledError(
@@ -218,7 +211,7 @@ def open_range(
     finally:
         inflight.disarm()
     try:
-        return validate(response, start, end, validators, size)
+        return validate(response, request.start, request.end, request.validators, request.size)
     except BaseException:
         response.close()
         raise

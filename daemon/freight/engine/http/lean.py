@@ -31,7 +31,8 @@ if TYPE_CHECKING:
     import ssl
 
 from freight.engine.http.reply import Reply
-from freight.engine.http.validate import Validators, validate
+from freight.engine.http.request import RangeRequest
+from freight.engine.http.validate import validate
 from freight.errors import (
     ProtocolViolation,
     RemoteError,
@@ -184,12 +185,9 @@ class Connection:
             except OSError:
                 pass
 
-    def request(
-        self, url: str, start: int, end: int | None, headers: dict[str, str]
-    ) -> tuple[Head, memoryview]:
-        """Send ``GET url`` for ``[start, end)`` (``end`` None: to the end of the file);
-        return the head (without a body), and the body bytes that
-        arrived with the head."""
+    def request(self, url: str, headers: dict[str, str]) -> tuple[Head, memoryview]:
+        """Send ``GET url`` with ``headers`` (Range among them); return the head (without a
+        body), and the body bytes that arrived with the head."""
         parts = urlsplit(url)
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         host = parts.netloc.rpartition("@")[2]
@@ -198,10 +196,9 @@ class Connection:
             f"Host: {host}",
             f"User-Agent: {self.user_agent}",
             "Accept-Encoding: identity",
-            f"Range: bytes={start}-{'' if end is None else end - 1}",
         ]
         for name, value in headers.items():
-            if name.lower() in ("host", "accept-encoding", "range", "connection", "user-agent"):
+            if name.lower() in ("host", "accept-encoding", "connection", "user-agent"):
                 if name.lower() != "user-agent":
                     continue
                 lines[2] = f"User-Agent: {value}"
@@ -329,24 +326,12 @@ class _StaleConnection(Exception):
     pass
 
 
-def open_range_lean(
-    conn: Connection,
-    url: str,
-    start: int,
-    end: int | None,
-    *,
-    validators: Validators | None = None,
-    size: int | None = None,
-    headers: dict[str, str] | None = None,
-) -> Reply:
-    """Request ``[start, end)`` on ``conn`` and check the answer as httpx's are checked;
+def open_range_lean(conn: Connection, request: RangeRequest) -> Reply:
+    """Make ``request`` on ``conn`` and check the answer as httpx's are checked;
     raises UseHttpx when httpx must make this request instead."""
-    request_headers = dict(headers or {})
-    if validators is not None and validators.if_range():
-        request_headers["If-Range"] = validators.if_range() or ""
-    response, early = conn.request(url, start, end, request_headers)
+    response, early = conn.request(request.url, request.wire_headers())
     try:
-        reply = validate(response, start, end, validators, size)
+        reply = validate(response, request.start, request.end, request.validators, request.size)
     except BaseException:
         conn.close()
         raise

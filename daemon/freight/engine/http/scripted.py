@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 
 from freight.engine.http.lean import Head, HeadHeaders
 from freight.engine.http.reply import Reply
+from freight.engine.http.request import RangeRequest
 from freight.engine.http.source import Lane
-from freight.engine.http.validate import Validators, range_header, validate
+from freight.engine.http.validate import validate
 from freight.errors import Stopped, TransientError
 
 
@@ -81,22 +82,8 @@ class ScriptedSource:
     def lane(self) -> Lane:
         return Lane()
 
-    def open(
-        self,
-        url: str,
-        start: int,
-        end: int | None,
-        *,
-        validators: Validators | None = None,
-        size: int | None = None,
-        headers: dict[str, str] | None = None,
-        lane: Lane | None = None,
-    ) -> Reply:
-        sent = dict(headers or {})
-        sent["Range"] = range_header(start, end)
-        if validators is not None and validators.if_range():
-            sent["If-Range"] = validators.if_range() or ""
-        request = Request(url, start, end, sent)
+    def open(self, asked: RangeRequest, *, lane: Lane | None = None) -> Reply:
+        request = Request(asked.url, asked.start, asked.end, asked.wire_headers())
         with self._lock:
             self.requests.append(request)
             rule = self._rule(request)
@@ -108,7 +95,7 @@ class ScriptedSource:
         if self.aborted:
             raise Stopped("stopped")
         head, body_start, body_end = self._answer(request, rule, data, etag)
-        reply = validate(head, start, end, validators, size)
+        reply = validate(head, asked.start, asked.end, asked.validators, asked.size)
         reply.body = self._body(data, body_start, body_end, rule.drop_after)
         return reply
 

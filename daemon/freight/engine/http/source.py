@@ -30,7 +30,7 @@ from freight.engine.http.httpx_reader import (
     ssl_context,
 )
 from freight.engine.http.reply import Reply
-from freight.engine.http.validate import Validators
+from freight.engine.http.request import RangeRequest
 from freight.errors import Stopped, TransientError
 
 if TYPE_CHECKING:
@@ -63,19 +63,9 @@ class RangeSource(Protocol):
         """A new lane for one worker; pass it to every ``open`` of that worker."""
         ...
 
-    def open(
-        self,
-        url: str,
-        start: int,
-        end: int | None,
-        *,
-        validators: Validators | None = None,
-        size: int | None = None,
-        headers: dict[str, str] | None = None,
-        lane: Lane | None = None,
-    ) -> Reply:
-        """Request ``[start, end)`` (``end`` None: to the end) and return the checked reply,
-        or raise FreightError (validate.validate's, the transport's; Stopped once aborted)."""
+    def open(self, request: RangeRequest, *, lane: Lane | None = None) -> Reply:
+        """Make ``request`` and return the checked reply, or raise FreightError
+        (validate.validate's, the transport's; Stopped once aborted)."""
         ...
 
     def abort(self) -> None:
@@ -108,23 +98,13 @@ class HttpSource:
     def lane(self) -> Lane:
         return Lane()
 
-    def open(
-        self,
-        url: str,
-        start: int,
-        end: int | None,
-        *,
-        validators: Validators | None = None,
-        size: int | None = None,
-        headers: dict[str, str] | None = None,
-        lane: Lane | None = None,
-    ) -> Reply:
+    def open(self, request: RangeRequest, *, lane: Lane | None = None) -> Reply:
         reply: Reply | None = None
-        conn = self._connection(lane, url) if lane is not None else None
+        conn = self._connection(lane, request.url) if lane is not None else None
         if conn is not None:
-            reply = self._open_lean(conn, url, start, end, validators, size, headers)
+            reply = self._open_lean(conn, request)
         if reply is None:
-            reply = self._open_httpx(url, start, end, validators, size, headers)
+            reply = self._open_httpx(request)
         with self._lock:
             self._replies.add(reply)
             aborted = self._aborted
@@ -174,16 +154,7 @@ class HttpSource:
             )
         return lane.conn
 
-    def _open_lean(
-        self,
-        conn: lean.Connection,
-        url: str,
-        start: int,
-        end: int | None,
-        validators: Validators | None,
-        size: int | None,
-        headers: dict[str, str] | None,
-    ) -> Reply | None:
+    def _open_lean(self, conn: lean.Connection, request: RangeRequest) -> Reply | None:
         """The request through the lean reader; None when httpx must make it."""
         with self._lock:
             self._conns.add(conn)
@@ -191,9 +162,7 @@ class HttpSource:
         try:
             if aborted:
                 raise Stopped("stopped")
-            return lean.open_range_lean(
-                conn, url, start, end, validators=validators, size=size, headers=headers
-            )
+            return lean.open_range_lean(conn, request)
         except lean.UseHttpx:
             conn.close()
             return None
@@ -209,15 +178,7 @@ class HttpSource:
             with self._lock:
                 self._conns.discard(conn)
 
-    def _open_httpx(
-        self,
-        url: str,
-        start: int,
-        end: int | None,
-        validators: Validators | None,
-        size: int | None,
-        headers: dict[str, str] | None,
-    ) -> Reply:
+    def _open_httpx(self, request: RangeRequest) -> Reply:
         """The request through httpx, abortable and bounded by the head deadline."""
         client = self._http()
         inflight = Inflight()
@@ -228,8 +189,7 @@ class HttpSource:
             if aborted:
                 raise Stopped("stopped")
             return open_range(
-                client, url, start, end, validators=validators, size=size,
-                headers=headers, inflight=inflight, head_timeout=self._head_timeout,
+                client, request, inflight=inflight, head_timeout=self._head_timeout
             )
         except TransientError:
             if self._aborted:
