@@ -2,7 +2,11 @@
 
 A Reply is made only by :func:`freight.engine.http.validate.validate`, so its fields always
 describe a checked answer: ``start``/``end`` are the file offsets its body covers, ``ranged``
-says it is a 206 for exactly the range asked (RFC 9110 §14.4).
+says it is a 206 for the range asked (RFC 9110 §14.4), and ``short`` that it is a 206 that
+starts where asked but ends before the end asked (a server capping its bodies): ``end`` is
+then where it stops, and the rest must be asked for with a new request — a reader of it
+meets the end of its body before the end of its range, which every caller treats as a
+connection that ended early.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ class Reply:
     early: memoryview | None = None  # body bytes that came with the head (lean reader)
     body: Body | None = None  # set by a reader that is neither lean nor httpx (a script)
     on_close: Callable[[Reply], None] | None = None  # the source's bookkeeping
+    short: bool = False  # a 206 ending before the end asked (``end`` is where it stops)
 
     def chunks(self, read_size: int) -> Iterator[bytes | memoryview]:
         """The body in chunks; a chunk may be reused after the next one is asked for."""

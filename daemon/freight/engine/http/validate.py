@@ -6,11 +6,15 @@ same checks for both) and say what it means. The rules (RFC 9110):
 - §13.1.5 If-Range: every request for a part of a file we already have carries the strong
   ETag (else the Last-Modified date) we saw first. A server whose file changed then sends the
   whole new file with 200 instead of a 206 we would splice into the old one.
-- §14.4 Content-Range: a 206 must describe exactly the range we asked for and the size we
-  know; anything else is refused before a byte is written.
+- §14.4 Content-Range: a 206 must start where we asked, end no later than we asked, and
+  declare the size we know; one that ends earlier is *short* and said so (the rest is asked
+  for again); a total of ``*`` is not a size (UnknownSize); anything else is refused before a
+  byte is written.
 - §15.5.17 416: ``Content-Range: bytes */0`` to ``bytes=0-`` is how a zero-byte file answers.
-- §8.8.3 ETag: a weak validator (``W/"..."``) cannot be used with If-Range; it is ignored,
-  but compared on every response.
+- §8.8.3 ETag: a weak validator (``W/"..."``) cannot be used with If-Range; it is never sent
+  there, but compared (weakly, §8.8.3.2) on every response.
+- §8.6, §14.4 numbers are ASCII digits: "²", a sign or 5,000 digits are a ProtocolViolation,
+  never an internal error.
 - §10.2.3 Retry-After: delay-seconds or an HTTP-date.
 """
 
@@ -53,47 +57,110 @@ class ResponseHead(Protocol):
     def close(self) -> None: ...
 
 
-_CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$", re.I)
-_UNSATISFIED_RANGE = re.compile(r"^\s*bytes\s+\*/(\d+)\s*$", re.I)
+# ASCII digits only (re.A; RFC 9110 §14.4: 1*DIGIT), at most 19: see number().
+_CONTENT_RANGE = re.compile(
+    r"^\s*bytes\s+([0-9]{1,19})-([0-9]{1,19})/([0-9]{1,19}|\*)\s*$", re.I | re.A
+)
+_UNSATISFIED_RANGE = re.compile(r"^\s*bytes\s+\*/([0-9]{1,19})\s*$", re.I | re.A)
 #: The largest size a server may declare: a file offset (off_t) and an SQLite INTEGER are
 #: signed 64-bit. A bigger number is a hostile or broken server, refused before it is stored.
 MAX_DECLARED_SIZE = 2**63 - 1
+#: 2**63 - 1 has 19 digits: a longer number is refused before int() sees it (int() of
+#: thousands of digits is slow, and Python >= 3.11 refuses over 4300 with a ValueError).
+_MAX_DIGITS = 19
+_DIGITS = re.compile(r"[0-9]{1,19}", re.A)
+
+
+class UnknownSize(RangeError):
+    """A 206 to an open-ended range whose total is ``*`` (RFC 9110 §14.4: the length is
+    unknown). Its body is a part of the file whose end nobody knows: never taken for the
+    whole. A source answers it by asking for the whole file without Range
+    (:meth:`RangeRequest.whole`), as curl or wget without a range would."""
+
+
+def number(text: str, what: str) -> int:
+    """A non-negative decimal of ASCII digits (RFC 9110 §8.6, §14.4: ``1*DIGIT``), at most
+    19 of them. ``str.isdigit`` and ``int`` accept "²" and other Unicode digits, ``int`` a
+    sign and underscores: none of them is a number on the wire. Raises ProtocolViolation."""
+    value = text.strip()
+    if not _DIGITS.fullmatch(value):
+        shown = value[:20] + ("..." if len(value) > 20 else "")
+        raise ProtocolViolation(f"the server sent an invalid {what} ({shown!r})")
+    return int(value)
+
+
+def content_length(headers: Headers) -> int | None:
+    """Content-Length (RFC 9110 §8.6), None when absent. A list of identical values is one
+    value (§8.6 allows a recipient to accept it); differing or invalid ones are refused
+    (RFC 9112 §6.3: an invalid length is an unrecoverable framing error)."""
+    value = headers.get("content-length")
+    if value is None:
+        return None
+    values = {number(v, "Content-Length") for v in value.split(",")}
+    if len(values) != 1:
+        raise ProtocolViolation("the server sent differing Content-Length values")
+    length = values.pop()
+    _check_declared_size(length)
+    return length
+
+
+def _opaque(tag: str) -> str:
+    """An entity-tag's opaque-tag: what weak comparison compares (RFC 9110 §8.8.3.2)."""
+    tag = tag.strip()
+    return tag[2:] if tag.startswith("W/") else tag
 
 
 @dataclass(frozen=True)
 class Validators:
-    etag: str | None = None  # strong ETags only
+    """What identifies one version of the file (RFC 9110 §8.8). ``etag`` is the ETag as sent,
+    weak (``W/"..."``) or strong: a weak one is never sent in If-Range (§13.1.5 needs a strong
+    comparison) but is compared on every response (:meth:`conflicts_with`)."""
+
+    etag: str | None = None
     last_modified: str | None = None
 
+    @property
+    def weak(self) -> bool:
+        return bool(self.etag) and self.etag.strip().startswith("W/")  # type: ignore[union-attr]
+
     def if_range(self) -> str | None:
-        return self.etag or self.last_modified
+        """A strong ETag, else the Last-Modified date (RFC 9110 §13.1.5)."""
+        return (self.etag if self.etag and not self.weak else None) or self.last_modified
 
     @classmethod
     def from_headers(cls, headers: Headers) -> Validators:
         etag = headers.get("etag")
-        if etag and (etag.startswith("W/") or not etag.strip()):
-            etag = None
+        if etag is not None:
+            etag = etag.strip() or None
         modified = headers.get("last-modified")
         if modified:
             from email.utils import parsedate_to_datetime
 
             try:
                 parsedate_to_datetime(modified)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, IndexError):
                 modified = None
         return cls(etag, modified)
 
     def conflicts_with(self, other: Validators) -> bool:
-        """True when both sides know a validator of the same kind and they differ."""
+        """True when both sides know a validator of the same kind and they differ.
+
+        ETags are compared weakly (RFC 9110 §8.8.3.2: same opaque-tag, weak or not), so that
+        ``W/"1"`` → ``W/"2"`` is a new version, while ``"1"`` and ``W/"1"`` (a server that
+        weakens its tag, e.g. after compressing) are the same one. Any difference of the
+        tags means a change even when the size stayed: a weak tag cannot guard If-Range,
+        so this comparison is the only thing that keeps two versions from being spliced.
+        """
         if self.etag and other.etag:
-            return self.etag != other.etag
+            return _opaque(self.etag) != _opaque(other.etag)
         if self.last_modified and other.last_modified:
             return self.last_modified != other.last_modified
         return False
 
 
 def parse_content_range(value: str | None) -> tuple[int, int, int | None] | None:
-    """'bytes 0-99/1000' → (0, 100, 1000): start, end exclusive, total (None for '*')."""
+    """'bytes 0-99/1000' → (0, 100, 1000): start, end exclusive, total (None for '*').
+    None for anything else (a sign, Unicode digits, more than 19 digits, last < first)."""
     if not value:
         return None
     match = _CONTENT_RANGE.match(value)
@@ -111,15 +178,17 @@ def retry_after_seconds(value: str | None) -> float | None:
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(value)
+    if value.isascii() and value.isdigit():  # "²".isdigit() is True, float("²") fails
+        # No wish is honoured beyond a day (lifecycle caps it further); a 5,000-digit
+        # number is never handed to int().
+        return 86_400.0 if len(value) > 5 else float(min(int(value), 86_400))
     try:
         from datetime import UTC, datetime
         from email.utils import parsedate_to_datetime
 
         when = parsedate_to_datetime(value)
         return max(0.0, (when - datetime.now(UTC)).total_seconds())
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
 
 
@@ -147,25 +216,33 @@ def validate(
     end: int | None,
     validators: Validators | None,
     size: int | None,
+    *,
+    whole: bool = False,
 ) -> Reply:
     """Check the answer to a request for ``[start, end)`` and describe its body as a Reply.
 
-    The body is either exactly the bytes asked for (``ranged``) or, on a 200, the whole file
-    from offset 0 (``ranged`` False; :func:`require_ranged` says what that means).
+    The body is either the bytes asked for (``ranged``) or, on a 200, the whole file from
+    offset 0 (``ranged`` False; :func:`require_ranged` says what that means). A 206 must start
+    at ``start`` and end no later than ``end`` (the file's end when ``end`` is None); one that
+    ends earlier, for the same total, is a *short* reply (``short``; a server that caps its
+    bodies): its ``end`` is where it stops, and the caller asks for the rest with a new
+    request, never taking it for the range asked. ``whole``: the request carried no Range.
     Raises FileChangedError when the server's validators or size contradict ``validators`` /
-    ``size``, RangeError when a 206 is not the range asked for, and check_status's errors.
+    ``size``, RangeError when a 206 is not the range asked for (UnknownSize for a ``*`` total
+    to an open-ended range), ProtocolViolation for malformed numbers, and check_status's.
     """
     check_status(response)
     headers = response.headers
     seen = Validators.from_headers(headers)
-    encoding = headers.get("content-encoding", "identity").strip().lower()
+    encoding = (headers.get("content-encoding") or "identity").strip().lower()
     encoded = encoding not in ("", "identity")
     final_url = str(response.url)
     if validators is not None and validators.conflicts_with(seen):
         raise FileChangedError("the file changed on the server (its validator differs)")
+    length = content_length(headers)  # checked on every answer: a bad one is never framing
 
     if response.status_code == 416:
-        unsatisfied = _UNSATISFIED_RANGE.match(headers.get("content-range", ""))
+        unsatisfied = _UNSATISFIED_RANGE.match(headers.get("content-range") or "")
         total = int(unsatisfied.group(1)) if unsatisfied else None
         if total is not None:
             _check_declared_size(total)
@@ -176,41 +253,65 @@ def validate(
         raise RangeError(f"the server refused the range {start}- (HTTP 416)")
 
     if response.status_code == 206:
-        parsed = parse_content_range(headers.get("content-range"))
-        if parsed is None:
-            raise RangeError(
-                f"unusable Content-Range {headers.get('content-range')!r} in a 206"
-            )
-        got_start, got_end, total = parsed
-        _check_declared_size(total if total is not None else got_end)
-        if total is not None and size is not None and total != size:
-            raise FileChangedError(f"the file changed on the server (size {total}, was {size})")
-        want_end = end if end is not None else (total if total is not None else got_end)
-        if got_start != start or got_end != want_end:
-            raise RangeError(
-                f"asked for bytes {start}-{want_end - 1}, the server sent {got_start}-{got_end - 1}"
-            )
-        length = headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) != got_end - got_start:
-            raise RangeError("Content-Length does not match Content-Range")
-        if encoded:
-            if got_start == 0 and end is None and total is not None and got_end == total:
-                # The whole encoded representation from byte 0 (ranges count encoded bytes,
-                # RFC 9110 §14.1.2): it can be decoded as one stream, never split.
-                return Reply(response, final_url, 206, 0, None, None, False, seen, True)
-            raise RangeError(f"a range encoded as {encoding} cannot be spliced")
-        return Reply(response, final_url, 206, got_start, got_end, total, True, seen, False)
+        if whole:
+            # RFC 9110 §15.3.7: 206 answers a Range request only.
+            raise ProtocolViolation("the server sent a partial answer (206) to a plain GET")
+        return _partial(response, start, end, size, seen, length, encoding, final_url)
 
     # 200: the whole file from byte 0.
-    length_header = headers.get("content-length")
-    length = int(length_header) if length_header and length_header.isdigit() else None
-    if length is not None:
-        _check_declared_size(length)
     if encoded:
         length = None  # Content-Length counts encoded bytes, not the file's
     if size is not None and length is not None and length != size:
         raise FileChangedError(f"the file changed on the server (size {length}, was {size})")
     return Reply(response, final_url, 200, 0, length, length, False, seen, encoded)
+
+
+def _partial(
+    response: ResponseHead,
+    start: int,
+    end: int | None,
+    size: int | None,
+    seen: Validators,
+    length: int | None,
+    encoding: str,
+    final_url: str,
+) -> Reply:
+    """A 206 (RFC 9110 §14.4, §15.3.7) checked against the range asked, ``[start, end)``."""
+    raw = response.headers.get("content-range")
+    parsed = parse_content_range(raw)
+    if parsed is None:
+        shown = (raw or "")[:60]
+        raise ProtocolViolation(f"the server sent a malformed Content-Range ({shown!r}) in a 206")
+    got_start, got_end, total = parsed
+    _check_declared_size(total if total is not None else got_end)
+    if total is not None and size is not None and total != size:
+        raise FileChangedError(f"the file changed on the server (size {total}, was {size})")
+    if total is None and end is None and size is None:
+        # "*" (§14.4): the length is unknown. Served up to got_end, the file may go on:
+        # never taken for the whole file, whatever the body's length.
+        raise UnknownSize(
+            f"the server sent bytes {got_start}-{got_end - 1} of a file of unknown size"
+        )
+    known = total if total is not None else size
+    want_end = end if end is not None else known
+    assert want_end is not None
+    if got_start != start or got_end > want_end:
+        raise RangeError(
+            f"asked for bytes {start}-{want_end - 1}, the server sent {got_start}-{got_end - 1}"
+        )
+    if length is not None and length != got_end - got_start:
+        raise RangeError("Content-Length does not match Content-Range")
+    short = got_end < want_end
+    encoded = encoding not in ("", "identity")
+    if encoded:
+        if got_start == 0 and end is None and not short:
+            # The whole encoded representation from byte 0 (ranges count encoded bytes,
+            # RFC 9110 §14.1.2): it can be decoded as one stream, never split.
+            return Reply(response, final_url, 206, 0, None, None, False, seen, True)
+        raise RangeError(f"a range encoded as {encoding} cannot be spliced")
+    return Reply(
+        response, final_url, 206, got_start, got_end, known, True, seen, False, short=short
+    )
 
 
 def require_ranged(reply: Reply, validators: Validators) -> None:
