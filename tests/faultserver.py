@@ -115,6 +115,14 @@ Ranges (RFC 9110 §14)
     From that time on, every request gets 403 (a signed URL that expired).
 ``extra_bytes=N``
     Send N bytes (``b"!"``) after the declared body, then close (a broken server).
+``max_body=N``
+    A 206 carries at most N body bytes, from the start asked, with the true total (a server
+    that caps its bodies: ``bytes=0-`` of 8 MiB gets ``bytes 0-(N-1)/8388608``).
+``star_total=True``
+    A 206 says ``Content-Range: bytes a-b/*`` (the total unknown, RFC 9110 §14.4).
+``interim=[103]``
+    Interim heads sent before the final head of a file's answer (RFC 9110 §15.2: 100
+    Continue, 103 Early Hints with a ``Link``), in order.
 ``gzip=True``
     ``Content-Encoding: gzip`` (and ``Vary: Accept-Encoding``) when the request's
     ``Accept-Encoding`` accepts gzip; identity otherwise. ``gzip="always"`` ignores the request.
@@ -275,6 +283,7 @@ _KNOWN = {
     "max_concurrent", "change_after", "changed_data", "changed_etag", "changed_last_modified",
     "redirect_to", "redirect_status", "content_disposition", "headers", "content_type", "rate",
     "latency", "require_cookie", "require_header", "expires_at", "extra_bytes", "gzip",
+    "max_body", "star_total", "interim",
 }
 
 
@@ -908,6 +917,9 @@ class FaultServer:
                     return not client_close
                 status = 206
                 start, end = span
+                cap = o.get("max_body")
+                if cap is not None:
+                    end = min(end, start + max(1, int(cap)) - 1)
 
         no_length = bool(o.get("no_length"))
         chunked = bool(o.get("chunked")) and version == "HTTP/1.1" and not no_length
@@ -934,7 +946,8 @@ class FaultServer:
         if use_gzip:
             hdrs.append(("Content-Encoding", "gzip"))
         if status == 206:
-            hdrs.append(("Content-Range", f"bytes {start}-{end}/{total}"))
+            shown_total = "*" if o.get("star_total") else total
+            hdrs.append(("Content-Range", f"bytes {start}-{end}/{shown_total}"))
         body_len = end - start + 1 if total else 0
         if chunked:
             hdrs.append(("Transfer-Encoding", "chunked"))
@@ -948,6 +961,9 @@ class FaultServer:
                 hdrs.append((name, str(value)))
 
         sent(status)
+        for code in o.get("interim") or ():
+            hint = [("Link", "</style.css>; rel=preload")] if code == 103 else []
+            writer.write(self._head(int(code), hint))
         writer.write(self._head(status, hdrs))
         if method == "HEAD":
             await writer.drain()
