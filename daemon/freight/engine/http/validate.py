@@ -57,10 +57,8 @@ class ResponseHead(Protocol):
     def close(self) -> None: ...
 
 
-# ASCII digits only (re.A; RFC 9110 §14.4: 1*DIGIT), at most 19: see number().
-_CONTENT_RANGE = re.compile(
-    r"^\s*bytes\s+([0-9]{1,19})-([0-9]{1,19})/([0-9]{1,19}|\*)\s*$", re.I | re.A
-)
+# ASCII digits only (re.A; RFC 9110 §14.4: 1*DIGIT); over 19 of them is refused (number()).
+_CONTENT_RANGE = re.compile(r"^\s*bytes\s+([0-9]+)-([0-9]+)/([0-9]+|\*)\s*$", re.I | re.A)
 _UNSATISFIED_RANGE = re.compile(r"^\s*bytes\s+\*/([0-9]{1,19})\s*$", re.I | re.A)
 #: The largest size a server may declare: a file offset (off_t) and an SQLite INTEGER are
 #: signed 64-bit. A bigger number is a hostile or broken server, refused before it is stored.
@@ -160,12 +158,16 @@ class Validators:
 
 def parse_content_range(value: str | None) -> tuple[int, int, int | None] | None:
     """'bytes 0-99/1000' → (0, 100, 1000): start, end exclusive, total (None for '*').
-    None for anything else (a sign, Unicode digits, more than 19 digits, last < first)."""
+    None for anything else (a sign, Unicode digits, last < first); ProtocolViolation for a
+    number of more than 19 digits (no file is that large; int() is never given it)."""
     if not value:
         return None
     match = _CONTENT_RANGE.match(value)
     if not match:
         return None
+    longest = max(len(group) for group in match.groups())
+    if longest > _MAX_DIGITS:
+        raise ProtocolViolation(f"the server declared an impossible size ({longest} digits)")
     first, last = int(match.group(1)), int(match.group(2))
     total = None if match.group(3) == "*" else int(match.group(3))
     if last < first or (total is not None and last >= total):
