@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from freight import __version__
+from freight.engine.http.follow import Redirect, redirect_of
 from freight.engine.http.reply import Reply
 from freight.engine.http.request import RangeRequest
 from freight.engine.http.validate import validate
@@ -77,7 +78,7 @@ def make_client(
         http1=True,
         http2=False,
         verify=ssl or ssl_context(insecure),
-        follow_redirects=True,
+        follow_redirects=False,  # follow.fetch follows them, each hop's headers scoped
         max_redirects=max_redirects,
         trust_env=True,
         timeout=httpx.Timeout(
@@ -180,38 +181,75 @@ def _shutdown(sock: socket.socket) -> None:
         pass
 
 
+def _malformed_head(exc: Exception) -> str | None:
+    """h11's reason when it refused the response head itself (a Content-Length of "²", "-5"
+    or 5,000 digits, an illegal header line; RFC 9112 §6.3 makes them unrecoverable): the
+    same ProtocolViolation the lean reader raises (validate.number), not a retry. A close
+    inside the head stays a transient error."""
+    import h11
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, h11.RemoteProtocolError):
+            reason = str(seen)[:80]
+            return None if "closed" in reason else reason
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 def open_range(
     client: httpx.Client,
     request: RangeRequest,
+    url: str | None = None,
+    headers: dict[str, str] | None = None,
     *,
     inflight: Inflight | None = None,
     head_timeout: float | None = None,
-) -> Reply:
-    """Make ``request`` and check the answer
-    (validate.validate). ``head_timeout`` bounds the wait for the whole response head
-    (redirects included); ``inflight`` lets another thread abort the wait.
+) -> Reply | Redirect:
+    """Make ``request`` (to ``url`` with ``headers``: one hop of follow.fetch; default the
+    request's own) and check the answer (validate.validate); a Redirect for a redirect to
+    follow (the client follows none itself: follow.py scopes each hop's headers).
+    ``head_timeout`` bounds the wait for the response head; ``inflight`` lets another thread
+    abort the wait. 1xx interim heads are skipped by httpcore (RFC 9110 §15.2).
     """
     import httpx
 
+    url = url or request.url
     inflight = inflight or Inflight()
     if head_timeout is not None:
         inflight.head_timeout = head_timeout
     try:
         sent = client.build_request(
-            "GET", request.url, headers=request.wire_headers(),
+            "GET", url, headers=request.wire_headers(url) if headers is None else headers,
             extensions={"trace": inflight.trace},
         )
-        response = client.send(sent, stream=True)
+        response = client.send(sent, stream=True, follow_redirects=False)
     except (httpx.HTTPError, httpx.InvalidURL) as exc:  # InvalidURL: e.g. a "data:," redirect
         if inflight.timed_out:
             raise StalledError(
                 f"no complete response head within {inflight.head_timeout:g}s"
             ) from exc
+        malformed = _malformed_head(exc)
+        if malformed is not None:
+            raise ProtocolViolation(
+                f"the server sent a malformed response head ({malformed})"
+            ) from exc
         raise map_transport_error(exc) from exc
+    except ValueError as exc:
+        # h11 hands a Content-Length of thousands of digits to int(), which refuses it
+        # (Python >= 3.11): a broken head, as validate.number says of ours.
+        raise ProtocolViolation("the server sent an invalid response head") from exc
     finally:
         inflight.disarm()
     try:
-        return validate(response, request.start, request.end, request.validators, request.size)
+        redirect = redirect_of(response.status_code, response.headers.get("location"))
+        if redirect is not None:
+            response.close()
+            return redirect
+        return validate(
+            response, request.start, request.end, request.validators, request.size,
+            whole=request.whole,
+        )
     except BaseException:
         response.close()
         raise

@@ -1,9 +1,8 @@
 """A lean HTTP/1.1 reader for the bulk of a download: one byte range, straight into a buffer.
 
-httpx stays Freight's HTTP client: the probe, redirects, proxies, cookies and everything
-unusual go through it. Once the probe has found the final URL and proved that the server
-serves ranges, the range requests themselves are plain (RFC 9112): a request line, a few
-headers, a head to parse and then exactly Content-Length bytes. httpx spends most of its CPU
+httpx stays Freight's HTTP client for proxies and everything unusual. Most requests are
+plain (RFC 9112): a request line, a few headers, a head to parse and then exactly
+Content-Length bytes. httpx spends most of its CPU
 per chunk in its HTTP/1.1 state machine and copies every chunk several times; this module
 reads the body with ``recv_into`` into one reused buffer per connection, so the cost per byte
 is a kernel copy and a ``pwrite``. The head it receives is checked by the very same code as
@@ -12,8 +11,10 @@ httpx at all: a download that never needs httpx never pays its import (~60 ms, ~
 
 A connection is kept open for the next range of the same worker when the previous body was
 read to its end and the server did not say ``Connection: close`` (RFC 9112 §9.3).
-It falls back to httpx (raises :class:`UseHttpx`) for a redirect or anything it does not
-handle; it is never used through a proxy.
+A redirect comes back as a follow.Redirect (the source follows it, hop by hop, each hop's
+headers for its origin); a 1xx interim head (RFC 9110 §15.2) is skipped. It falls back to
+httpx (raises :class:`UseHttpx`) for anything it does not handle (a chunked or unframed body,
+obsolete line folding); it is never used through a proxy.
 """
 
 from __future__ import annotations
@@ -30,10 +31,12 @@ from urllib.parse import urlsplit
 if TYPE_CHECKING:
     import ssl
 
+from freight.engine.http.follow import Redirect, redirect_of
 from freight.engine.http.reply import Reply
-from freight.engine.http.request import RangeRequest
+from freight.engine.http.request import RangeRequest, percent_encoded
 from freight.engine.http.validate import validate
 from freight.errors import (
+    FreightError,
     ProtocolViolation,
     RemoteError,
     StalledError,
@@ -98,9 +101,9 @@ class UseHttpx(Exception):
 
 
 def usable_for(url: str) -> bool:
-    """True when the URL can be fetched without httpx: http(s), and no proxy applies."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    """True when the URL can be fetched without httpx: http(s), an ASCII host, no proxy."""
+    parts, host = urlsplit(url), urlsplit(url).hostname
+    if parts.scheme not in ("http", "https") or not host or not host.isascii():
         return False
     if not _proxies_may_apply():
         return True
@@ -108,7 +111,7 @@ def usable_for(url: str) -> bool:
 
     proxies = urllib.request.getproxies()
     if parts.scheme in proxies or "all" in proxies:
-        return bool(urllib.request.proxy_bypass(parts.hostname))
+        return bool(urllib.request.proxy_bypass(host))
     return True
 
 
@@ -188,9 +191,10 @@ class Connection:
     def request(self, url: str, headers: dict[str, str]) -> tuple[Head, memoryview]:
         """Send ``GET url`` with ``headers`` (Range among them); return the head (without a
         body), and the body bytes that arrived with the head."""
+        url = percent_encoded(url)  # RFC 3986 §2.1: a raw "ü" goes as %C3%BC, as httpx sends
         parts = urlsplit(url)
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        host = parts.netloc.rpartition("@")[2]
+        host = parts.netloc.rpartition("@")[2]  # userinfo is never sent (request.py)
         lines = [
             f"GET {target} HTTP/1.1",
             f"Host: {host}",
@@ -206,7 +210,12 @@ class Connection:
             if any(c in name + value for c in "\r\n"):
                 raise ProtocolViolation("a header value holds a line break")
             lines.append(f"{name}: {value}")
-        payload = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", errors="strict")
+        try:
+            payload = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", errors="strict")
+        except UnicodeEncodeError:
+            # RFC 9110 §5.5: field values are octets; a character beyond Latin-1 has no
+            # agreed encoding (the name is not quoted: it may be a secret's).
+            raise ProtocolViolation("a header value holds a character beyond Latin-1") from None
         for attempt in (0, 1):
             fresh = self.sock is None or not self.reusable
             if fresh:
@@ -236,38 +245,34 @@ class Connection:
         filled = 0
         # The whole head must come within twice the stall timeout, however slowly it trickles.
         deadline = time.monotonic() + 2 * self.stall_timeout
+        interim = False  # a 1xx was read: a close now is no stale connection
         while True:
-            if filled >= min(MAX_HEAD, len(self.buffer)):
-                raise ProtocolViolation("response head too large")
-            if time.monotonic() > deadline:
-                self.close()
-                raise StalledError("no complete response head in time")
-            n = self.sock.recv_into(view[filled:])
-            if n == 0:
-                if filled == 0:
-                    raise _StaleConnection()
-                raise TransientError("the connection closed inside the response head")
-            filled += n
-            end = self.buffer.find(b"\r\n\r\n", 0, filled)
-            if end >= 0:
-                break
-        # Header values are decoded by HeadHeaders as httpx decodes its own (RFC 9110 §5.5
-        # allows obs-text, which servers use for raw UTF-8 file names).
-        status_line, *header_lines = bytes(self.buffer[:end]).split(b"\r\n")
-        version, _, rest = status_line.partition(b" ")
-        code, _, reason = rest.partition(b" ")
-        if not version.startswith(b"HTTP/1.") or not code.isdigit():
-            raise TransientError(f"not an HTTP/1.x answer: {status_line[:80]!r}")
-        pairs = []
-        for line in header_lines:
-            name, sep, value = line.partition(b":")
-            if not sep or line[:1] in (b" ", b"\t"):
-                raise UseHttpx("obsolete header folding")
-            pairs.append((name.strip(), value.strip()))
-        response = Head(int(code), reason.decode("latin-1"), HeadHeaders(pairs), url)
-        if 300 <= response.status_code < 400:
-            raise UseHttpx("redirect")
-        if "chunked" in response.headers.get("transfer-encoding", "").lower():
+            end = self.buffer.find(b"\r\n\r\n", 0, filled) if filled else -1
+            if end < 0:
+                if filled >= min(MAX_HEAD, len(self.buffer)):
+                    raise ProtocolViolation("response head too large")
+                if time.monotonic() > deadline:
+                    self.close()
+                    raise StalledError("no complete response head in time")
+                n = self.sock.recv_into(view[filled:])
+                if n == 0:
+                    if filled == 0 and not interim:
+                        raise _StaleConnection()
+                    raise TransientError("the connection closed inside the response head")
+                filled += n
+                continue
+            response = _parse_head(bytes(self.buffer[:end]), url)
+            if 100 <= response.status_code < 200:
+                if response.status_code == 101:
+                    raise ProtocolViolation("the server switched protocols (HTTP 101)")
+                # An interim answer (100 Continue, 103 Early Hints; RFC 9110 §15.2): the
+                # final head follows. Skip it, keep what came after it.
+                rest = filled - (end + 4)
+                self.buffer[:rest] = self.buffer[end + 4 : filled]
+                filled, interim = rest, True
+                continue
+            break
+        if "chunked" in (response.headers.get("transfer-encoding") or "").lower():
             raise UseHttpx("chunked body")
         # Copy the early body bytes out of the buffer: the buffer is reused for the body.
         early = memoryview(bytes(self.buffer[end + 4 : filled]))
@@ -322,16 +327,50 @@ class Connection:
         self.reusable = keep_alive and len(early) <= length
 
 
+def _parse_head(head: bytes, url: str) -> Head:
+    # Header values are decoded by HeadHeaders as httpx decodes its own (RFC 9110 §5.5
+    # allows obs-text, which servers use for raw UTF-8 file names).
+    status_line, *header_lines = head.split(b"\r\n")
+    version, _, rest = status_line.partition(b" ")
+    code, _, reason = rest.partition(b" ")
+    if not version.startswith(b"HTTP/1.") or len(code) != 3 or not code.isdigit():  # ASCII
+        raise TransientError(f"not an HTTP/1.x answer: {status_line[:80]!r}")
+    pairs = []
+    for line in header_lines:
+        name, sep, value = line.partition(b":")
+        if not sep or line[:1] in (b" ", b"\t"):
+            raise UseHttpx("obsolete header folding")
+        pairs.append((name.strip(), value.strip()))
+    return Head(int(code), reason.decode("latin-1"), HeadHeaders(pairs), url)
+
+
 class _StaleConnection(Exception):
     pass
 
 
-def open_range_lean(conn: Connection, request: RangeRequest) -> Reply:
-    """Make ``request`` on ``conn`` and check the answer as httpx's are checked;
-    raises UseHttpx when httpx must make this request instead."""
-    response, early = conn.request(request.url, request.wire_headers())
+#: A redirect's body up to this size is read and dropped to keep the connection; a larger
+#: or unframed one closes it.
+_REDIRECT_BODY = 64 * 1024
+
+
+def open_range_lean(
+    conn: Connection, request: RangeRequest, url: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Reply | Redirect:
+    """Make ``request`` on ``conn`` (to ``url`` with ``headers``: one hop of follow.fetch;
+    default the request's own) and check the answer as httpx's are checked; a Redirect for a
+    redirect to follow; raises UseHttpx when httpx must make this request instead."""
+    url = url or request.url
+    response, early = conn.request(url, request.wire_headers(url) if headers is None else headers)
+    redirect = redirect_of(response.status_code, response.headers.get("location"))
+    if redirect is not None:
+        _drop_body(conn, response, early)
+        return redirect
     try:
-        reply = validate(response, request.start, request.end, request.validators, request.size)
+        reply = validate(
+            response, request.start, request.end, request.validators, request.size,
+            whole=request.whole,
+        )
     except BaseException:
         conn.close()
         raise
@@ -342,3 +381,19 @@ def open_range_lean(conn: Connection, request: RangeRequest) -> Reply:
         raise UseHttpx("unframed or encoded body")
     reply.conn, reply.early = conn, early
     return reply
+
+
+def _drop_body(conn: Connection, response: Head, early: memoryview) -> None:
+    """Read a redirect's small body to keep the connection for the next hop; else close."""
+    length = response.headers.get("content-length") or ""  # read: ASCII digits, 6 at most
+    if not (length.isascii() and length.isdigit() and len(length) <= 6) or (
+        int(length) > _REDIRECT_BODY
+    ):
+        conn.close()
+        return
+    keep_alive = (response.headers.get("connection") or "").lower() != "close"
+    try:
+        for _ in conn.body(early, int(length), keep_alive):
+            pass
+    except FreightError:
+        conn.close()  # the next hop opens a fresh connection

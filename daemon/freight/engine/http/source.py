@@ -5,9 +5,12 @@ A transfer asks a source for ``[start, end)`` of a URL and gets a checked :class
 real one; ``scripted.ScriptedSource`` serves bytes from memory for tests.
 
 :class:`HttpSource` puts the lean reader (lean.py) first and httpx behind it:
-- a request goes through the lean reader when it has a :class:`Lane` (one worker's kept-alive
-  connection), the setting ``lean_reader`` is on and no proxy applies to the URL; a redirect,
-  a chunked, unframed or encoded body falls back to httpx (lean.UseHttpx);
+- redirects are followed here, hop by hop (follow.fetch), each hop's headers scoped to their
+  origin (request.py): Cookie, Authorization, URL userinfo and the user's headers never reach
+  another origin, on the hop or on any later range request to the final URL;
+- a hop goes through the lean reader when it has a :class:`Lane` (one worker's kept-alive
+  connection), the setting ``lean_reader`` is on and no proxy applies to the URL; a chunked,
+  unframed or encoded body falls back to httpx (lean.UseHttpx);
 - the httpx client, with its TLS context, is made on first use only (tens of milliseconds);
 - every request awaiting its head and every open reply is tracked, so that :meth:`abort`
   (a stop) wakes every blocked read at once; after it, ``open`` raises Stopped;
@@ -22,6 +25,7 @@ from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
 
 from freight.engine.http import lean
+from freight.engine.http.follow import Redirect, Scopes, fetch
 from freight.engine.http.httpx_reader import (
     USER_AGENT,
     Inflight,
@@ -94,17 +98,23 @@ class HttpSource:
         self._conns: set[lean.Connection] = set()  # lean connections still awaiting a head
         # A response head must arrive whole within this time, however slowly it trickles.
         self._head_timeout = 2 * settings.stall_timeout
+        self._scopes = Scopes()  # final URLs → the origin their headers were given for
 
     def lane(self) -> Lane:
         return Lane()
 
     def open(self, request: RangeRequest, *, lane: Lane | None = None) -> Reply:
-        reply: Reply | None = None
-        conn = self._connection(lane, request.url) if lane is not None else None
-        if conn is not None:
-            reply = self._open_lean(conn, request)
-        if reply is None:
-            reply = self._open_httpx(request)
+        def send(scoped: RangeRequest, url: str, headers: dict[str, str]) -> Reply | Redirect:
+            answer: Reply | Redirect | None = None
+            conn = self._connection(lane, url) if lane is not None else None
+            if conn is not None:
+                answer = self._open_lean(conn, scoped, url, headers)
+            if answer is None:
+                answer = self._open_httpx(scoped, url, headers)
+            return answer
+
+        reply = fetch(request, send, max_redirects=self.settings.max_redirects,
+                      scopes=self._scopes)
         with self._lock:
             self._replies.add(reply)
             aborted = self._aborted
@@ -154,15 +164,17 @@ class HttpSource:
             )
         return lane.conn
 
-    def _open_lean(self, conn: lean.Connection, request: RangeRequest) -> Reply | None:
-        """The request through the lean reader; None when httpx must make it."""
+    def _open_lean(
+        self, conn: lean.Connection, request: RangeRequest, url: str, headers: dict[str, str]
+    ) -> Reply | Redirect | None:
+        """One hop through the lean reader; None when httpx must make it."""
         with self._lock:
             self._conns.add(conn)
             aborted = self._aborted
         try:
             if aborted:
                 raise Stopped("stopped")
-            return lean.open_range_lean(conn, request)
+            return lean.open_range_lean(conn, request, url, headers)
         except lean.UseHttpx:
             conn.close()
             return None
@@ -178,8 +190,10 @@ class HttpSource:
             with self._lock:
                 self._conns.discard(conn)
 
-    def _open_httpx(self, request: RangeRequest) -> Reply:
-        """The request through httpx, abortable and bounded by the head deadline."""
+    def _open_httpx(
+        self, request: RangeRequest, url: str, headers: dict[str, str]
+    ) -> Reply | Redirect:
+        """One hop through httpx, abortable and bounded by the head deadline."""
         client = self._http()
         inflight = Inflight()
         with self._lock:
@@ -189,7 +203,8 @@ class HttpSource:
             if aborted:
                 raise Stopped("stopped")
             return open_range(
-                client, request, inflight=inflight, head_timeout=self._head_timeout
+                client, request, url, headers, inflight=inflight,
+                head_timeout=self._head_timeout,
             )
         except TransientError:
             if self._aborted:
