@@ -6,6 +6,7 @@ later range request."""
 from __future__ import annotations
 
 import base64
+import logging
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -125,6 +126,7 @@ def test_a_malformed_content_range_is_a_protocol_violation(fault_server, source,
 
 @pytest.mark.parametrize("reader", READERS)
 def test_userinfo_is_basic_auth(fault_server, source, reader, caplog):
+    caplog.set_level(logging.DEBUG)
     data = make_data(2000, seed=4)
     basic = "Basic " + base64.b64encode("ünï:p@ss".encode()).decode()
     fault_server.add("/private.bin", data=data, require_header=("Authorization", basic))
@@ -213,3 +215,23 @@ def test_redirect_limits(fault_server, source, reader):
     fault_server.add("/ftp", redirect_to="ftp://127.0.0.1/x")
     with pytest.raises(FreightError, match="unsupported scheme"):
         fetch(source, reader, fault_server.url("/ftp"))
+
+
+def test_freight_get_keeps_secrets_from_the_redirect_target(
+    fr, fault_server: FaultServer, other_fault_server: FaultServer
+) -> None:
+    # The same rule through the real `freight get` process, with the secrets sealed in the
+    # database and read back by the transfer.
+    data = make_data(1_200_000, seed=9)
+    target = other_fault_server.host_alias_url("/blob.bin")
+    other_fault_server.add("/blob.bin", data=data, etag="v1", rate=4 * 1024 * 1024)
+    start = fault_server.add("/get", redirect_to=target, require_cookie=SECRETS["Cookie"],
+                             require_header=("Authorization", SECRETS["Authorization"]))
+    result = fr.run(start, "-x", "4", *(a for k, v in SECRETS.items() for a in ("-H", f"{k}: {v}")))
+    assert result.code == 0, result
+    assert (fr.dl / "blob.bin").read_bytes() == data
+    assert set(fault_server.stats("/get").statuses) == {302}  # the first origin let us in
+    blob = other_fault_server.stats("/blob.bin")
+    assert blob.requests > 2
+    for record in blob.log:
+        assert not {"cookie", "authorization", "x-custom"} & set(record.headers), record
