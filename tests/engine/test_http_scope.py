@@ -75,3 +75,33 @@ def test_urls_on_the_wire() -> None:
     assert next_url("http://a.test/x", "//u:p@b.test/é") == "http://b.test/%C3%A9"
     with pytest.raises(ProtocolViolation, match="unsupported scheme"):
         next_url("http://a.test/x", "file:///etc/passwd")
+
+
+ORIGINS = ["http://a.test", "https://a.test", "http://a.test:8080", "https://cdn.test",
+           "http://b.test"]
+
+
+@given(st.lists(st.sampled_from(ORIGINS), min_size=0, max_size=5),
+       st.sampled_from(ORIGINS), st.booleans())
+def test_no_secret_ever_reaches_another_origin(chain, first, userinfo) -> None:
+    # A redirect chain through any origins, then range requests to the final URL: a request
+    # carries the download's secrets exactly when it goes to the origin they were given for.
+    from freight.engine.http.scripted import Rule, ScriptedSource
+
+    hops = [f"{origin}/hop{i}" for i, origin in enumerate(chain)] + [f"{first}/file"]
+    rules = [Rule(match=lambda r, u=u: r.url == u, redirect=v, times=None)
+             for u, v in zip(hops, hops[1:], strict=False)]
+    source = ScriptedSource(bytes(range(256)) * 40, rules=rules)
+    start = hops[0].replace("://", "://u:pw@", 1) if userinfo else hops[0]
+    secrets = {"Cookie": "c=1", "Authorization": "Bearer t"} if not userinfo else {"Cookie": "c=1"}
+    reply = source.open(RangeRequest(start, headers=secrets))
+    assert "pw" not in reply.url
+    for offset in (100, 5000):
+        source.open(RangeRequest(reply.url, offset, offset + 50, size=10240, headers=secrets))
+    home = origin_of(hops[0])
+    for request in source.requests:
+        carried = {k.lower() for k in request.headers} & {"cookie", "authorization"}
+        if request.origin == home:
+            assert carried == {"cookie", "authorization"}, request
+        else:
+            assert not carried, request

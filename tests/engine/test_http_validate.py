@@ -128,3 +128,32 @@ def test_a_star_total_is_never_a_size() -> None:
     assert reply.size == 8192 and not reply.short
     with pytest.raises(ProtocolViolation):  # a 206 to a request without Range
         validate(head(206, content_range="bytes 0-99/100"), 0, None, None, None, whole=True)
+
+
+HEADER_TEXT = st.text(st.characters(codec="latin-1", exclude_characters="\r\n"), max_size=40)
+
+
+@given(
+    st.integers(100, 599),
+    st.dictionaries(
+        st.sampled_from(["content-length", "content-range", "etag", "last-modified",
+                         "retry-after", "content-encoding"]),
+        HEADER_TEXT | st.from_regex(r"bytes [0-9*]{1,25}-[0-9]{0,25}/[0-9*]{1,25}", fullmatch=True),
+    ),
+    st.integers(0, 10**6), st.none() | st.integers(1, 10**6), st.none() | st.integers(0, 10**7),
+)
+def test_any_head_is_a_reply_or_a_freight_error(status, fields, start, length, size) -> None:
+    # Whatever a server sends, validate answers with a Reply or an error of Freight's tree,
+    # never an internal error; a 206 it accepts starts where asked.
+    from freight.errors import FreightError
+
+    end = None if length is None else start + length
+    answer = head(status, **{k.replace("-", "_"): v for k, v in fields.items()})
+    try:
+        reply = validate(answer, start, end, Validators('W/"1"'), size)
+    except FreightError:
+        return
+    if reply.ranged:
+        assert reply.start == start and reply.end is not None
+        assert end is None or reply.end <= end
+        assert reply.short == (reply.end < (end if end is not None else reply.size))
