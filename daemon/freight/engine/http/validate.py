@@ -72,8 +72,13 @@ _DIGITS = re.compile(r"[0-9]{1,19}", re.A)
 class UnknownSize(RangeError):
     """A 206 to an open-ended range whose total is ``*`` (RFC 9110 §14.4: the length is
     unknown). Its body is a part of the file whose end nobody knows: never taken for the
-    whole. A source answers it by asking for the whole file without Range
-    (:meth:`RangeRequest.whole`), as curl or wget without a range would."""
+    whole, never finalised at its length.
+
+    The decision: a source answers it by asking the same URL once more without Range
+    (request.RangeRequest.for_whole, in follow.fetch), and the download goes on as one
+    stream, not splittable, its size what that answer says (or unknown, to the end of the
+    body) — the whole file, as a user of curl or aria2 expects from a plain download; a
+    server that answers that with a 206 again is refused (ProtocolViolation)."""
 
 
 def number(text: str, what: str) -> int:
