@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import multiprocessing
 import sqlite3
+import threading
 from pathlib import Path
 from typing import Any
 
+from freight.config import EngineSettings
+from freight.engine.http.scripted import Rule, ScriptedSource
+from freight.engine.transfer import Transfer
 from freight.errors import StoreError
 from freight.models import DownloadState, Segment
 from freight.store import SCHEMA_VERSION, Store
@@ -76,4 +80,45 @@ def test_a_locked_database_is_a_store_error(tmp_path: Path) -> None:
         other.rollback()
         other.close()
     store.save_progress(d.id, [Segment(0, 10, 5)], 5)  # and writes once it is free
+    store.close()
+
+
+def test_a_failing_store_ends_the_transfer_cleanly_with_its_workers_joined(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "freight.db"
+    store = Store(db, timeout=0.05)
+    (tmp_path / "dl").mkdir()
+    d = store.add("http://files.test/f.bin", str(tmp_path / "dl"), state=DownloadState.ACTIVE)
+    held: list[sqlite3.Connection] = []
+
+    def lock() -> None:
+        if not held:
+            held.append(lock_database(db))
+
+    data = bytes(range(256)) * 2000
+    source = ScriptedSource(data, rules=[Rule(match=lambda r: r.start > 0, before=lock)])
+    settings = EngineSettings(
+        connections=4, adaptive=False, min_split_size=16 * 1024, read_size=4096,
+        checkpoint_interval=0.05, retry_base=0.0, retry_max=0.01,
+    )
+    # A rate limit keeps the workers busy while the store fails under them.
+    store.update(d.id, limit=400_000)
+    transfer = Transfer(store, d.id, settings, source=source)
+    result: list[Any] = []
+    runner = threading.Thread(target=lambda: result.append(transfer.run()))
+    runner.start()
+    runner.join(30)
+    try:
+        assert not runner.is_alive(), "run() did not return"
+        assert result, "run() raised"
+        mine = [t.name for t in threading.enumerate() if t.name.startswith(f"dl{d.id}-")]
+        assert mine == []  # every worker joined before run() returned
+        ended = result[0]
+        assert ended.error_kind == "store", (ended.state, ended.error)
+        assert "locked" in (ended.error or "") and "internal" not in (ended.error or "")
+    finally:
+        for other in held:
+            other.rollback()
+            other.close()
     store.close()

@@ -307,6 +307,17 @@ class PartFile:
             self.fd = -1
 
 
+def open_locked(path: str, *, create: bool = True) -> PartFile:
+    """The download's ``.part``, locked against another Freight process (BusyError)."""
+    part = PartFile(path, create=create)
+    try:
+        part.lock()
+    except BusyError:
+        part.close()
+        raise
+    return part
+
+
 def finalize(part_path: str, folder: str, name: str) -> str:
     """Move the finished .part to its final name without replacing anything; return the name.
 

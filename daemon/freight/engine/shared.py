@@ -9,10 +9,12 @@ and commit already need.
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from freight.engine import files
 from freight.engine.limits import RateLimiter
 from freight.engine.speed import SpeedMeter
 from freight.errors import FreightError, Stopped
@@ -20,8 +22,11 @@ from freight.errors import FreightError, Stopped
 if TYPE_CHECKING:
     from freight.config import EngineSettings
     from freight.engine.files import PartFile
+    from freight.engine.http.reply import Reply
     from freight.engine.http.source import RangeSource
     from freight.engine.http.validate import Validators
+    from freight.engine.segmented import Segmented
+    from freight.models import Download
     from freight.store import Store
 
 
@@ -81,3 +86,47 @@ class Shared:
         wait = max(self.limiter.delay(n), self.global_limiter.delay(n))
         if wait > 0:
             self.stop.wait(wait)
+
+
+class Workers:
+    """The worker threads of a segmented attempt, to join them whatever ended it."""
+
+    def __init__(self, running: Segmented) -> None:
+        self._running = running
+
+    def threads(self) -> list[threading.Thread]:
+        # Segmented keeps them in _workers until its own end joins them.
+        return list(getattr(self._running, "_workers", []))
+
+
+def request_headers(store: Store, download: Download) -> dict[str, str]:
+    """The headers every request of the download carries: the user's, its secrets, Referer."""
+    headers = dict(download.headers)
+    headers.update(store.secret_headers(download.id))
+    if download.referrer and not any(k.lower() == "referer" for k in headers):
+        headers["Referer"] = download.referrer
+    return headers
+
+
+def learnt(download: Download, reply: Reply) -> dict[str, object]:
+    """What the probe's reply tells about the download, as fields of its row; the name is
+    chosen and claimed (files.reserve) when it has none yet or it was taken meanwhile."""
+    fields: dict[str, object] = {
+        "final_url": reply.url,
+        "size": reply.size,
+        "resumable": reply.ranged and reply.size is not None,
+        "etag": reply.validators.etag,
+        "last_modified": reply.validators.last_modified,
+        "mime": (reply.content_type or "").split(";")[0].strip() or download.mime,
+    }
+    if download.name is None:
+        name = files.choose_name(download.requested_name, reply.content_disposition, reply.url)
+        fields["name"] = files.reserve(download.dir, name)
+    elif (
+        download.part_path
+        and not os.path.exists(download.part_path)
+        and os.path.lexists(os.path.join(download.dir, download.name))
+    ):
+        # Our name was taken meanwhile: never write over someone else's file.
+        fields["name"] = files.reserve(download.dir, download.name)
+    return fields

@@ -52,6 +52,8 @@ class SingleStream:
             s.check_stop()
             try:
                 if current is None:
+                    # Starting again from byte 0: the records of the bytes before go first.
+                    self.store.clear_progress(self.id)
                     current = self.source.open(RangeRequest(self.url, headers=self.headers))
                     if current.validators.conflicts_with(self.validators):
                         raise FileChangedError("the file changed on the server")
