@@ -53,9 +53,10 @@ def complete(
                 files.remove_quietly(download.part_path)
                 store.clear_progress(download_id, name=None)
                 raise ChecksumError(f"{algo} mismatch: expected {want}, got {got}")
+        identity = part.identity()
     finally:
         part.close()
-    name = files.finalize(download.part_path, download.dir, download.name)
+    name = files.finalize(download.part_path, download.dir, download.name, identity)
     if name != download.name:
         notice(f"{download.name} appeared meanwhile; saved as {name}")
     download = keeper.complete(download_id, name, size)

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from freight.engine import files
 from freight.engine.limits import RateLimiter
 from freight.engine.speed import SpeedMeter
-from freight.errors import FreightError, Stopped
+from freight.errors import BusyError, FreightError, Stopped
 
 if TYPE_CHECKING:
     from freight.config import EngineSettings
@@ -94,9 +95,17 @@ class Workers:
     def __init__(self, running: Segmented) -> None:
         self._running = running
 
-    def threads(self) -> list[threading.Thread]:
+    def stop_and_join(self, shared: Shared, source: RangeSource) -> None:
+        """Stop and join the workers still running after an error of the control loop (a
+        failed checkpoint, a store error) ended the attempt rather than their own end."""
         # Segmented keeps them in _workers until its own end joins them.
-        return list(getattr(self._running, "_workers", []))
+        alive = [t for t in getattr(self._running, "_workers", []) if t.is_alive()]
+        if alive:
+            shared.stop.set()
+            shared.wake.set()
+            source.abort()
+            for thread in alive:
+                thread.join()
 
 
 def request_headers(store: Store, download: Download) -> dict[str, str]:
@@ -130,3 +139,16 @@ def learnt(download: Download, reply: Reply) -> dict[str, object]:
         # Our name was taken meanwhile: never write over someone else's file.
         fields["name"] = files.reserve(download.dir, download.name)
     return fields
+
+
+def open_locked(
+    path: str, *, create: bool = True, on_sync_failure: Callable[[], None] | None = None
+) -> files.PartFile:
+    """The download's ``.part``, locked against another Freight process (BusyError)."""
+    part = files.PartFile(path, create=create, on_sync_failure=on_sync_failure)
+    try:
+        part.lock()
+    except BusyError:
+        part.close()
+        raise
+    return part

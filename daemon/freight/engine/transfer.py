@@ -37,7 +37,14 @@ from freight.engine.http.validate import Validators
 from freight.engine.limits import HostCaps, RateLimiter
 from freight.engine.planner import Planner
 from freight.engine.segmented import Segmented
-from freight.engine.shared import Attempt, Shared, Workers, learnt, request_headers
+from freight.engine.shared import (
+    Attempt,
+    Shared,
+    Workers,
+    learnt,
+    open_locked,
+    request_headers,
+)
 from freight.engine.single import SingleStream
 from freight.errors import (
     BusyError,
@@ -161,19 +168,14 @@ class Transfer:
         )
 
     def _stop_stragglers(self) -> None:
-        """Stop and join the workers of an attempt that ended by an error of its control
-        loop (a failed checkpoint, a store error) rather than by their own end."""
-        running = self._running
-        self._running = None
-        if running is None:
-            return
-        alive = [t for t in running.threads() if t.is_alive()]
-        if alive:
-            self._shared.stop.set()
-            self._shared.wake.set()
-            self._source.abort()
-            for thread in alive:
-                thread.join()
+        running, self._running = self._running, None
+        if running is not None:
+            running.stop_and_join(self._shared, self._source)
+
+    def _forget_unsynced(self) -> None:
+        """A sync of the part failed: the unsynced record may claim bytes the page cache no
+        longer holds; from now on only the last synced checkpoint counts."""
+        self.store.forget_unsynced(self.id)
 
     def _notice(self, message: str) -> None:
         log.warning("download %s: %s", self.id, message)
@@ -254,7 +256,9 @@ class Transfer:
             planner = Planner(download.size, self.settings.min_split_size, segments)
             if planner.restored:
                 self._url = download.url
-                self._part = self._part or files.open_locked(part_path, create=False)
+                self._part = self._part or open_locked(
+                    part_path, create=False, on_sync_failure=self._forget_unsynced
+                )
                 if self._part.size_on_disk() < download.size:
                     self._part.preallocate(download.size)
                 with s.lock:
@@ -293,7 +297,9 @@ class Transfer:
         with self._shared.lock:
             self._shared.done = 0
         if self._part is None:
-            self._part = files.open_locked(download.part_path)
+            self._part = open_locked(
+                download.part_path, on_sync_failure=self._forget_unsynced
+            )
         if reply.size is not None:
             if self.settings.max_size is not None and reply.size > self.settings.max_size:
                 raise ProtocolViolation(
@@ -354,7 +360,9 @@ class Transfer:
     def _complete(self) -> None:
         download = self.store.get(self.id)
         assert download.part_path is not None
-        part = self._part or files.open_locked(download.part_path)
+        part = self._part or open_locked(
+                download.part_path, on_sync_failure=self._forget_unsynced
+            )
         self._part = None  # finish.complete closes it
         size = self._shared.size if self._shared.size is not None else 0
         self._completed = complete(self.keeper, self.id, part, size, self._notice)
