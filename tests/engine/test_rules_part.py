@@ -164,3 +164,45 @@ def test_a_failed_sync_invalidates_the_unsynced_record(
     done = run(store, download.id, ScriptedSource(data_of(SIZE)))
     assert done.state is DownloadState.COMPLETED, (done.state, done.error)
     assert Path(str(done.path)).read_bytes() == data_of(SIZE)
+
+
+def test_a_part_cut_shorter_than_its_records_is_not_trusted(store: Store, tmp_path: Path) -> None:
+    """The .part lost its tail while paused (cut by another program): the records of bytes
+    past its end describe nothing on disk, and extending it would turn them into zeros."""
+    download_id = paused(store, tmp_path / "dl")
+    part = Path(str(store.get(download_id).part_path))
+    furthest = max(s.pos for s in store.load_segments(download_id))
+    with open(part, "r+b") as f:
+        f.truncate(furthest // 2)
+    done = run(store, download_id, ScriptedSource(data_of(SIZE)))
+    assert done.state is DownloadState.COMPLETED, (done.state, done.error)
+    assert Path(str(done.path)).read_bytes() == data_of(SIZE)
+
+
+def test_a_restart_writes_the_file_it_will_finalise(store: Store, tmp_path: Path) -> None:
+    """While the file changes on the server, another program deletes the .part and takes
+    its name: the restart reserves a new name, and must write into that file, not into the
+    deleted one it still holds open."""
+    folder = tmp_path / "dl"
+    folder.mkdir()
+    download = store.add(URL, str(folder), state=DownloadState.ACTIVE)
+    new = data_of(SIZE - 5000, seed=3)
+    once = threading.Lock()
+    taken = threading.Event()
+
+    def take_the_name() -> None:
+        with once:
+            if not taken.is_set():
+                Path(str(store.get(download.id).part_path)).unlink()
+                (folder / "data.bin").write_bytes(b"someone else's")
+                taken.set()
+
+    source = ScriptedSource(data_of(SIZE), rules=[
+        Rule(match=lambda r: r.start > 0, before=take_the_name, change=(new, '"v2"')),
+    ])
+    done = run(store, download.id, source)
+    assert taken.is_set()
+    assert done.state is DownloadState.COMPLETED, (done.state, done.error)
+    assert done.name == "data (1).bin"
+    assert (folder / "data (1).bin").read_bytes() == new
+    assert (folder / "data.bin").read_bytes() == b"someone else's"

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from freight.engine.http.source import RangeSource
     from freight.engine.http.validate import Validators
     from freight.engine.segmented import Segmented
-    from freight.models import Download
+    from freight.models import Download, Segment
     from freight.store import Store
 
 
@@ -152,3 +152,19 @@ def open_locked(
         part.close()
         raise
     return part
+
+
+def records_fit(part: files.PartFile, segments: list[Segment]) -> bool:
+    """Whether the part holds every byte its records claim: one cut shorter (by another
+    program, while paused) holds nothing past its end, and extending it would make the
+    records of those bytes zeros."""
+    return part.size_on_disk() >= max((s.pos for s in segments), default=0)
+
+
+def still_at(part: files.PartFile, path: str) -> bool:
+    """Whether ``path`` is still the very file ``part`` has open (same device and inode)."""
+    try:
+        found = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    return (found.st_dev, found.st_ino) == part.identity()

@@ -43,7 +43,9 @@ from freight.engine.shared import (
     Workers,
     learnt,
     open_locked,
+    records_fit,
     request_headers,
+    still_at,
 )
 from freight.engine.single import SingleStream
 from freight.errors import (
@@ -255,10 +257,11 @@ class Transfer:
         ):
             planner = Planner(download.size, self.settings.min_split_size, segments)
             if planner.restored:
-                self._url = download.url
                 self._part = self._part or open_locked(
                     part_path, create=False, on_sync_failure=self._forget_unsynced
                 )
+            if planner.restored and self._part and records_fit(self._part, segments):
+                self._url = download.url
                 if self._part.size_on_disk() < download.size:
                     self._part.preallocate(download.size)
                 with s.lock:
@@ -296,6 +299,11 @@ class Transfer:
         self.store.clear_progress(self.id)
         with self._shared.lock:
             self._shared.done = 0
+        if self._part is not None and not still_at(self._part, download.part_path):
+            # The part held open is no longer the file under its name (deleted, or a new
+            # name was reserved meanwhile): write the file that will be finalised.
+            self._part.close()
+            self._part = None
         if self._part is None:
             self._part = open_locked(
                 download.part_path, on_sync_failure=self._forget_unsynced
