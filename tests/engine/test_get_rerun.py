@@ -10,7 +10,9 @@ import signal
 import time
 from urllib.parse import urlsplit
 
+import pytest
 from faultserver import make_data
+from freight.cli.get import same_file_link
 
 from .conftest import sha256
 
@@ -94,3 +96,17 @@ def test_a_link_to_another_file_does_not_adopt_the_waiting_download(
     assert res.code == 0, res
     assert res.record["id"] == 2
     assert fr.download(1).state == "needs_refresh"  # still waiting for its own link
+
+
+@pytest.mark.parametrize(("new", "old", "same"), [
+    ("https://cdn2.example.com/f.iso?sig=new", "https://dl.example.com/f.iso?sig=old", True),
+    ("https://example.com/f.iso", "http://EXAMPLE.com./f.iso", True),
+    ("https://a.example.co.uk/f.iso", "https://b.example.co.uk/f.iso", True),
+    ("https://a.example.co.uk/f.iso", "https://b.other.co.uk/f.iso", False),
+    ("https://evil.com/f.iso", "https://example.com/f.iso", False),
+    ("https://example.com/g.iso", "https://example.com/f.iso", False),
+    ("http://127.0.0.1:8/f", "http://127.0.0.2:8/f", False),
+    ("http://[::1]:8/f?x", "http://[::1]:9/f?y", True),
+])
+def test_a_fresh_link_is_of_the_same_file_only_from_the_same_site_and_path(new, old, same):
+    assert same_file_link(new, old) is same

@@ -276,9 +276,7 @@ def _waiting_for(
     from zero, never splicing two files."""
     for waiting in store.waiting_for_a_link(folder, args.output):
         strong = bool(waiting.etag) and not (waiting.etag or "").startswith("W/")
-        if waiting.size is None or not waiting.resumable:
-            continue
-        if not (strong or waiting.last_modified):
+        if waiting.size is None or not waiting.resumable or not (strong or waiting.last_modified):
             continue
         if any(same_file_link(url, old) for old in (waiting.url, waiting.final_url) if old):
             return waiting
@@ -292,9 +290,8 @@ def same_file_link(new: str, old: str) -> bool:
     return a.path == b.path and site(a.hostname or "") == site(b.hostname or "")
 
 
-#: Public suffixes of two labels that the usual country codes carry (co.uk, com.au, ...):
-#: without the public suffix list, a host's site is its last two labels, or three below one
-#: of these.
+#: Without the public suffix list, a site is a host's last two labels, or three below the
+#: usual second-level suffixes of country codes (co.uk, com.au, ...).
 _SECOND_LEVEL = {"co", "com", "net", "org", "gov", "edu", "ac", "or", "ne", "go"}
 
 
@@ -378,6 +375,7 @@ def _run_with_display(
 
     previous = signal.signal(signal.SIGTERM, on_signal)
     display = _Display(err.console, download.url) if err.console is not None else None
+    label = download.url
     try:
         threading.Thread(target=drive, name="transfer").start()
         with display or contextlib.nullcontext():
@@ -386,7 +384,8 @@ def _run_with_display(
                     finished.wait(0.25)
                     if display is not None:
                         p = transfer.progress()
-                        label = store.get(download.id).name or download.url
+                        with contextlib.suppress(FreightError):  # a failing store: no name
+                            label = store.get(download.id).name or download.url
                         display.update(p.done, p.size, p.connections, label)
                 except KeyboardInterrupt:
                     transfer.stop("pause")
