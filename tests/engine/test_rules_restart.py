@@ -21,6 +21,8 @@ from freight.engine.http.scripted import Rule, ScriptedSource
 from freight.engine.transfer import Transfer
 from freight.models import DownloadState
 from freight.store import Store
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 URL = "http://files.test/data.bin"
 SIZE = 300_000
@@ -161,4 +163,94 @@ def test_a_single_stream_restart_forgets_the_records_before_it_writes(tmp_path: 
     for s in store.resume_segments(download_id, "any") + store.load_segments(download_id):
         assert part[s.start : s.pos] == data_of(SIZE)[s.start : s.pos], s
     assert row.done <= len(part)
+    store.close()
+
+
+class StoppedAt(ScriptedSource):
+    """A scripted server whose ``stop_at``-th request first shuts the transfer down."""
+
+    def __init__(self, data: bytes, stop_at: int, **kwargs: Any) -> None:
+        super().__init__(data, **kwargs)
+        self.stop_at = stop_at
+        self.transfer: Transfer | None = None
+        self.count = 0
+
+    def open(self, asked: Any, *, lane: Any = None) -> Any:
+        with self._lock:
+            self.count += 1
+            stop = self.count == self.stop_at
+        if stop and self.transfer is not None:
+            self.transfer.stop("shutdown")
+        return super().open(asked, lane=lane)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    how=st.sampled_from(["part deleted", "name taken", "file changed", "no ranges", "part cut"]),
+    pause_at=st.integers(2, 14),
+    stop_at=st.integers(0, 10),
+)
+def test_any_restart_stopped_anywhere_then_resumed_saves_the_servers_file(
+    tmp_path_factory: pytest.TempPathFactory, how: str, pause_at: int, stop_at: int
+) -> None:
+    """Explores: a paused download; something forces a restart from zero; the attempt is
+    shut down at any request (or not at all); every record left describes bytes on disk;
+    a fresh Transfer then saves exactly the server's current file."""
+    from freight.engine.files import boot_id
+
+    tmp = tmp_path_factory.mktemp("explore")
+    store = Store(tmp / "freight.db")
+    folder = tmp / "dl"
+    folder.mkdir()
+    download = store.add(URL, str(folder), state=DownloadState.ACTIVE)
+    holder: list[Transfer] = []
+    count = [0]
+
+    def pause_late() -> None:
+        count[0] += 1
+        if count[0] == pause_at:
+            holder[0].stop("pause")
+
+    first = ScriptedSource(data_of(SIZE), rules=[
+        Rule(match=lambda r: r.start > 0, drop_after=15_000, times=None, before=pause_late),
+    ])
+    holder.append(transfer(store, download.id, first))
+    if holder[0].run().state is DownloadState.COMPLETED:
+        store.close()
+        return  # finished before the pause: nothing to restart
+    store.set_state(download.id, DownloadState.ACTIVE)
+
+    part = Path(str(store.get(download.id).part_path))
+    data, etag, ranges = data_of(SIZE), '"v1"', True
+    rules: list[Rule] = []
+    if how in ("part deleted", "name taken") and part.exists():
+        part.unlink()
+    if how == "name taken":
+        (folder / "data.bin").write_bytes(b"someone else's")
+    if how == "file changed":
+        data, etag = data_of(SIZE - 777, seed=5), '"v2"'
+        rules.append(Rule(change=(data, etag)))
+    if how == "no ranges":
+        ranges = False
+    if how == "part cut" and part.exists():
+        os.truncate(part, part.stat().st_size // 3)
+    second = StoppedAt(data_of(SIZE), stop_at, ranges=ranges, rules=rules)
+    second.transfer = transfer(store, download.id, second)
+    ended = second.transfer.run()
+
+    if ended.state is not DownloadState.COMPLETED:
+        row = store.get(download.id)
+        at = Path(str(row.part_path))
+        held = at.read_bytes() if row.part_path and at.exists() else b""
+        if row.etag == etag:
+            for s in store.resume_segments(download.id, boot_id()):
+                assert held[s.start : s.pos] == data[s.start : s.pos], (s, how)
+        store.set_state(download.id, DownloadState.ACTIVE)
+        ended = transfer(store, download.id, ScriptedSource(data, etag=etag)).run()
+    assert ended.state is DownloadState.COMPLETED, (ended.state, ended.error, how)
+    assert Path(str(ended.path)).read_bytes() == data, how
+    if how == "name taken":
+        assert (folder / "data.bin").read_bytes() == b"someone else's"
     store.close()

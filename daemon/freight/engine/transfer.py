@@ -170,13 +170,11 @@ class Transfer:
         )
 
     def _stop_stragglers(self) -> None:
-        running, self._running = self._running, None
-        if running is not None:
+        if (running := self._running) is not None:
+            self._running = None
             running.stop_and_join(self._shared, self._source)
 
-    def _forget_unsynced(self) -> None:
-        """A sync of the part failed: the unsynced record may claim bytes the page cache no
-        longer holds; from now on only the last synced checkpoint counts."""
+    def _forget_unsynced(self) -> None:  # a failed sync: only synced checkpoints are true
         self.store.forget_unsynced(self.id)
 
     def _notice(self, message: str) -> None:
@@ -275,6 +273,8 @@ class Transfer:
                 return
             self._notice("the recorded progress does not match the file: restarting")
             self._reset()
+        elif part_path is None or not os.path.exists(part_path):
+            self.store.clear_progress(self.id)  # records of a part that is gone: not true
 
         lane = self._source.lane()
         try:
