@@ -158,6 +158,8 @@ def test_a_failed_sync_invalidates_the_unsynced_record(
     ended = run(store, download.id, ScriptedSource(data_of(SIZE)), checkpoint_interval=0.2)
     assert FailingSync.calls >= 2
     assert ended.state is DownloadState.FAILED and ended.error_kind == "local_io", ended
+    # The failed checkpoint ended the control loop: its workers were stopped and joined.
+    assert [t for t in threading.enumerate() if t.name.startswith(f"dl{download.id}-")] == []
     monkeypatch.undo()
 
     store.set_state(download.id, DownloadState.ACTIVE)
