@@ -166,18 +166,104 @@ def _row_to_download(row: sqlite3.Row) -> Download:
     )
 
 
+def _store_error(exc: sqlite3.Error, path: str) -> StoreError:
+    """An SQLite error as Freight's own: what the user can do about it, SQLite's words kept."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    text = str(exc)
+    if code == sqlite3.SQLITE_FULL or "disk is full" in text:
+        what = f"the disk holding the database {path} is full"
+    elif code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) or "locked" in text:
+        what = f"the database {path} is locked by another program"
+    elif code == sqlite3.SQLITE_READONLY or "readonly" in text:
+        what = f"the database {path} cannot be written"
+    else:
+        what = f"the database {path} failed"
+    return StoreError(f"{what} ({text})", path=path)
+
+
+def _header(db: sqlite3.Connection) -> tuple[int, int, int]:
+    """application_id, user_version and the number of tables, as one snapshot."""
+    row = db.execute(
+        "SELECT (SELECT application_id FROM pragma_application_id), "
+        "(SELECT user_version FROM pragma_user_version), "
+        "(SELECT count(*) FROM sqlite_master WHERE type = 'table')"
+    ).fetchone()
+    return int(row[0]), int(row[1]), int(row[2])
+
+
+def _refuse_foreign(path: str, app_id: int, version: int, tables: int) -> None:
+    if tables and app_id != APPLICATION_ID:
+        raise StoreError(
+            f"{path} is a SQLite database that is not Freight's; Freight left it untouched",
+            path=path,
+        )
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"{path} was written by a newer Freight (schema {version} > {SCHEMA_VERSION})",
+            path=path,
+        )
+
+
+def _journal_mode_wal(db: sqlite3.Connection, timeout: float) -> None:
+    """Switch to WAL, waiting for another process that opens the file at the same moment:
+    SQLite answers "database is locked" at once there, without its busy handler."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.005)
+
+
+def _migrate(db: sqlite3.Connection, path: str) -> None:
+    """Bring the schema to SCHEMA_VERSION in one write transaction, atomic across processes:
+    two processes opening a fresh file at once both saw version 0 outside it, so the header
+    is read again once this process holds the write lock, and what another process migrated
+    meanwhile is not migrated twice ("table downloads already exists")."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        app_id, version, tables = _header(db)
+        _refuse_foreign(path, app_id, version, tables)
+        for number in range(version, SCHEMA_VERSION):
+            for statement in MIGRATIONS[number].split(";"):
+                if statement.strip():
+                    db.execute(statement)
+        db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
 class Store:
-    def __init__(self, path: str | Path, sealer: Sealer | None = None) -> None:
+    """Every method raises :class:`StoreError` for any SQLite failure (disk full, locked,
+    damaged): no sqlite3 exception leaves this class."""
+
+    def __init__(
+        self, path: str | Path, sealer: Sealer | None = None, *, timeout: float = 10.0
+    ) -> None:
         self.path = str(path)
         self.sealer = sealer
         self._lock = threading.RLock()
         self._settings: dict[str, Any] | None = None
-        self._db = self._open(self.path)
+        self._db = self._open(self.path, timeout)
+
+    @contextmanager
+    def _mapped(self) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise _store_error(exc, self.path) from exc
 
     # -- opening and migrating -------------------------------------------------------------
 
     @staticmethod
-    def _open(path: str) -> sqlite3.Connection:
+    def _open(path: str, timeout: float) -> sqlite3.Connection:
         if path != ":memory:" and not os.path.exists(path):
             # Private from the start (SQLite gives its -wal and -shm files the same mode).
             try:
@@ -187,16 +273,18 @@ class Store:
             except OSError as exc:
                 raise StoreError(f"cannot create the database {path}: {exc}") from exc
         try:
-            db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=10)
+            db = sqlite3.connect(
+                path, check_same_thread=False, isolation_level=None, timeout=timeout
+            )
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the database {path}: {exc}") from exc
         db.row_factory = sqlite3.Row
         try:
-            app_id = db.execute("PRAGMA application_id").fetchone()[0]
-            version = db.execute("PRAGMA user_version").fetchone()[0]
-            tables = db.execute(
-                "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
-            ).fetchone()[0]
+            # One read transaction: another process may be migrating this very file, and
+            # three separate reads could see its tables but not yet its application id.
+            db.execute("BEGIN")
+            app_id, version, tables = _header(db)
+            db.execute("COMMIT")
             # A damaged page is otherwise found only by the first query that reads it, as a
             # traceback; Freight's database is small, so checking every page costs milliseconds.
             problems = [row[0] for row in db.execute("PRAGMA quick_check(3)")]
@@ -209,57 +297,49 @@ class Store:
                 "Move it aside to start with an empty list.",
                 path=path,
             ) from exc
-        if tables and app_id != APPLICATION_ID:
-            db.close()
-            raise StoreError(
-                f"{path} is a SQLite database that is not Freight's; Freight left it untouched",
-                path=path,
-            )
-        if version > SCHEMA_VERSION:
-            db.close()
-            raise StoreError(
-                f"{path} was written by a newer Freight (schema {version} > {SCHEMA_VERSION})",
-                path=path,
-            )
         try:
-            db.execute("PRAGMA journal_mode = WAL")
+            _refuse_foreign(path, app_id, version, tables)
+            _journal_mode_wal(db, timeout)
             # NORMAL is durable against a crash of the process; after a power loss the last
             # commits may roll back, which only loses progress records, never data: the data
-            # was fdatasync'd before each record (see transfer.Checkpointer).
+            # was fdatasync'd before each record (see segmented.Segmented.checkpoint).
             db.execute("PRAGMA synchronous = NORMAL")
             db.execute("PRAGMA foreign_keys = ON")
-            for number in range(version, SCHEMA_VERSION):
-                db.execute("BEGIN IMMEDIATE")
-                for statement in MIGRATIONS[number].split(";"):
-                    if statement.strip():
-                        db.execute(statement)
-                db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-                db.execute(f"PRAGMA user_version = {number + 1}")
-                db.execute("COMMIT")
-        except sqlite3.DatabaseError as exc:
+            if version < SCHEMA_VERSION:
+                _migrate(db, path)
+        except StoreError:
+            db.close()
+            raise
+        except sqlite3.Error as exc:
             db.close()
             raise StoreError(f"cannot prepare the database {path}: {exc}", path=path) from exc
         return db
 
     def close(self) -> None:
-        with self._lock:
+        with self._lock, self._mapped():
             self._db.close()
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
+        with self._lock, self._mapped():
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:  # SQLite may have rolled back already (full disk)
+                    self._db.execute("ROLLBACK")
                 raise
             else:
                 self._db.execute("COMMIT")
 
     def _query(self, sql: str, args: Iterable[Any] = ()) -> list[sqlite3.Row]:
-        with self._lock:
+        with self._lock, self._mapped():
             return self._db.execute(sql, tuple(args)).fetchall()
+
+    def _execute(self, sql: str, args: Iterable[Any] = ()) -> sqlite3.Cursor:
+        """One statement in its own (implicit) transaction."""
+        with self._lock, self._mapped():
+            return self._db.execute(sql, tuple(args))
 
     # -- downloads -------------------------------------------------------------------------
 
@@ -284,13 +364,12 @@ class Store:
         if "position" not in values:  # the end of the queue, in the same (atomic) statement
             cols.append("position")
             marks.append("(SELECT coalesce(max(position), 0) + 1 FROM downloads)")
-        with self._lock:
-            cur = self._db.execute(
-                f"INSERT INTO downloads ({', '.join(cols)}, state, sealed_headers, "
-                f"created_at, updated_at) VALUES ({', '.join(marks)}, ?, ?, ?, ?)",
-                [*values.values(), state.value, sealed, now, now],
-            )
-            download_id = cur.lastrowid
+        cur = self._execute(
+            f"INSERT INTO downloads ({', '.join(cols)}, state, sealed_headers, "
+            f"created_at, updated_at) VALUES ({', '.join(marks)}, ?, ?, ?, ?)",
+            [*values.values(), state.value, sealed, now, now],
+        )
+        download_id = cur.lastrowid
         assert download_id is not None
         return self.get(download_id)
 
@@ -340,6 +419,24 @@ class Store:
         )
         return _row_to_download(rows[0]) if rows else None
 
+    def find_completed(self, url: str, dir: str, requested_name: str | None) -> Download | None:
+        """The newest completed download of this URL into this folder (for `freight get`)."""
+        rows = self._query(
+            "SELECT * FROM downloads WHERE url = ? AND dir = ? AND requested_name IS ? "
+            "AND state = 'completed' ORDER BY id DESC LIMIT 1",
+            (url, dir, requested_name),
+        )
+        return _row_to_download(rows[0]) if rows else None
+
+    def waiting_for_a_link(self, dir: str, requested_name: str | None) -> list[Download]:
+        """Downloads into this folder waiting for a fresh link (needs_refresh), newest first."""
+        rows = self._query(
+            "SELECT * FROM downloads WHERE dir = ? AND requested_name IS ? "
+            "AND state = 'needs_refresh' ORDER BY id DESC",
+            (dir, requested_name),
+        )
+        return [_row_to_download(r) for r in rows]
+
     def set_state(
         self,
         download_id: int,
@@ -355,11 +452,9 @@ class Store:
         # transition table's predecessors of ``new``. Otherwise read the state to say why.
         sources = _SOURCES[new]
         values = (new.value, error, error_kind, now, finished, download_id)
-        with self._lock:
-            cur = self._db.execute(
-                _SET_STATE + f" AND state IN ({', '.join('?' * len(sources))})",
-                (*values, *sources),
-            )
+        cur = self._execute(
+            _SET_STATE + f" AND state IN ({', '.join('?' * len(sources))})", (*values, *sources)
+        )
         if cur.rowcount:
             return self.get(download_id)
         with self._transaction() as db:
@@ -501,14 +596,41 @@ class Store:
         )
         return [Segment(r[0], r[1], r[2]) for r in rows]
 
-    def clear_progress(self, download_id: int) -> None:
+    def clear_progress(self, download_id: int, **fields: Any) -> Download:
+        """Forget every progress record of the download — its segments, the unsynced record,
+        ``done`` — and set ``fields`` (say size, validators, ``resumable``), all in one
+        transaction: a restart from zero calls this before it writes its first byte, so that
+        a kill at any later moment can never resume from a record of the old bytes."""
+        unknown = set(fields) - set(_COLUMNS)
+        if unknown or "headers" in fields or "done" in fields:
+            raise InputError(f"not a progress reset: {', '.join(sorted(fields))}")
+        sets = "".join(f", {_COLUMNS[k]} = ?" for k in fields)
         with self._transaction() as db:
             db.execute("DELETE FROM segments WHERE download_id = ?", (download_id,))
             db.execute("DELETE FROM fast_progress WHERE download_id = ?", (download_id,))
-            db.execute(
-                "UPDATE downloads SET done = 0, updated_at = ? WHERE id = ?",
-                (time.time(), download_id),
+            cur = db.execute(
+                f"UPDATE downloads SET done = 0{sets}, updated_at = ? WHERE id = ?",
+                (*fields.values(), time.time(), download_id),
             )
+            if cur.rowcount == 0:
+                raise NotFound(f"no download with id {download_id}", id=download_id)
+        return self.get(download_id)
+
+    def forget_unsynced(self, download_id: int) -> None:
+        """Drop the unsynced progress record: after a failed ``fdatasync`` the page cache may
+        no longer hold what it claimed, and only the last synced checkpoint is true."""
+        with self._transaction() as db:
+            db.execute("DELETE FROM fast_progress WHERE download_id = ?", (download_id,))
+
+    def has_progress(self, download_id: int) -> bool:
+        """Whether anything is recorded of the download's bytes (segments, unsynced, done)."""
+        rows = self._query(
+            "SELECT (SELECT done FROM downloads WHERE id = ?) > 0 "
+            "OR EXISTS (SELECT 1 FROM segments WHERE download_id = ?) "
+            "OR EXISTS (SELECT 1 FROM fast_progress WHERE download_id = ?)",
+            (download_id,) * 3,
+        )
+        return bool(rows[0][0])
 
     # -- secret headers (Cookie, Authorization) --------------------------------------------
 

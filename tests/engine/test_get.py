@@ -268,8 +268,9 @@ def test_existing_file_is_never_overwritten(fr, fault_server):
     assert (fr.dl / "src.tar.gz").read_bytes() == b"my own archive"
     assert saved(fr, "report (1).pdf") == data
     assert saved(fr, "src (1).tar.gz") == data
-    # The same URL again is a new download: a third name, the first two untouched.
-    res3 = fr.run(fault_server.url("/report.pdf"))
+    # The same URL again with --again is a new download: a third name, the first two
+    # untouched (without it the finished file is left alone: test_get_rerun.py).
+    res3 = fr.run(fault_server.url("/report.pdf"), "--again")
     assert res3.code == 0, res3
     assert saved(fr, "report (2).pdf") == data
     assert saved(fr, "report (1).pdf") == data

@@ -1,21 +1,28 @@
 """`freight get`: the engine in the foreground, without the daemon.
 
 Each URL becomes (or resumes) a download in the same SQLite database the daemon uses; running
-the same command again after any interruption picks up the recorded state.
+the same command again after any interruption picks up the recorded state. Run again after
+it completed, it leaves the file alone ("already downloaded: PATH", exit 0), as wget -c,
+curl -C - and aria2c do; ``--again`` downloads a new copy. A fresh link for a download that
+waits for one (needs_refresh, exit 3) resumes it: same site (registrable host), same path,
+and the engine's If-Range and size checks hold the bytes to the same file.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import ipaddress
 import json
 import os
+import shlex
 import signal
 import sys
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from freight import config, logs
 from freight.engine.checksum import normalize_checksum
@@ -50,6 +57,11 @@ def configure(sub: Any) -> None:
     p.add_argument("--insecure", action="store_true", help="do not verify TLS certificates")
     p.add_argument("--json", action="store_true", help="print one JSON object per download")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress display")
+    p.add_argument(
+        "--again", action="store_true",
+        help="download a new copy even if this URL was already saved into this folder "
+        "(without it, a finished download is left alone: \"already downloaded\", exit 0)",
+    )
     p.set_defaults(func=run_get)
 
 
@@ -157,9 +169,14 @@ def _get_one(
     checksum: str | None,
     err: Any,
 ) -> int:
-    download = store.find_unfinished(url, folder, args.output)
     keeper = StateKeeper(store)  # no listener: the progress line reads the transfer itself
     try:
+        download = store.find_unfinished(url, folder, args.output)
+        if download is None and not args.again:
+            finished = store.find_completed(url, folder, args.output)
+            if finished is not None and _still_there(finished):
+                return _already(finished, args, err)
+        adopted = download is None and (download := _waiting_for(store, url, folder, args))
         if download is None:
             download = store.add(
                 url, folder, requested_name=args.output, headers=headers,
@@ -168,8 +185,11 @@ def _get_one(
             )
         else:
             if not args.json:
-                err.say(f"Resuming {download.name or url} ({download.done} bytes on disk)")
+                fresh = " with the fresh link" if adopted else ""
+                err.say(f"Resuming {download.name or url}{fresh} ({download.done} bytes on disk)")
             changes: dict[str, Any] = {"limit": limit, "connections": args.connections}
+            if adopted:
+                changes.update(url=url, final_url=None)
             if checksum:
                 changes["checksum"] = checksum
             if headers:
@@ -208,7 +228,8 @@ def _get_one(
         err.say(f"Saved {final.path} ({size} in {elapsed:.1f}s)", "green")
     elif final.state == DownloadState.NEEDS_REFRESH:
         err.say(f"The link expired: {final.error}. Get a fresh link and run "
-                f"`freight refresh {final.id} NEW_URL` or `freight get NEW_URL`.", "yellow")
+                f"`{resume_command(folder, args.output)}` to resume it (or "
+                f"`freight refresh {final.id} FRESH_URL` through the daemon).", "yellow")
     elif final.state == DownloadState.PAUSED and final.error:
         err.say(f"Paused: {final.error}. Run the same command again to resume.", "red")
     elif code == EXIT_INTERRUPTED:
@@ -218,6 +239,74 @@ def _get_one(
     if final.state == DownloadState.PAUSED and final.error:
         return EXIT_FAILED
     return code
+
+
+def resume_command(folder: str, output: str | None) -> str:
+    """The command that resumes a download waiting for a fresh link (see _waiting_for)."""
+    name = f" -o {shlex.quote(output)}" if output else ""
+    return f"freight get -d {shlex.quote(folder)}{name} FRESH_URL"
+
+
+def _still_there(download: Download) -> bool:
+    """The finished file is where it was saved, at its size (not deleted or cut since)."""
+    path = download.path
+    if path is None or not os.path.isfile(path):
+        return False
+    return download.size is None or os.path.getsize(path) == download.size
+
+
+def _already(download: Download, args: argparse.Namespace, err: Any) -> int:
+    message = f"already downloaded: {download.path}"
+    if args.json:
+        record = download.public()
+        record.update(elapsed=0.0, speed=0, notices=[message], exit_code=EXIT_OK)
+        print(json.dumps(record), flush=True)
+    else:
+        err.say(message + " (--again downloads a new copy)", "green")
+    return EXIT_OK
+
+
+def _waiting_for(
+    store: Store, url: str, folder: str, args: argparse.Namespace
+) -> Download | None:
+    """The download into this folder that waits for a fresh link (needs_refresh) of the file
+    ``url`` names: same site, same path. It must know its size and have a validator that
+    If-Range can carry (a strong ETag or Last-Modified): the resume's range requests then
+    prove the same file (same total, validator unchanged; RFC 9110 §13.1.5) or start over
+    from zero, never splicing two files."""
+    for waiting in store.waiting_for_a_link(folder, args.output):
+        strong = bool(waiting.etag) and not (waiting.etag or "").startswith("W/")
+        if waiting.size is None or not waiting.resumable or not (strong or waiting.last_modified):
+            continue
+        if any(same_file_link(url, old) for old in (waiting.url, waiting.final_url) if old):
+            return waiting
+    return None
+
+
+def same_file_link(new: str, old: str) -> bool:
+    """Same site (registrable host) and same path: a fresh signed link to the same file
+    differs in its query, or in the CDN host of one site, not in its path."""
+    a, b = urlsplit(new), urlsplit(old)
+    return a.path == b.path and site(a.hostname or "") == site(b.hostname or "")
+
+
+#: Without the public suffix list, a site is a host's last two labels, or three below the
+#: usual second-level suffixes of country codes (co.uk, com.au, ...).
+_SECOND_LEVEL = {"co", "com", "net", "org", "gov", "edu", "ac", "or", "ne", "go"}
+
+
+def site(host: str) -> str:
+    """The registrable part of ``host`` ("dl.example.com" → "example.com"); an IP address
+    is its own site."""
+    host = host.lower().rstrip(".")
+    try:
+        ipaddress.ip_address(host)
+        return host
+    except ValueError:
+        pass
+    labels = host.split(".")
+    keep = 3 if len(labels) >= 3 and len(labels[-1]) == 2 and labels[-2] in _SECOND_LEVEL else 2
+    return ".".join(labels[-keep:])
 
 
 class _Display:
@@ -286,6 +375,7 @@ def _run_with_display(
 
     previous = signal.signal(signal.SIGTERM, on_signal)
     display = _Display(err.console, download.url) if err.console is not None else None
+    label = download.url
     try:
         threading.Thread(target=drive, name="transfer").start()
         with display or contextlib.nullcontext():
@@ -294,7 +384,8 @@ def _run_with_display(
                     finished.wait(0.25)
                     if display is not None:
                         p = transfer.progress()
-                        label = store.get(download.id).name or download.url
+                        with contextlib.suppress(FreightError):  # a failing store: no name
+                            label = store.get(download.id).name or download.url
                         display.update(p.done, p.size, p.connections, label)
                 except KeyboardInterrupt:
                     transfer.stop("pause")

@@ -1,6 +1,9 @@
 """Files on disk: choosing a safe name, the preallocated ``NAME.part``, and the final rename.
 
-Nothing here ever writes outside the chosen folder or replaces an existing file.
+Nothing here ever writes outside the chosen folder or replaces an existing file:
+``NAME.part`` is only ever opened with ``O_NOFOLLOW`` (a symlink swapped in for it, while a
+download is paused or before a resume, is refused, never written through), and
+:func:`finalize` gives the final name only to the very inode that was written.
 """
 
 from __future__ import annotations
@@ -10,9 +13,10 @@ import functools
 import os
 import re
 import shutil
+import stat
 import threading
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from urllib.parse import unquote, urlsplit
 
 from freight.errors import BusyError, DiskFullError, LocalIOError
@@ -23,6 +27,8 @@ FALLBACK_NAME = "download"
 
 # Windows refuses these as names whatever the extension (CON.txt is CON).
 _RESERVED = {"CON", "PRN", "AUX", "NUL"} | {f"{p}{i}" for p in ("COM", "LPT") for i in range(1, 10)}
+#: Never follow a symlink where the .part should be (absent where the OS has no such flag).
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _FORBIDDEN = re.compile(r'[<>:"/\\|?*\x00-\x1f\x7f]')
 
 
@@ -131,7 +137,9 @@ def reserve(folder: str, name: str) -> str:
         raise _map_os_error(exc, folder) from exc
     for candidate, final in _untaken(folder, name):
         try:
-            fd = os.open(final + PART_SUFFIX, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            fd = os.open(
+                final + PART_SUFFIX, os.O_CREAT | os.O_EXCL | os.O_WRONLY | _NOFOLLOW, 0o644
+            )
         except FileExistsError:
             continue
         except OSError as exc:
@@ -144,8 +152,7 @@ def reserve(folder: str, name: str) -> str:
 def _untaken(folder: str, name: str) -> Iterator[tuple[str, str]]:
     """'name.ext', 'name (1).ext', ... that do not exist in folder yet, with their paths.
 
-    Existence is only a hint: callers claim a name atomically (O_EXCL, link) and go on to the
-    next one when they lose a race.
+    Existence is only a hint: callers claim a name atomically (O_EXCL, link).
     """
     for n in range(10_000):
         candidate = _truncate_numbered(name, n)
@@ -190,13 +197,21 @@ class PartFile:
     pwrite on one shared descriptor needs no lock: each call carries its own offset.
     """
 
-    def __init__(self, path: str, *, create: bool = True) -> None:
+    def __init__(
+        self, path: str, *, create: bool = True, on_sync_failure: Callable[[], None] | None = None
+    ) -> None:
         self.path = path
-        flags = os.O_RDWR | (os.O_CREAT if create else 0)
+        flags = os.O_RDWR | (os.O_CREAT if create else 0) | _NOFOLLOW
         try:
             self.fd = os.open(path, flags, 0o644)
         except OSError as exc:
+            if exc.errno == errno.ELOOP or os.path.islink(path):
+                raise LocalIOError(
+                    f"{path} is a symbolic link: Freight never writes through one "
+                    "(remove it to download again)", path=path, errno=exc.errno,
+                ) from exc
             raise _map_os_error(exc, path) from exc
+        self.on_sync_failure = on_sync_failure  # told when fdatasync fails (see sync)
         # Set while preallocate_in_background runs (and kept if it failed): see _settle.
         self._allocating: threading.Thread | None = None
         self._allocation_error: LocalIOError | None = None
@@ -279,11 +294,25 @@ class PartFile:
             raise _map_os_error(exc, self.path) from exc
 
     def sync(self) -> None:
+        """Make every byte written so far durable. When that fails (EIO, ENOSPC at
+        writeback) the kernel may have dropped the dirty pages: whatever was recorded as
+        written but unsynced is then told to be forgotten (``on_sync_failure``) before the
+        error is raised; only the last synced checkpoint remains true."""
         self._settle()
         try:
-            os.fdatasync(self.fd)
+            self._fdatasync()
         except OSError as exc:
+            if self.on_sync_failure is not None:
+                self.on_sync_failure()
             raise _map_os_error(exc, self.path) from exc
+
+    def _fdatasync(self) -> None:
+        os.fdatasync(self.fd)
+
+    def identity(self) -> tuple[int, int]:
+        """(device, inode) of the file written, to finalise that file and no other."""
+        st = os.fstat(self.fd)
+        return st.st_dev, st.st_ino
 
     def sha256(self, length: int | None = None) -> str:
         import hashlib  # only when a checksum is asked for
@@ -307,12 +336,22 @@ class PartFile:
             self.fd = -1
 
 
-def finalize(part_path: str, folder: str, name: str) -> str:
+def finalize(
+    part_path: str, folder: str, name: str, identity: tuple[int, int] | None = None
+) -> str:
     """Move the finished .part to its final name without replacing anything; return the name.
 
     os.link fails if the target exists, which makes the no-overwrite rule atomic; where the
-    filesystem has no hard links, fall back to a checked rename.
+    filesystem has no hard links, fall back to a checked rename. Only the file written
+    (``identity``: its device and inode) is given the name: link() does not follow a
+    symlink, so one swapped in for the .part would otherwise become the final "file"; the
+    name is checked again once taken, and given back when it is not ours. Without
+    ``identity``, the regular file found at ``part_path`` now (never a symlink).
     """
+    if identity is None:
+        found = os.lstat(part_path)
+        identity = (found.st_dev, found.st_ino)
+    _check_ours(part_path, identity)
     for candidate, final in _untaken(folder, name):
         try:
             os.link(part_path, final)
@@ -325,10 +364,31 @@ def finalize(part_path: str, folder: str, name: str) -> str:
                 os.rename(part_path, final)
             except OSError as exc2:
                 raise _map_os_error(exc2, final) from exc2
+            _check_ours(final, identity, undo=functools.partial(os.rename, final, part_path))
             return candidate
+        _check_ours(final, identity, undo=functools.partial(os.unlink, final))
         os.unlink(part_path)
         return candidate
     raise LocalIOError(f"no free name for {name!r} in {folder}")
+
+
+def _check_ours(
+    path: str, identity: tuple[int, int], undo: Callable[[], None] | None = None
+) -> None:
+    try:
+        st = os.lstat(path)
+    except OSError as exc:
+        raise _map_os_error(exc, path) from exc
+    if stat.S_ISREG(st.st_mode) and (st.st_dev, st.st_ino) == identity:
+        return
+    if undo is not None:
+        undo()
+    raise LocalIOError(
+        f"{path} is no longer the file Freight wrote (replaced by "
+        f"{'a symbolic link' if stat.S_ISLNK(st.st_mode) else 'another file'}); "
+        "nothing was saved under the final name",
+        path=path,
+    )
 
 
 def remove_quietly(path: str | None) -> None:

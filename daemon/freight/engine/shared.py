@@ -9,19 +9,25 @@ and commit already need.
 
 from __future__ import annotations
 
+import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from freight.engine import files
 from freight.engine.limits import RateLimiter
 from freight.engine.speed import SpeedMeter
-from freight.errors import FreightError, Stopped
+from freight.errors import BusyError, FreightError, Stopped
 
 if TYPE_CHECKING:
     from freight.config import EngineSettings
     from freight.engine.files import PartFile
+    from freight.engine.http.reply import Reply
     from freight.engine.http.source import RangeSource
     from freight.engine.http.validate import Validators
+    from freight.engine.segmented import Segmented
+    from freight.models import Download, Segment
     from freight.store import Store
 
 
@@ -81,3 +87,84 @@ class Shared:
         wait = max(self.limiter.delay(n), self.global_limiter.delay(n))
         if wait > 0:
             self.stop.wait(wait)
+
+
+class Workers:
+    """The worker threads of a segmented attempt, to join them whatever ended it."""
+
+    def __init__(self, running: Segmented) -> None:
+        self._running = running
+
+    def stop_and_join(self, shared: Shared, source: RangeSource) -> None:
+        """Stop and join the workers still running after an error of the control loop (a
+        failed checkpoint, a store error) ended the attempt rather than their own end."""
+        # Segmented keeps them in _workers until its own end joins them.
+        alive = [t for t in getattr(self._running, "_workers", []) if t.is_alive()]
+        if alive:
+            shared.stop.set()
+            shared.wake.set()
+            source.abort()
+            for thread in alive:
+                thread.join()
+
+
+def request_headers(store: Store, download: Download) -> dict[str, str]:
+    """The headers every request of the download carries: the user's, its secrets, Referer."""
+    headers = dict(download.headers)
+    headers.update(store.secret_headers(download.id))
+    if download.referrer and not any(k.lower() == "referer" for k in headers):
+        headers["Referer"] = download.referrer
+    return headers
+
+
+def learnt(download: Download, reply: Reply) -> dict[str, object]:
+    """What the probe's reply tells about the download, as fields of its row; the name is
+    chosen and claimed (files.reserve) when it has none yet or it was taken meanwhile."""
+    fields: dict[str, object] = {
+        "final_url": reply.url,
+        "size": reply.size,
+        "resumable": reply.ranged and reply.size is not None,
+        "etag": reply.validators.etag,
+        "last_modified": reply.validators.last_modified,
+        "mime": (reply.content_type or "").split(";")[0].strip() or download.mime,
+    }
+    if download.name is None:
+        name = files.choose_name(download.requested_name, reply.content_disposition, reply.url)
+        fields["name"] = files.reserve(download.dir, name)
+    elif (
+        download.part_path
+        and not os.path.exists(download.part_path)
+        and os.path.lexists(os.path.join(download.dir, download.name))
+    ):
+        # Our name was taken meanwhile: never write over someone else's file.
+        fields["name"] = files.reserve(download.dir, download.name)
+    return fields
+
+
+def open_locked(
+    path: str, *, create: bool = True, on_sync_failure: Callable[[], None] | None = None
+) -> files.PartFile:
+    """The download's ``.part``, locked against another Freight process (BusyError)."""
+    part = files.PartFile(path, create=create, on_sync_failure=on_sync_failure)
+    try:
+        part.lock()
+    except BusyError:
+        part.close()
+        raise
+    return part
+
+
+def records_fit(part: files.PartFile, segments: list[Segment]) -> bool:
+    """Whether the part holds every byte its records claim: one cut shorter (by another
+    program, while paused) holds nothing past its end, and extending it would make the
+    records of those bytes zeros."""
+    return part.size_on_disk() >= max((s.pos for s in segments), default=0)
+
+
+def still_at(part: files.PartFile, path: str) -> bool:
+    """Whether ``path`` is still the very file ``part`` has open (same device and inode)."""
+    try:
+        found = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    return (found.st_dev, found.st_ino) == part.identity()

@@ -3,7 +3,8 @@ a wrong range, a 200 without validators) or a file of unknown size.
 
 Such a download cannot resume from the middle: after a failure it starts again from byte 0
 (and says so), and its recorded progress is for display only. The body is never allowed past
-the size the server declared, nor past ``max_size``.
+the size the server declared, nor past ``max_size``; a 206 of unknown total (``/*``) is never
+taken for the whole file.
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ class SingleStream:
             s.check_stop()
             try:
                 if current is None:
+                    # Starting again from byte 0: the records of the bytes before go first.
+                    self.store.clear_progress(self.id)
                     current = self.source.open(RangeRequest(self.url, headers=self.headers))
                     if current.validators.conflicts_with(self.validators):
                         raise FileChangedError("the file changed on the server")
@@ -77,6 +80,13 @@ class SingleStream:
 
     def _stream(self, reply: Reply) -> None:
         s, part = self.shared, self.part
+        if reply.ranged and reply.size is None:
+            # RFC 9110 §14.4: "bytes 0-N/*" is a part of a file whose length is unknown; the
+            # end of its body is not the end of the file, so it is never saved as the file.
+            raise ProtocolViolation(
+                f"the server sent bytes {reply.start}-{(reply.end or 1) - 1} of a file of "
+                "unknown total size (Content-Range .../*); a part is never saved as the file"
+            )
         with s.lock:
             s.done = 0
             s.alive = 1

@@ -29,7 +29,7 @@ from typing import Literal
 
 from freight.config import EngineSettings
 from freight.engine import files, lifecycle
-from freight.engine.finish import complete
+from freight.engine.finish import complete, conclude
 from freight.engine.http.reply import Reply
 from freight.engine.http.request import RangeRequest
 from freight.engine.http.source import HttpSource, Lane, RangeSource
@@ -37,7 +37,16 @@ from freight.engine.http.validate import Validators
 from freight.engine.limits import HostCaps, RateLimiter
 from freight.engine.planner import Planner
 from freight.engine.segmented import Segmented
-from freight.engine.shared import Attempt, Shared
+from freight.engine.shared import (
+    Attempt,
+    Shared,
+    Workers,
+    learnt,
+    open_locked,
+    records_fit,
+    request_headers,
+    still_at,
+)
 from freight.engine.single import SingleStream
 from freight.errors import (
     BusyError,
@@ -46,7 +55,7 @@ from freight.errors import (
     ProtocolViolation,
     Stopped,
 )
-from freight.models import Download, DownloadState
+from freight.models import Download
 from freight.states import StateKeeper
 from freight.store import Store
 
@@ -103,6 +112,8 @@ class Transfer:
         # The row as read here serves the first attempt: whatever changes a download's URL,
         # headers or file (refresh, cancel) stops its transfer first.
         self._unused_row: Download | None = download
+        self._first_row = download
+        self._running: Workers | None = None  # the segmented attempt under way
         self.notices: list[str] = []
         #: Set when another Freight process was writing this download (nothing was changed).
         self.busy: str | None = None
@@ -133,48 +144,38 @@ class Transfer:
     # -- the run ---------------------------------------------------------------------------
 
     def run(self) -> Download:
-        """Drive the download to an end state and return it as stored."""
+        """Drive the download to an end state and return it as stored. Every worker thread
+        of the transfer has ended when it returns, whatever failed; a store that fails (a
+        full disk under FREIGHT_HOME, a locked database) ends it as well, told as such."""
+        outcome: BaseException | None = None
         try:
             self._run()
-        except Stopped:
-            return self._finish_stopped()
-        except BusyError as exc:
-            # Another process owns this download: leave its state alone, say why.
-            log.warning("download %s: %s", self.id, exc)
-            self.busy = str(exc)
-            return self.store.get(self.id)
-        except FreightError as exc:
-            return self._end(lifecycle.end_state(exc), exc)
-        except Exception as exc:  # a bug: keep the daemon up, keep the data, say so
-            log.exception("download %s: unexpected error", self.id)
-            return self._end(
-                DownloadState.FAILED, FreightError(f"internal error: {exc!r}"), kind="internal"
-            )
+        except BaseException as exc:
+            outcome = exc
         finally:
-            if self._part is not None:
-                self._part.close()
-            self._source.close()
-        return self._completed or self.store.get(self.id)
-
-    def _end(
-        self, state: DownloadState, exc: FreightError, kind: str | None = None
-    ) -> Download:
-        log.info("download %s: %s (%s)", self.id, state.value, exc)
-        return self.keeper.move(self.id, state, error=str(exc), error_kind=kind or exc.kind)
-
-    def _finish_stopped(self) -> Download:
-        reason = self._stop_reason or "pause"
-        if reason == "shutdown":
-            return self.store.get(self.id)  # stays active: the next start resumes it
-        if reason == "cancel":
-            download = self.store.get(self.id)
+            self._stop_stragglers()
             if self._part is not None:
                 self._part.close()
                 self._part = None
-            files.remove_quietly(download.part_path)
-            self.store.clear_progress(self.id)
-            return self.keeper.move(self.id, DownloadState.REMOVED)
-        return self.keeper.move(self.id, DownloadState.PAUSED)
+            self._source.close()
+        if isinstance(outcome, BusyError):
+            self.busy = str(outcome)
+        elif outcome is not None and not isinstance(outcome, Exception):
+            raise outcome  # KeyboardInterrupt, SystemExit: not ours to swallow
+        if outcome is None and self._completed is not None:
+            return self._completed
+        return conclude(
+            self.keeper, self.id, outcome, stop_reason=self._stop_reason or "pause",
+            first_row=self._first_row,
+        )
+
+    def _stop_stragglers(self) -> None:
+        if (running := self._running) is not None:
+            self._running = None
+            running.stop_and_join(self._shared, self._source)
+
+    def _forget_unsynced(self) -> None:  # a failed sync: only synced checkpoints are true
+        self.store.forget_unsynced(self.id)
 
     def _notice(self, message: str) -> None:
         log.warning("download %s: %s", self.id, message)
@@ -209,8 +210,10 @@ class Transfer:
             s.failures = 0
             s.size = None
         self._validators = Validators()
-        self.store.clear_progress(self.id)
-        self.store.update(self.id, size=None, resumable=False, etag=None, last_modified=None)
+        # One transaction, before the truncation and before any byte of the next attempt.
+        self.store.clear_progress(
+            self.id, size=None, resumable=False, etag=None, last_modified=None
+        )
         if self._part is not None:
             self._part.truncate(0)
 
@@ -221,11 +224,20 @@ class Transfer:
             self._validators, headers,
         )
 
-    def _segmented(self, planner: Planner, headers: dict[str, str]) -> Segmented:
-        return Segmented(
+    def _segmented(
+        self, planner: Planner, headers: dict[str, str], first: tuple[Reply, Lane] | None
+    ) -> None:
+        """Run one segmented attempt; its workers are all joined before anything else is
+        decided (a restart truncates the part: no worker may still write into it)."""
+        running = Segmented(
             self._shared, self._this_attempt(headers), planner=planner, hosts=self._hosts,
             boot=self._boot,
         )
+        self._running = Workers(running)
+        try:
+            running.run(first)
+        finally:
+            self._stop_stragglers()
 
     def _attempt(self, single_only: bool) -> None:
         s = self._shared
@@ -243,8 +255,11 @@ class Transfer:
         ):
             planner = Planner(download.size, self.settings.min_split_size, segments)
             if planner.restored:
+                self._part = self._part or open_locked(
+                    part_path, create=False, on_sync_failure=self._forget_unsynced
+                )
+            if planner.restored and self._part and records_fit(self._part, segments):
                 self._url = download.url
-                self._part = self._part or open_part(part_path, create=False)
                 if self._part.size_on_disk() < download.size:
                     self._part.preallocate(download.size)
                 with s.lock:
@@ -253,11 +268,13 @@ class Transfer:
                 log.info(
                     "download %s: resuming at %d of %d bytes", self.id, planner.done, download.size
                 )
-                self._segmented(planner, headers).run(None)
+                self._segmented(planner, headers, None)
                 self._complete()
                 return
             self._notice("the recorded progress does not match the file: restarting")
             self._reset()
+        elif part_path is None or not os.path.exists(part_path):
+            self.store.clear_progress(self.id)  # records of a part that is gone: not true
 
         lane = self._source.lane()
         try:
@@ -275,8 +292,22 @@ class Transfer:
         single_only: bool,
     ) -> None:
         assert download.part_path is not None
+        # This attempt starts from byte 0 (the .part was deleted, its name was taken, the
+        # records did not fit, a single stream): forget every record of earlier bytes before
+        # the first byte is written, or a kill before the first checkpoint would resume from
+        # them over preallocated zeros.
+        self.store.clear_progress(self.id)
+        with self._shared.lock:
+            self._shared.done = 0
+        if self._part is not None and not still_at(self._part, download.part_path):
+            # The part held open is no longer the file under its name (deleted, or a new
+            # name was reserved meanwhile): write the file that will be finalised.
+            self._part.close()
+            self._part = None
         if self._part is None:
-            self._part = open_part(download.part_path)
+            self._part = open_locked(
+                download.part_path, on_sync_failure=self._forget_unsynced
+            )
         if reply.size is not None:
             if self.settings.max_size is not None and reply.size > self.settings.max_size:
                 raise ProtocolViolation(
@@ -297,7 +328,7 @@ class Transfer:
             planner = Planner(reply.size, self.settings.min_split_size)
             with self._shared.lock:
                 self._shared.done = 0
-            self._segmented(planner, headers).run((reply, lane))
+            self._segmented(planner, headers, (reply, lane))
             return
         if not reply.ranged or single_only:
             log.info("download %s: one stream (the server does not split)", self.id)
@@ -337,53 +368,11 @@ class Transfer:
     def _complete(self) -> None:
         download = self.store.get(self.id)
         assert download.part_path is not None
-        part = self._part or open_part(download.part_path)
+        part = self._part or open_locked(
+                download.part_path, on_sync_failure=self._forget_unsynced
+            )
         self._part = None  # finish.complete closes it
         size = self._shared.size if self._shared.size is not None else 0
         self._completed = complete(self.keeper, self.id, part, size, self._notice)
         with self._shared.lock:
             self._shared.done = size
-
-
-def open_part(path: str, *, create: bool = True) -> files.PartFile:
-    """The download's ``.part``, locked against another Freight process (BusyError)."""
-    part = files.PartFile(path, create=create)
-    try:
-        part.lock()
-    except BusyError:
-        part.close()
-        raise
-    return part
-
-
-def request_headers(store: Store, download: Download) -> dict[str, str]:
-    """The headers every request of the download carries: the user's, its secrets, Referer."""
-    headers = dict(download.headers)
-    headers.update(store.secret_headers(download.id))
-    if download.referrer and not any(k.lower() == "referer" for k in headers):
-        headers["Referer"] = download.referrer
-    return headers
-
-
-def learnt(download: Download, reply: Reply) -> dict[str, object]:
-    """What the probe's reply tells about the download, as fields of its row; the name is
-    chosen and claimed (files.reserve) when it has none yet or it was taken meanwhile."""
-    fields: dict[str, object] = {
-        "final_url": reply.url,
-        "size": reply.size,
-        "resumable": reply.ranged and reply.size is not None,
-        "etag": reply.validators.etag,
-        "last_modified": reply.validators.last_modified,
-        "mime": (reply.content_type or "").split(";")[0].strip() or download.mime,
-    }
-    if download.name is None:
-        name = files.choose_name(download.requested_name, reply.content_disposition, reply.url)
-        fields["name"] = files.reserve(download.dir, name)
-    elif (
-        download.part_path
-        and not os.path.exists(download.part_path)
-        and os.path.lexists(os.path.join(download.dir, download.name))
-    ):
-        # Our name was taken meanwhile: never write over someone else's file.
-        fields["name"] = files.reserve(download.dir, download.name)
-    return fields
