@@ -50,7 +50,7 @@ def configure(sub: Any) -> None:
     p.add_argument("-d", "--dir", help="folder to save into (default: your Downloads folder)")
     p.add_argument("-o", "--output", metavar="NAME", help="file name (one URL only)")
     p.add_argument("-x", "--connections", type=int, metavar="N",
-                   help="connections per download, 1-64 (default: adaptive, from 8 up to 32)")
+                   help="connections per download, 1-64 (default: adaptive, from 16 up to 32)")
     p.add_argument("--limit", metavar="RATE", help="speed limit, e.g. 500K, 2M")
     p.add_argument("-H", "--header", action="append", default=[], metavar="'Name: value'")
     p.add_argument("--checksum", metavar="sha256=HEX", help="verify before the final rename")
