@@ -50,12 +50,10 @@ from freight.models import Segment
 #: requests stay rare (one a second per connection at most), short enough that the last
 #: window of a download, which no split can share, ends soon.
 WINDOW_SECONDS = 1.0
-#: ... and at least this many head latencies, so that waiting for the next window's head
-#: costs at most about a ninth of a connection's time on a slow-to-answer server.
+#: A window is never below the min split size (1 MiB by default): few requests, however
+#: slow the connection. It holds at least this many head latencies, so that waiting for the
+#: next window's head costs at most about a ninth of a connection's time on a slow server.
 WINDOW_LATENCIES = 8
-#: A window is at least this large (or the min split size, if larger) once the rate is known:
-#: few requests however slow the connection.
-MIN_WINDOW = 1 << 20
 #: A connection's first window, before its rate is known: its fair share of the file, at
 #: most this much.
 FIRST_WINDOW = 4 << 20
@@ -71,7 +69,7 @@ def window_size(
     if rate is None:
         return max(min_split, min(share, FIRST_WINDOW))
     seconds = max(WINDOW_SECONDS, WINDOW_LATENCIES * latency)
-    return int(min(MAX_WINDOW, max(min_split, MIN_WINDOW, rate * seconds)))
+    return int(min(MAX_WINDOW, max(min_split, rate * seconds)))
 
 
 class PlannerError(Exception):
