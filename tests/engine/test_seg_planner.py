@@ -9,7 +9,6 @@ import random
 import pytest
 from freight.engine.planner import (
     FIRST_WINDOW,
-    MIN_WINDOW,
     Planner,
     PlannerError,
     window_size,
@@ -221,5 +220,5 @@ def test_window_sizes(rate, latency, min_split, share):
         assert n <= max(min_split, FIRST_WINDOW)
     else:
         # About a second (or eight head latencies) of throughput: few requests, short tails.
-        assert n >= min(MIN_WINDOW, 1 << 30)
-        assert n <= max(min_split, MIN_WINDOW, rate * max(1.0, 8 * latency)) + 1
+        assert n >= min(rate * max(1.0, 8 * latency), 1 << 30) - 1
+        assert n <= max(min_split, rate * max(1.0, 8 * latency)) + 1
