@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import Literal
 from urllib.parse import urlsplit
 
 from freight.engine import lifecycle, windows
@@ -50,6 +51,8 @@ _ADAPT_WINDOW = 0.1  # seconds between two decisions on the connection count
 
 #: The probe's reply, the lane it came through and the piece it starts.
 First = tuple[Reply, Lane, Assignment]
+#: Why a worker ends early: its host is over its cap, or its download over its count.
+Surplus = Literal["slot", "count"]
 
 
 class Segmented:
@@ -210,20 +213,20 @@ class Segmented:
                     reply, _, assignment = first
                     first = None
                 else:
-                    if self.hosts.release_if_over(host):
-                        holds_slot = False
-                        return  # another download's push-back lowered the host's cap
+                    surplus = self.surplus()
+                    if surplus is not None:
+                        holds_slot, counted = surplus != "slot", surplus != "count"
+                        return
                     with s.lock:
-                        if s.alive > self.goal.target:
-                            s.alive -= 1  # at once: the next worker to look stays
-                            counted = False
-                            return  # the connection count was lowered: this worker retires
                         next_assignment = planner.assign(wid, self.latency)
                     if next_assignment is None:
                         return
                     assignment = next_assignment
                 try:
-                    windows.fetch(self, assignment, reply, lane)
+                    surplus = windows.fetch(self, assignment, reply, lane)
+                    if surplus is not None:
+                        holds_slot, counted = surplus != "slot", surplus != "count"
+                        return
                 except FreightError as exc:
                     if not self._carry_on(exc):
                         return
@@ -242,6 +245,20 @@ class Segmented:
                 with s.lock:
                     s.alive -= 1
             s.wake.set()
+
+    def surplus(self) -> Surplus | None:
+        """Whether this worker must end (checked between windows): "slot" when the host has
+        more connections than its cap (another download's push-back lowered it; the slot
+        is given back here), "count" when this download runs more than it wants (``alive``
+        is lowered here at once, so that the next worker to look stays)."""
+        if self.hosts.release_if_over(self.host):
+            return "slot"
+        s = self.shared
+        with s.lock:
+            if s.alive > self.goal.target:
+                s.alive -= 1
+                return "count"
+        return None
 
     def _carry_on(self, exc: FreightError) -> bool:
         """Ask lifecycle what ``exc`` means and do it; False when this worker ends."""

@@ -14,7 +14,9 @@ pwrite; the window's bounds are local arithmetic. Per window: three clock reads.
 
 from __future__ import annotations
 
+import itertools
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from freight.engine.http.request import RangeRequest
@@ -25,7 +27,7 @@ from freight.errors import RangeError, TransientError
 if TYPE_CHECKING:
     from freight.engine.http.reply import Reply
     from freight.engine.http.source import Lane
-    from freight.engine.segmented import Segmented
+    from freight.engine.segmented import Segmented, Surplus
 
 # The head latency estimate follows new observations with this weight (an exponential mean:
 # one slow head does not stop every split, a server that turns slow is seen within a few).
@@ -33,32 +35,41 @@ LATENCY_WEIGHT = 0.3
 
 
 def next_size(seg: Segmented, rate: float | None) -> int:
-    """The next window's size (under the shared lock). Before a connection knows its rate, a
-    speed limit tells it: its share of the limit, so that under a limit a stop leaves about a
-    second of traffic unread, not whole segments."""
+    """The next window's size (under the shared lock). Under a speed limit a connection gets
+    at most its share of the limit, whatever it measured (a window read from the limiter's
+    burst looks fast), so that a stop leaves about a second of traffic unread, not whole
+    segments pushed into socket buffers."""
     s, planner = seg.shared, seg.planner
-    connections = max(1, seg.goal.target)
-    if rate is None:
-        limits = [r for r in (s.limiter.rate, s.global_limiter.rate) if r is not None]
-        if limits:
-            rate = min(limits) / connections
+    limits = [r for r in (s.limiter.rate, s.global_limiter.rate) if r is not None]
+    if limits:
+        share = min(limits) / max(1, s.alive, seg.goal.target)
+        rate = share if rate is None else min(rate, share)
     return window_size(
         rate, seg.latency, min_split=seg.settings.min_split_size,
-        share=(planner.size - s.done) // connections,
+        share=(planner.size - s.done) // max(1, seg.goal.target),
     )
 
 
-def fetch(seg: Segmented, assignment: Assignment, reply: Reply | None, lane: Lane) -> None:
+def fetch(
+    seg: Segmented, assignment: Assignment, reply: Reply | None, lane: Lane
+) -> Surplus | None:
     """Fetch the piece window by window on the lane's kept-alive connection; ``reply`` (the
-    probe's) serves the first window."""
+    probe's) serves the first windows, as long as no split ends the piece before it does.
+    Returns why the worker must end before the piece does (Segmented.surplus), if it must."""
     s, planner, piece = seg.shared, seg.planner, assignment.piece_id
     rate: float | None = None
+    chunks: Iterator[bytes | memoryview] | None = None
+    left: memoryview | None = None  # read past the last window: the next one's first bytes
     try:
         while not s.stop.is_set() and s.fatal is None:
+            if rate is not None:  # a window is done: is this connection one too many?
+                surplus = seg.surplus()
+                if surplus is not None:
+                    return surplus
             with s.lock:
                 span = planner.window(piece, next_size(seg, rate), rate)
             if span is None:
-                return
+                return None
             start, stop = span
             began = time.monotonic()
             if reply is None:
@@ -69,15 +80,32 @@ def fetch(seg: Segmented, assignment: Assignment, reply: Reply | None, lane: Lan
                 saw_head(seg, time.monotonic() - began)
                 require_ranged(reply, seg.validators)
                 began = time.monotonic()
-            stream(seg, reply, piece, start, stop)
-            reply.close()
-            reply = None
+            if chunks is None:
+                if reply.start != start:
+                    # Never write bytes at an offset they do not belong to.
+                    raise RangeError(f"a body from byte {reply.start} for a range at {start}")
+                chunks = reply.chunks(seg.settings.read_size)
+            left = stream(seg, chunks, left, piece, start, stop)
+            if s.stop.is_set():
+                return None
+            if reply.end is None or reply.end <= stop:
+                _close(chunks)  # read to its end: the connection serves the next window
+                reply.close()
+                reply, chunks = None, None
             elapsed = time.monotonic() - began
-            if elapsed > 0:
-                rate = (stop - start) / elapsed
+            rate = (stop - start) / elapsed if elapsed > 0 else float(stop - start)
+        return None
     finally:
+        if chunks is not None:
+            _close(chunks)  # a body left unread closes its connection (lean.Connection.body)
         if reply is not None:
             reply.close()
+
+
+def _close(chunks: Iterator[bytes | memoryview]) -> None:
+    close = getattr(chunks, "close", None)
+    if close is not None:
+        close()
 
 
 def saw_head(seg: Segmented, seconds: float) -> None:
@@ -88,24 +116,26 @@ def saw_head(seg: Segmented, seconds: float) -> None:
             seg.latency += LATENCY_WEIGHT * (seconds - seg.latency)
 
 
-def stream(seg: Segmented, reply: Reply, piece: int, start: int, stop: int) -> None:
-    """Copy the reply's body into ``[start, stop)`` of the piece (the window asked)."""
+def stream(
+    seg: Segmented,
+    chunks: Iterator[bytes | memoryview],
+    left: memoryview | None,
+    piece: int,
+    start: int,
+    stop: int,
+) -> memoryview | None:
+    """Copy the body into ``[start, stop)`` of the piece (the window asked), ``left`` (bytes
+    read before) first; returns the bytes read past ``stop`` (the probe's body runs on)."""
     s, planner, part = seg.shared, seg.planner, seg.part
     lock, halt = s.lock, s.stop
-    if halt.is_set():
-        return
-    if reply.start != start:
-        # Never write bytes at an offset they do not belong to.
-        raise RangeError(f"a body from byte {reply.start} for a range at {start}")
     offset = start
-    chunks = reply.chunks(seg.settings.read_size)
     try:
-        for chunk in chunks:
+        for chunk in chunks if left is None else itertools.chain((left,), chunks):
             if halt.is_set() or s.fatal is not None:
-                return
+                return None
             n = len(chunk)
             if offset + n > stop:
-                n = stop - offset  # the probe's body runs on past its first window
+                n = stop - offset
             with lock:
                 allowed = planner.claim(piece, n)
             if allowed:
@@ -117,17 +147,14 @@ def stream(seg: Segmented, reply: Reply, piece: int, start: int, stop: int) -> N
                     s.done += allowed
                     s.failures = 0
                     s.had_data = True
-            if offset >= stop or allowed < n:
-                return
+            if allowed < n:
+                break  # cannot be (no split cuts a window), but never write past the piece
+            if offset >= stop:
+                return memoryview(chunk)[n:] if n < len(chunk) else None
     except TransientError:
         if halt.is_set():
-            return  # a stop shut the socket down under the read
+            return None  # a stop shut the socket down under the read
         raise
-    finally:
-        close = getattr(chunks, "close", None)
-        if close is not None:
-            close()  # a body left unread closes its connection (lean.Connection.body)
     if halt.is_set():
-        return
-    if offset < stop:
-        raise TransientError(f"the connection ended at byte {offset}, before its range did")
+        return None
+    raise TransientError(f"the connection ended at byte {offset}, before its range did")
