@@ -37,13 +37,13 @@ SCENARIOS = {
     "unthrottled, 16 connections": (
         64 * MIB, {}, {}, {"connections": 16, "adaptive": False},
     ),
-    "unthrottled, adaptive defaults": (64 * MIB, {}, {}, {}),
+    "unthrottled, adaptive defaults": (128 * MIB, {}, {}, {}),
     "server throttles each connection": (
         16 * MIB, {"rate": 1 * MIB}, {}, {"connections": 16, "min_split_size": 256 * 1024},
     ),
     # The probe asks for the whole file (``bytes=0-``): its connection, cut at the end of its
-    # piece, wastes what the server had in its socket buffers then (~5 MiB on loopback),
-    # once per download whatever its size. The file is large enough to tell it from splits.
+    # piece, wastes what the server had in its socket buffers then (2-5 MiB on loopback),
+    # once per download whatever its size. Files are large enough to tell it from splits.
     "a speed limit (--limit 64M)": (
         128 * MIB, {}, {"limit": 64 * MIB}, {"min_split_size": 256 * 1024},
     ),

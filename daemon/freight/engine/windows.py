@@ -44,9 +44,13 @@ def next_size(seg: Segmented, rate: float | None) -> int:
     if limits:
         share = min(limits) / max(1, s.alive, seg.goal.target)
         rate = share if rate is None else min(rate, share)
+    # While the connection count may still grow, the share is the most it may grow to:
+    # windows that covered the whole file would leave the new connections nothing to split.
+    goal = seg.goal
+    connections = goal.target if goal.frozen else max(goal.target, goal.ceiling)
     return window_size(
         rate, seg.latency, min_split=seg.settings.min_split_size,
-        share=(planner.size - s.done) // max(1, seg.goal.target),
+        share=(planner.size - s.done) // max(1, connections),
     )
 
 
