@@ -113,3 +113,24 @@ def test_a_stop_while_a_kept_alive_connection_waits_for_a_head(fault_server, sto
     elapsed = stop_and_time(running, "pause")
     assert elapsed < BOUND, f"the pause took {elapsed:.2f}s"
     assert not workers_of(download.id)
+
+
+def test_a_failing_checkpoint_ends_the_workers_too(fault_server, store, tmp_path, monkeypatch):
+    """The control loop's own failure (here the store refuses a checkpoint) ends the attempt
+    at once: run() does not wait for the workers to fetch the rest of the file."""
+    data = make_data(16 * MIB, seed=7)
+    url = fault_server.add("/f.bin", data=data, etag="v1", rate=1 * MIB)
+    download = add(store, url, tmp_path / "dl")
+    from freight.errors import FreightError
+
+    def refuse(*args, **kwargs):
+        raise FreightError("the database refused the checkpoint")
+
+    monkeypatch.setattr(store, "save_progress", refuse)
+    began = time.monotonic()
+    running = start(store, download.id, connections=4, adaptive=False,
+                    min_split_size=256 * 1024)
+    result = running.join(10)
+    assert time.monotonic() - began < 4  # 16 MiB at 4 MiB/s would take 4 s
+    assert result.state is DownloadState.FAILED
+    assert not workers_of(download.id)

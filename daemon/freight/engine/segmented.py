@@ -127,6 +127,11 @@ class Segmented:
                 # itself), and so does a slot released by another download of the host.
                 s.wake.wait(FAST_RECORD if self.boot is not None else _TICK)
                 s.wake.clear()
+        except BaseException as exc:
+            # The loop itself failed (a checkpoint's write, say): the workers end at their
+            # next chunk instead of fetching the rest of the file while run() waits for them.
+            s.set_fatal(exc if isinstance(exc, FreightError) else FreightError(repr(exc)))
+            raise
         finally:
             for thread in self._workers:
                 thread.join()
