@@ -108,7 +108,8 @@ Ranges (RFC 9110 §14)
     Throttle each response's body: writes of at most 16 KiB, each sent only once the time
     allows it, so that by time t after the headers at most ``rate * t`` body bytes have gone
     out (one connection carries one response at a time, so this is a per-connection rate) /
-    wait before the first byte of every response.
+    wait before the first byte of every response. ``latency_after=k``: only the requests
+    after the k-th wait (a probe answered at once, then slow heads).
 ``require_cookie="name=value"``, ``require_header=("Authorization", "Bearer x")``
     Otherwise 403. ``require_header`` may also be a list of such pairs.
 ``expires_at=unix_time``
@@ -282,8 +283,8 @@ _KNOWN = {
     "drop_after", "stall_after", "stall_seconds", "status_script", "retry_after",
     "max_concurrent", "change_after", "changed_data", "changed_etag", "changed_last_modified",
     "redirect_to", "redirect_status", "content_disposition", "headers", "content_type", "rate",
-    "latency", "require_cookie", "require_header", "expires_at", "extra_bytes", "gzip",
-    "max_body", "star_total", "interim",
+    "latency", "latency_after", "require_cookie", "require_header", "expires_at", "extra_bytes",
+    "gzip", "max_body", "star_total", "interim",
 }
 
 
@@ -319,6 +320,7 @@ class _Resource:
         self.drops_done = 0
         self.stalls_done = 0
         self.count = 0  # requests seen, for change_after
+        self.arrived = 0  # requests arrived (before any latency), for latency_after
         self.changed = False
         self.active = 0  # admitted responses in flight, for max_concurrent
         self.unstall_event: asyncio.Event | None = None
@@ -345,7 +347,7 @@ class _Resource:
         rs = opts.get("redirect_status", 302)
         if rs not in (301, 302, 303, 307, 308):
             raise ValueError(f"redirect_status must be 301/302/303/307/308, not {rs!r}")
-        for name in ("max_concurrent", "change_after", "extra_bytes"):
+        for name in ("max_concurrent", "change_after", "extra_bytes", "latency_after"):
             v = opts.get(name)
             if v is not None and (not isinstance(v, int) or v < 0):
                 raise ValueError(f"{name} must be an int >= 0")
@@ -779,6 +781,10 @@ class FaultServer:
                 st.connections += 1
             st.current += 1
             st.max_concurrent = max(st.max_concurrent, st.current)
+            arrived = 0
+            if res is not None:
+                res.arrived += 1
+                arrived = res.arrived
 
         def sent(status: int) -> None:
             with self._lock:
@@ -793,7 +799,7 @@ class FaultServer:
                 return not client_close
             o = res.opts
             latency = o.get("latency")
-            if latency:
+            if latency and arrived > (o.get("latency_after") or 0):
                 await asyncio.sleep(latency)
 
             # Decide the status under the lock: the behaviour state is shared by connections.

@@ -8,7 +8,9 @@ step again; it did not → back to the count before the step, and stay (more con
 bring nothing only cost the server and us). A window without a byte (the file's blocks still
 being reserved, a stall) or with fewer connections running than wanted says nothing, and is
 skipped. A 429/503 or a refused connection lowers the count at once (:meth:`lower`) and ends
-the growth: the server has said how many it takes.
+the growth: the server has said how many it takes. When the host's cap recovers (limits.
+HostCaps: after a quiet period), so does the count, up to what it was before the push-back
+(:meth:`recover`): one burst of 429s does not cost the download its connections for good.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ class ConnectionGoal:
         self._done_then = 0
         self._rate_before: float | None = None  # the rate before the last step up
         self._count_before = self.start
+        self._wanted: int | None = None  # the count before a push-back, while it is lower
 
     def observe(self, now: float, done: int, running: int, has_work: bool) -> str | None:
         """Account for progress at ``now``; returns what changed, in words, or None."""
@@ -59,6 +62,18 @@ class ConnectionGoal:
         return f"{self.target} connections (at {rate:.0f} B/s)"
 
     def lower(self, cap: int) -> None:
-        """The server pushed back: at most ``cap`` connections from now on."""
+        """The server pushed back: at most ``cap`` connections until it allows more."""
+        if self._wanted is None:
+            self._wanted = self.target
         self.target = max(1, min(self.target, cap))
         self.frozen = True
+
+    def recover(self, cap: int) -> str | None:
+        """The host allows ``cap`` connections again: back up towards the count before the
+        push-back (never beyond it). Returns what changed, in words, or None."""
+        if self._wanted is None or cap <= self.target:
+            return None
+        self.target = min(self._wanted, cap)
+        if self.target >= self._wanted:
+            self._wanted = None
+        return f"back up to {self.target} connections (the host allows {cap})"

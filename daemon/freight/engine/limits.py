@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 class TokenBucket:
@@ -87,32 +87,73 @@ class RateLimiter:
             return self._bucket.reserve(n, self._clock())
 
 
+#: Seconds without a push-back (429/503, a refused connection) after which a lowered host
+#: cap doubles, up to the default: one burst of 429s must not cost a host its connections
+#: for the rest of the process's life, and a server that still objects says so again.
+RECOVER_AFTER = 10.0
+
+
 @dataclass
 class _Host:
     cap: int
     active: int = 0
+    calm_since: float = 0.0  # the last push-back
+    waiters: set[threading.Event] = field(default_factory=set)
 
 
 class HostCaps:
     """How many connections each host may get at once, shared by all transfers.
 
-    A 429/503 or a refused connection lowers the host's cap to what it had working minus one;
-    the cap never drops below one, and it is restored by :meth:`reset` (a new download).
+    A 429/503 or a refused connection lowers the host's cap to what it had working minus one
+    (never below one); after ``recover_after`` seconds without another, the cap doubles, up
+    to the default. :meth:`reset` restores it at once.
+
+    A download with no free slot never spins: :meth:`acquire` fails and registers the
+    download's wake-up event, which the next :meth:`release` (or a recovery) of that host
+    sets. Sans-I/O but for the lock: the clock is injectable.
     """
 
-    def __init__(self, cap: int) -> None:
+    def __init__(
+        self,
+        cap: int,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        recover_after: float = RECOVER_AFTER,
+    ) -> None:
         self.default = cap
+        self.recover_after = recover_after
+        self._clock = clock
         self._lock = threading.Lock()
         self._hosts: dict[str, _Host] = {}
 
     def _host(self, host: str) -> _Host:
-        return self._hosts.setdefault(host, _Host(self.default))
+        h = self._hosts.get(host)
+        if h is None:
+            h = self._hosts[host] = _Host(self.default)
+        elif h.cap < self.default:
+            now = self._clock()
+            while h.cap < self.default and now - h.calm_since >= self.recover_after:
+                h.cap = min(self.default, 2 * h.cap)
+                h.calm_since += self.recover_after
+                self._wake(h)
+        return h
 
-    def acquire(self, host: str, *, force: bool = False) -> bool:
-        """Take a connection slot; ``force`` counts one that is already open (a probe)."""
+    @staticmethod
+    def _wake(h: _Host) -> None:
+        for event in h.waiters:
+            event.set()
+        h.waiters.clear()
+
+    def acquire(
+        self, host: str, *, force: bool = False, waiter: threading.Event | None = None
+    ) -> bool:
+        """Take a connection slot; ``force`` counts one that is already open (a probe).
+        When none is free, ``waiter`` (if given) is set once one may be."""
         with self._lock:
             h = self._host(host)
             if h.active >= h.cap and not force:
+                if waiter is not None:
+                    h.waiters.add(waiter)
                 return False
             h.active += 1
             return True
@@ -121,24 +162,44 @@ class HostCaps:
         with self._lock:
             h = self._host(host)
             h.active = max(0, h.active - 1)
+            if h.active < h.cap:
+                self._wake(h)
+
+    def release_if_over(self, host: str) -> bool:
+        """Give a slot back if the host has more connections than its cap (lowered by
+        another download's push-back, or by the settings): True when this one must end."""
+        with self._lock:
+            h = self._host(host)
+            if h.active <= h.cap:
+                return False
+            h.active -= 1
+            return True
 
     def lower(self, host: str) -> int:
         """The host pushed back: allow one connection fewer than it has now (at least one)."""
         with self._lock:
             h = self._host(host)
             h.cap = max(1, min(h.cap, h.active) - 1) if h.active > 1 else 1
+            h.calm_since = self._clock()
             return h.cap
 
     def cap(self, host: str) -> int:
         with self._lock:
             return self._host(host).cap
 
+    def active(self, host: str) -> int:
+        with self._lock:
+            return self._host(host).active
+
     def set_default(self, cap: int) -> None:
         with self._lock:
             self.default = cap
             for h in self._hosts.values():
                 h.cap = cap
+                self._wake(h)
 
     def reset(self, host: str) -> None:
         with self._lock:
-            self._host(host).cap = self.default
+            h = self._host(host)
+            h.cap = self.default
+            self._wake(h)

@@ -5,22 +5,34 @@ Sans-I/O: no sockets, no clocks, no threads. The transfer holds one lock around 
 Theory of operation
 -------------------
 The file ``[0, size)`` is cut into *pieces*. A piece ``[start, end)`` has one owner at most (a
-worker) and three marks: ``start <= pos <= claimed <= end``. ``[start, pos)`` is written to
-disk; ``[pos, claimed)`` has been handed to the owner to write but not yet confirmed. Pieces are
-kept sorted and always tile the file exactly: no gap, no overlap.
+worker) and four marks: ``start <= pos <= claimed <= asked <= end``. ``[start, pos)`` is
+written to disk; ``[pos, claimed)`` has been handed to the owner to write but not yet
+confirmed; ``[claimed, asked)`` is *in flight*: the owner has asked the server for it and the
+server may be sending it right now. Pieces are kept sorted and always tile the file exactly:
+no gap, no overlap.
+
+The owner never asks for its whole piece at once: it asks for a *window* (:meth:`window`,
+sized by :func:`window_size`: about a second of that connection's throughput), reads it to
+its end, then asks for the next one on the same kept-alive connection.
 
 A free worker calls :meth:`Planner.assign`. It gets the largest piece that nobody owns and that
-still has bytes to fetch; failing that, it *splits* the in-flight piece with the most bytes left
-(when at least twice ``min_split`` remain): the owner keeps the first half, the new worker takes
-the second half. This is dynamic segmentation with work stealing: fast connections end up
-fetching more of the file, and the last bytes are never left to one slow connection.
+still has bytes to fetch; failing that, it *splits* the in-flight piece with the most bytes not
+yet asked for: the owner keeps the first half of what it has left (at least what is in
+flight), the new worker takes the rest. A split never cuts into a window in flight: the
+server is never made to send bytes that their first reader will not keep, so no byte is
+sent twice (issue 12: whole-segment requests cut by splits cost 1.25–3.6× the file). This is
+dynamic segmentation with work stealing: fast connections end up fetching more of the file,
+and the last bytes are never left to one slow connection beyond its last window.
+
+On a slow-to-answer server a split also has to pay for the new connection's wait for its
+first byte (``lead``, in seconds): a piece whose owner, at its current ``rate``, would fetch
+its remaining bytes before a second connection could halve the time is not split (see
+:meth:`Planner._worth_splitting`).
 
 The owner of a piece streams bytes from ``pos`` on. For each chunk it reads, it calls
-:meth:`claim` to learn how many of them still belong to its piece (the piece may have shrunk by
-a split meanwhile), writes those, then calls :meth:`commit`. When ``claim`` returns fewer bytes
-than asked, the owner has reached the end of its piece and must stop reading (its response runs
-on into bytes another worker now owns). When a worker stops, for any reason, it calls
-:meth:`release`; what it had not committed becomes an unowned gap again.
+:meth:`claim` to learn how many of them still belong to its piece, writes those, then calls
+:meth:`commit`. When a worker stops, for any reason, it calls :meth:`release`; what it had
+not committed becomes an unowned gap again.
 
 :meth:`snapshot` returns the pieces as :class:`~freight.models.Segment` rows for a checkpoint;
 only committed bytes (``pos``) are reported, so recorded progress never exceeds what was
@@ -33,6 +45,31 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from freight.models import Segment
+
+#: A window holds about this many seconds of its connection's throughput: long enough that
+#: requests stay rare (one a second per connection at most), short enough that the last
+#: window of a download, which no split can share, ends soon.
+WINDOW_SECONDS = 1.0
+#: A window is never below the min split size (1 MiB by default): few requests, however
+#: slow the connection. It holds at least this many head latencies, so that waiting for the
+#: next window's head costs at most about a ninth of a connection's time on a slow server.
+WINDOW_LATENCIES = 8
+#: A connection's first window, before its rate is known: its fair share of the file, at
+#: most this much.
+FIRST_WINDOW = 4 << 20
+MAX_WINDOW = 1 << 30
+
+
+def window_size(
+    rate: float | None, latency: float, *, min_split: int, share: int
+) -> int:
+    """How many bytes a connection asks for next. ``rate``: its bytes per second over its
+    last window (None for its first); ``latency``: seconds a response head takes;
+    ``share``: the bytes left divided by the connections wanted."""
+    if rate is None:
+        return max(min_split, min(share, FIRST_WINDOW))
+    seconds = max(WINDOW_SECONDS, WINDOW_LATENCIES * latency)
+    return int(min(MAX_WINDOW, max(min_split, rate * seconds)))
 
 
 class PlannerError(Exception):
@@ -47,10 +84,13 @@ class Piece:
     pos: int
     claimed: int
     owner: int | None = None
+    asked: int = 0  # the end of the window in flight (== claimed when none is)
+    rate: float | None = None  # the owner's bytes per second, when it knows
 
     @property
-    def unclaimed(self) -> int:
-        return self.end - self.claimed
+    def unasked(self) -> int:
+        """Bytes nobody has asked the server for yet: what a split may take."""
+        return self.end - self.asked
 
 
 @dataclass(frozen=True)
@@ -93,7 +133,7 @@ class Planner:
         return at == self.size
 
     def _new_piece(self, start: int, end: int, pos: int, owner: int | None = None) -> Piece:
-        piece = Piece(self._next_id, start, end, pos, pos, owner)
+        piece = Piece(self._next_id, start, end, pos, pos, owner, asked=pos)
         self._next_id += 1
         return piece
 
@@ -102,6 +142,12 @@ class Planner:
             if piece.id == piece_id:
                 return piece
         raise PlannerError(f"no piece {piece_id}")
+
+    def _owned(self, piece_id: int) -> Piece:
+        piece = self._piece(piece_id)
+        if piece.owner is None:
+            raise PlannerError(f"piece {piece_id} has no owner")
+        return piece
 
     # -- queries ---------------------------------------------------------------------------
 
@@ -118,11 +164,30 @@ class Planner:
     def owners(self) -> int:
         return sum(1 for p in self._pieces if p.owner is not None)
 
-    def has_work(self) -> bool:
-        """True while a new worker could get something to do from assign()."""
+    def has_work(self, lead: float = 0.0) -> bool:
+        """True while a new worker could get something to do from ``assign(worker, lead)``."""
         if any(p.owner is None and p.pos < p.end for p in self._pieces):
             return True
-        return any(p.owner is not None and p.unclaimed >= 2 * self.min_split for p in self._pieces)
+        return any(self._splittable(p, lead) for p in self._pieces)
+
+    def _splittable(self, p: Piece, lead: float) -> bool:
+        return (
+            p.owner is not None
+            and p.end - p.claimed >= 2 * self.min_split
+            and p.unasked >= self.min_split
+            and self._worth_splitting(p, lead)
+        )
+
+    @staticmethod
+    def _worth_splitting(p: Piece, lead: float) -> bool:
+        """Whether a second connection, whose first byte comes ``lead`` seconds from now,
+        ends the piece sooner. Alone, the owner needs R / v for the R bytes it has left; split
+        in half, the piece ends after about lead + R / 2v. The split pays when R > 2 v lead;
+        in particular, never when the owner would have fetched them all before the new
+        connection's first byte (R <= v lead)."""
+        if p.rate is None or lead <= 0:
+            return True
+        return p.end - p.claimed > 2 * p.rate * lead
 
     def end_of(self, piece_id: int) -> int:
         return self._piece(piece_id).end
@@ -140,27 +205,43 @@ class Planner:
 
     # -- moves -----------------------------------------------------------------------------
 
-    def assign(self, worker: int) -> Assignment | None:
-        """Give ``worker`` a range to fetch, or None when nothing is left to hand out."""
+    def assign(self, worker: int, lead: float = 0.0) -> Assignment | None:
+        """Give ``worker`` a range to fetch, or None when nothing is left to hand out.
+        ``lead``: seconds a new connection waits for its first byte (see _worth_splitting)."""
         if any(p.owner == worker for p in self._pieces):
             raise PlannerError(f"worker {worker} already owns a piece")
         gaps = [p for p in self._pieces if p.owner is None and p.pos < p.end]
         if gaps:
             piece = max(gaps, key=lambda p: (p.end - p.pos, -p.start))
             piece.owner = worker
-            piece.claimed = piece.pos
+            piece.claimed = piece.asked = piece.pos
+            piece.rate = None
             return Assignment(piece.id, piece.pos, piece.end)
-        busy = [p for p in self._pieces if p.owner is not None]
-        if not busy:
+        victims = [p for p in self._pieces if self._splittable(p, lead)]
+        if not victims:
             return None
-        victim = max(busy, key=lambda p: (p.unclaimed, -p.start))
-        if victim.unclaimed < 2 * self.min_split:
-            return None
-        mid = victim.claimed + victim.unclaimed // 2
+        victim = max(victims, key=lambda p: (p.unasked, -p.start))
+        # Half of what the owner has left, but never inside the window it has in flight.
+        mid = max(victim.asked, victim.claimed + (victim.end - victim.claimed) // 2)
         new = self._new_piece(mid, victim.end, mid, owner=worker)
         victim.end = mid
         self._pieces.insert(self._pieces.index(victim) + 1, new)
         return Assignment(new.id, new.start, new.end)
+
+    def window(self, piece_id: int, n: int, rate: float | None = None) -> tuple[int, int] | None:
+        """The owner is about to ask the server for up to ``n`` more bytes of its piece:
+        returns ``(start, stop)`` to ask for, or None when the piece has nothing left.
+        From now on no split cuts into ``[start, stop)``. ``rate``: the owner's bytes per
+        second so far, when it knows (it informs the split rule for slow servers)."""
+        if n < 1:
+            raise PlannerError("a window holds at least one byte")
+        piece = self._owned(piece_id)
+        if piece.claimed >= piece.end:
+            return None
+        piece.asked = min(piece.end, max(piece.asked, piece.claimed + n))
+        if rate is not None:
+            piece.rate = rate
+        return piece.claimed, piece.asked
 
     def claim(self, piece_id: int, n: int) -> int:
         """The owner read ``n`` more bytes; returns how many of them it may write (maybe 0).
@@ -170,11 +251,10 @@ class Planner:
         """
         if n < 0:
             raise PlannerError("n must be >= 0")
-        piece = self._piece(piece_id)
-        if piece.owner is None:
-            raise PlannerError(f"piece {piece_id} has no owner")
+        piece = self._owned(piece_id)
         allowed = min(n, piece.end - piece.claimed)
         piece.claimed += allowed
+        piece.asked = max(piece.asked, piece.claimed)
         return allowed
 
     def commit(self, piece_id: int, n: int) -> None:
@@ -188,7 +268,8 @@ class Planner:
         """The owner stopped. Claimed but uncommitted bytes are given up."""
         piece = self._piece(piece_id)
         piece.owner = None
-        piece.claimed = piece.pos
+        piece.claimed = piece.asked = piece.pos
+        piece.rate = None
         self._merge_around(piece)
 
     def _merge_around(self, piece: Piece) -> None:

@@ -8,8 +8,16 @@ Rules it keeps (lifecycle.py decides what a failure means; http/validate.py chec
   ranges, ``fdatasync``s, then records them (store.save_progress) in one transaction. Between
   two checkpoints, what ``pwrite`` handed to the kernel is recorded without a sync every
   ``FAST_RECORD`` seconds, valid only for this boot (store.save_fast_progress).
-- Workers never exceed their host's free connection slots (limits.HostCaps); a 429/503 or a
-  refused connection lowers the cap, and surplus workers retire.
+- A worker asks for a window of its piece at a time (planner.window_size: about a second
+  of its throughput), the next one on the same kept-alive connection, and a split never cuts
+  into a window in flight: the server never sends a byte twice, and a speed limit never
+  leaves it writing into a socket that gets closed (issue 12).
+- Workers never exceed their host's free connection slots (limits.HostCaps): the control
+  loop takes a slot before it starts a worker, and when none is free it waits for a release
+  (or for its tick) instead of starting threads that give up at once. A 429/503 or a
+  refused connection lowers the cap and surplus workers retire; the cap recovers later.
+- Every stop ends within a second: waits for a head or a body end at the source's abort,
+  backoffs and speed-limit waits at the stop event, and no worker waits for a slot.
 - Memory is connections × ``read_size``: one chunk per connection at a time.
 """
 
@@ -18,18 +26,17 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import Literal
 from urllib.parse import urlsplit
 
-from freight.engine import lifecycle
+from freight.engine import lifecycle, windows
 from freight.engine.adaptive import ConnectionGoal
 from freight.engine.http.reply import Reply
-from freight.engine.http.request import RangeRequest
 from freight.engine.http.source import Lane
-from freight.engine.http.validate import require_ranged
 from freight.engine.limits import HostCaps
 from freight.engine.planner import Assignment, Planner
 from freight.engine.shared import Attempt, Shared
-from freight.errors import FreightError, RangeError, TransientError
+from freight.errors import FreightError, TransientError
 
 log = logging.getLogger("freight.transfer")
 
@@ -44,6 +51,8 @@ _ADAPT_WINDOW = 0.1  # seconds between two decisions on the connection count
 
 #: The probe's reply, the lane it came through and the piece it starts.
 First = tuple[Reply, Lane, Assignment]
+#: Why a worker ends early: its host is over its cap, or its download over its count.
+Surplus = Literal["slot", "count"]
 
 
 class Segmented:
@@ -79,46 +88,54 @@ class Segmented:
         )
         self._workers: list[threading.Thread] = []
         self._next_worker = 0
+        #: Seconds a response head takes (under the shared lock): what a split must pay.
+        self.latency = 0.0
+        #: Worker threads started, for the record (and the tests: no spin).
+        self.started = 0
 
     # -- the control loop ------------------------------------------------------------------
 
     def run(self, first: tuple[Reply, Lane] | None) -> None:
         s, planner, settings = self.shared, self.planner, self.settings
         last_checkpoint = last_fast = time.monotonic()
-        if first is not None:
-            self._start(*first)
-        while True:
-            now = time.monotonic()
-            with s.lock:
-                alive, fatal = s.alive, s.fatal
-                has_work = planner.has_work()
-                s.speed.add(now, s.done)
-            stopping = s.stop.is_set() or fatal is not None
-            if not stopping and has_work:
-                cap = min(self.goal.target, max(1, self.hosts.cap(self.host)))
-                for _ in range(cap - alive):
-                    self._spawn(None)
-                    alive += 1
-            if alive == 0 and (stopping or not has_work):
-                break
-            if now - last_checkpoint >= settings.checkpoint_interval:
-                self.checkpoint()
-                last_checkpoint = last_fast = now
-            elif self.boot is not None and now - last_fast >= FAST_RECORD:
-                self._record_unsynced()
-                last_fast = now
-            with s.lock:
-                changed = self.goal.observe(now, s.done, alive, has_work)
-            if changed:
-                log.info("download %s: %s", self.id, changed)
-            # A worker that ends wakes the loop at once: a small file is done in milliseconds,
-            # and waiting out the tick would cost more than the transfer itself.
-            s.wake.wait(FAST_RECORD if self.boot is not None else _TICK)
-            s.wake.clear()
-
-        for thread in self._workers:
-            thread.join()
-        self._workers.clear()
+        try:
+            if first is not None:
+                self._start(*first)
+            while True:
+                now = time.monotonic()
+                with s.lock:
+                    alive, fatal = s.alive, s.fatal
+                    has_work = planner.has_work(self.latency)
+                    s.speed.add(now, s.done)
+                stopping = s.stop.is_set() or fatal is not None
+                if not stopping and has_work:
+                    self._grow(alive)
+                elif alive == 0:
+                    break
+                if now - last_checkpoint >= settings.checkpoint_interval:
+                    self.checkpoint()
+                    last_checkpoint = last_fast = now
+                elif self.boot is not None and now - last_fast >= FAST_RECORD:
+                    self._record_unsynced()
+                    last_fast = now
+                with s.lock:
+                    changed = self.goal.observe(now, s.done, alive, has_work)
+                if changed:
+                    log.info("download %s: %s", self.id, changed)
+                # A worker that ends wakes the loop at once (a small file is done in
+                # milliseconds, and waiting out the tick would cost more than the transfer
+                # itself), and so does a slot released by another download of the host.
+                s.wake.wait(FAST_RECORD if self.boot is not None else _TICK)
+                s.wake.clear()
+        except BaseException as exc:
+            # The loop itself failed (a checkpoint's write, say): the workers end at their
+            # next chunk instead of fetching the rest of the file while run() waits for them.
+            s.set_fatal(exc if isinstance(exc, FreightError) else FreightError(repr(exc)))
+            raise
+        finally:
+            for thread in self._workers:
+                thread.join()
+            self._workers.clear()
         if not planner.complete:
             self.checkpoint()  # a complete file is synced and recorded by finish.complete
         s.check_stop()
@@ -127,15 +144,36 @@ class Segmented:
         if not planner.complete:
             raise TransientError("the download stopped before the file was complete")
 
+    def _grow(self, alive: int) -> None:
+        """Start workers up to the connections wanted, each with a slot of the host taken
+        first: no slot, no thread (the release of one sets ``wake``: the loop comes back)."""
+        s, host = self.shared, self.host
+        cap = self.hosts.cap(host)
+        with s.lock:
+            changed = self.goal.recover(cap)
+            target = self.goal.target
+        if changed:
+            log.info("download %s: %s", self.id, changed)
+        for _ in range(min(target, cap) - alive):
+            if not self.hosts.acquire(host, waiter=s.wake):
+                return
+            self._spawn(None)
+
     def _start(self, reply: Reply, lane: Lane) -> None:
         """Give the probe's body (it starts at byte 0) to its worker, before any other
         worker can take the piece that starts there."""
         s, planner = self.shared, self.planner
         wid = self._next_worker
         self._next_worker += 1
+        # The probe's connection is already open: it counts even if it overshoots the cap.
+        self.hosts.acquire(self.host, force=True)
         with s.lock:
             assignment = planner.assign(wid)
-        assert assignment is not None and assignment.start == reply.start
+            assert assignment is not None and assignment.start == reply.start
+            # Its first window, before others split the piece beyond it: as small as may be,
+            # for the probe asked for the whole file, and whatever the server pushes past
+            # the window before the connection is closed is wasted.
+            planner.window(assignment.piece_id, self.settings.min_split_size)
         first = (reply, lane, assignment)
         if planner.size <= self.settings.min_split_size:
             # Too small to split: fetch it on this thread (no worker thread to start and
@@ -148,14 +186,12 @@ class Segmented:
         # waits for the GIL to start (up to the 5 ms switch interval each), and 15 of them
         # took ~50 ms. The probe's body waits in the socket meanwhile.
         with s.lock:
-            more = planner.has_work()
-        if more:
-            cap = min(self.goal.target, max(1, self.hosts.cap(self.host)))
-            for _ in range(cap - 1):
-                self._spawn(None)
+            alive = s.alive
+        self._grow(alive + 1)
         self._spawn(first, wid)
 
     def _spawn(self, first: First | None, wid: int | None = None) -> None:
+        """Start a worker; it owns the host slot taken for it and gives it back."""
         if wid is None:
             wid = self._next_worker
             self._next_worker += 1
@@ -165,39 +201,37 @@ class Segmented:
             target=self._worker, args=(wid, first), name=f"dl{self.id}-w{wid}", daemon=True
         )
         self._workers.append(thread)
+        self.started += 1
         thread.start()
 
     # -- a worker --------------------------------------------------------------------------
 
     def _worker(self, wid: int, first: First | None) -> None:
         s, planner, host = self.shared, self.planner, self.host
-        # The probe's connection is already open: it counts even if it overshoots the cap.
-        holds_slot = self.hosts.acquire(host, force=first is not None)
+        holds_slot = counted = True
         # The probe's own lane (its lean connection) serves this worker's next ranges too.
         lane = first[1] if first is not None else self.source.lane()
         try:
-            while holds_slot and not s.stop.is_set() and s.fatal is None:
+            while not s.stop.is_set() and s.fatal is None:
                 reply: Reply | None = None
                 if first is not None:
                     reply, _, assignment = first
                     first = None
                 else:
+                    surplus = self.surplus()
+                    if surplus is not None:
+                        holds_slot, counted = surplus != "slot", surplus != "count"
+                        return
                     with s.lock:
-                        if s.alive > self.goal.target:
-                            return  # the connection count was lowered: this worker retires
-                        next_assignment = planner.assign(wid)
+                        next_assignment = planner.assign(wid, self.latency)
                     if next_assignment is None:
                         return
                     assignment = next_assignment
                 try:
-                    if reply is None:
-                        reply = self.source.open(
-                            RangeRequest(self.url, assignment.start, assignment.end,
-                                         self.validators, s.size, self.headers),
-                            lane=lane,
-                        )
-                        require_ranged(reply, self.validators)
-                    self._stream(reply, assignment)
+                    surplus = windows.fetch(self, assignment, reply, lane)
+                    if surplus is not None:
+                        holds_slot, counted = surplus != "slot", surplus != "count"
+                        return
                 except FreightError as exc:
                     if not self._carry_on(exc):
                         return
@@ -206,17 +240,30 @@ class Segmented:
                     s.set_fatal(FreightError(f"internal error: {exc!r}"))
                     return
                 finally:
-                    if reply is not None:
-                        reply.close()
                     with s.lock:
                         planner.release(assignment.piece_id)
         finally:
             lane.close()
             if holds_slot:
                 self.hosts.release(host)
-            with s.lock:
-                s.alive -= 1
+            if counted:
+                with s.lock:
+                    s.alive -= 1
             s.wake.set()
+
+    def surplus(self) -> Surplus | None:
+        """Whether this worker must end (checked between windows): "slot" when the host has
+        more connections than its cap (another download's push-back lowered it; the slot
+        is given back here), "count" when this download runs more than it wants (``alive``
+        is lowered here at once, so that the next worker to look stays)."""
+        if self.hosts.release_if_over(self.host):
+            return "slot"
+        s = self.shared
+        with s.lock:
+            if s.alive > self.goal.target:
+                s.alive -= 1
+                return "count"
+        return None
 
     def _carry_on(self, exc: FreightError) -> bool:
         """Ask lifecycle what ``exc`` means and do it; False when this worker ends."""
@@ -244,48 +291,6 @@ class Segmented:
         assert decision.error is not None
         s.set_fatal(decision.error)
         return False
-
-    def _stream(self, reply: Reply, assignment: Assignment) -> None:
-        """Copy the reply's body into the piece until the piece ends or the body does."""
-        s, planner, part = self.shared, self.planner, self.part
-        lock, stop = s.lock, s.stop
-        if stop.is_set():
-            return
-        if reply.start != assignment.start:
-            # Never write bytes at an offset they do not belong to.
-            raise RangeError(f"a body from byte {reply.start} for a range at {assignment.start}")
-        offset = assignment.start
-        piece = assignment.piece_id
-        try:
-            for chunk in reply.chunks(self.settings.read_size):
-                if stop.is_set() or s.fatal is not None:
-                    return
-                with lock:
-                    allowed = planner.claim(piece, len(chunk))
-                if allowed:
-                    s.throttle(allowed)
-                    part.pwrite(memoryview(chunk)[:allowed], offset)
-                    offset += allowed
-                    with lock:
-                        planner.commit(piece, allowed)
-                        s.done += allowed
-                        s.failures = 0
-                        s.had_data = True
-                if allowed < len(chunk):
-                    return  # the piece was split and its end reached
-                with lock:
-                    if offset >= planner.end_of(piece):
-                        return
-        except TransientError:
-            if stop.is_set():
-                return  # a stop shut the socket down under the read
-            raise
-        if stop.is_set():
-            return
-        with lock:
-            short = offset < planner.end_of(piece)
-        if short:
-            raise TransientError(f"the connection ended at byte {offset}, before its range did")
 
     # -- progress records ------------------------------------------------------------------
 

@@ -148,6 +148,7 @@ class Connection:
         self.buffer = bytearray(read_size)
         self.sock: socket.socket | None = None
         self.reusable = False
+        self.aborted = False  # a stop: never (re)connect again
 
     def _connect(self) -> socket.socket:
         try:
@@ -181,6 +182,7 @@ class Connection:
 
     def abort(self) -> None:
         """From another thread: wake a blocked recv (shutdown does, close may not)."""
+        self.aborted = True  # before reading sock: request() sets sock, then checks this
         sock = self.sock
         if sock is not None:
             try:
@@ -221,6 +223,11 @@ class Connection:
             if fresh:
                 self.close()
                 self.sock = self._connect()
+            if self.aborted:
+                # A stop shut down the kept-alive socket under the request: that is no stale
+                # connection to retry on a new one (whose head could take the stall timeout).
+                self.close()
+                raise TransientError("the connection was shut down")
             self.reusable = False
             assert self.sock is not None
             try:
