@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import pytest
-from freight.engine.http.lean import Head, HeadHeaders
+from freight.engine.http.head import Head, HeadHeaders
 from freight.engine.http.validate import (
     UnknownSize,
     Validators,

@@ -27,7 +27,7 @@ Body = Callable[[int], Iterator["bytes | memoryview"]]
 class Reply:
     """An open response to a range request; ``close()`` it when done."""
 
-    response: Any  # httpx.Response, or lean.Head when the lean reader made the request
+    response: Any  # httpx.Response, or head.Head when the lean reader made the request
     url: str  # after redirects
     status: int
     start: int  # offset of the body's first byte in the file

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from freight.engine.http.follow import Redirect, Scopes, fetch
-from freight.engine.http.lean import Head, HeadHeaders
+from freight.engine.http.head import Head, HeadHeaders
 from freight.engine.http.reply import Reply
 from freight.engine.http.request import RangeRequest, origin_of
 from freight.engine.http.source import Lane
