@@ -185,6 +185,7 @@ class DownloadMachine(RuleBasedStateMachine):
     #: in a machine of its own, so that the main one stays green and each defect is named.
     WEAK_SAME_SIZE = False  # a change at the same size under a weak ETag
     DELETE_PART = False  # NAME.part deleted while the download is stopped
+    SINGLE_UNVALIDATED = False  # a server without ranges or validators, whose file changes
 
     def __init__(self) -> None:
         super().__init__()
@@ -209,9 +210,14 @@ class DownloadMachine(RuleBasedStateMachine):
     @initialize(
         size=st.one_of(st.just(0), st.integers(1, 300), st.integers(1500, 8000)),
         kind=st.sampled_from(["strong", "weak", "modified", "none"]),
+        ranges=st.booleans(),
     )
-    def serve(self, size: int, kind: str) -> None:
+    def serve(self, size: int, kind: str, ranges: bool = True) -> None:
+        if kind not in ("strong", "modified") and not self.SINGLE_UNVALIDATED:
+            # One stream re-opens from byte 0 without comparing sizes: see the xfail test.
+            ranges = True
         self.server = ModelServer(make_version(1, size, kind))
+        self.server.ranges = ranges
         self.sizes.add(size)
         self.server.check = self.check_recorded
 
@@ -508,6 +514,34 @@ class DeletedPartMachine(DownloadMachine):
 )
 def test_a_weak_etag_change_at_the_same_size_is_never_spliced() -> None:
     run_state_machine_as_test(WeakSameSizeMachine, settings=SETTINGS_FOR_CI)
+
+
+class SingleStreamMachine(DownloadMachine):
+    """A server without ranges nor validators (one stream), whose file changes size between a
+    dropped connection and the new request from byte 0."""
+
+    SINGLE_UNVALIDATED = True
+
+    @initialize(size=st.integers(1500, 8000))
+    def serve(self, size: int) -> None:  # type: ignore[override]
+        super().serve(size, "none", False)
+
+    @rule(after=st.integers(0, 1400), size=st.integers(1, 8000))
+    def drop_then_change(self, after: int, size: int) -> None:
+        if not self.completed:
+            self.drop(0, after)
+            self.change(1, "none", False, size)
+            self._run()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="one stream re-opened from byte 0 after a drop takes a new version of another size "
+    "without a check (single.SingleStream.run sends no size, compares no size) and finalises it "
+    "at the old size (transfer._complete uses the probe's): zero-filled or cut, exit 0",
+)
+def test_one_stream_never_saves_a_resized_file_at_the_old_size() -> None:
+    run_state_machine_as_test(SingleStreamMachine, settings=SETTINGS_FOR_CI)
 
 
 @pytest.mark.xfail(
