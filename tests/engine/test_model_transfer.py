@@ -54,7 +54,7 @@ from freight.engine.transfer import Transfer
 from freight.models import DownloadState
 from freight.states import StateKeeper
 from freight.store import Store
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -466,10 +466,18 @@ class DownloadMachine(RuleBasedStateMachine):
 
 
 SETTINGS_FOR_CI = settings(
-    max_examples=int(os.environ.get("FREIGHT_MODEL_EXAMPLES", "150")),
+    # ~400 examples: about 700 runs (Transfers) in ~10 s here; FREIGHT_MODEL_EXAMPLES for more.
+    max_examples=int(os.environ.get("FREIGHT_MODEL_EXAMPLES", "400")),
     stateful_step_count=8,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+
+
+#: For the machines that show a defect of today: no shrinking (the failing case is already
+#: the defect's shape), so that each costs a second, not the main test's time.
+SETTINGS_FOR_DEFECTS = settings(
+    SETTINGS_FOR_CI, max_examples=100, phases=[Phase.explicit, Phase.reuse, Phase.generate]
 )
 
 
@@ -516,7 +524,7 @@ class DeletedPartMachine(DownloadMachine):
     "that changes at the same size under a weak ETag is spliced from two versions",
 )
 def test_a_weak_etag_change_at_the_same_size_is_never_spliced() -> None:
-    run_state_machine_as_test(WeakSameSizeMachine, settings=SETTINGS_FOR_CI)
+    run_state_machine_as_test(WeakSameSizeMachine, settings=SETTINGS_FOR_DEFECTS)
 
 
 class SingleStreamMachine(DownloadMachine):
@@ -544,7 +552,7 @@ class SingleStreamMachine(DownloadMachine):
     "at the old size (transfer._complete uses the probe's): zero-filled or cut, exit 0",
 )
 def test_one_stream_never_saves_a_resized_file_at_the_old_size() -> None:
-    run_state_machine_as_test(SingleStreamMachine, settings=SETTINGS_FOR_CI)
+    run_state_machine_as_test(SingleStreamMachine, settings=SETTINGS_FOR_DEFECTS)
 
 
 @pytest.mark.xfail(
@@ -554,7 +562,7 @@ def test_one_stream_never_saves_a_resized_file_at_the_old_size() -> None:
     "they then cover zero-filled bytes of the new part, which a kill -9 makes the resume trust",
 )
 def test_a_deleted_part_never_leaves_progress_over_zeros() -> None:
-    run_state_machine_as_test(DeletedPartMachine, settings=SETTINGS_FOR_CI)
+    run_state_machine_as_test(DeletedPartMachine, settings=SETTINGS_FOR_DEFECTS)
 
 
 def _one_download(caps: HostCaps, server: ModelServer) -> DownloadState:
