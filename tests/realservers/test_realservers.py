@@ -233,3 +233,20 @@ def test_the_same_get_again_leaves_the_finished_file_alone(
     assert again.code == EXIT_OK, str(again)
     assert "already downloaded" in again.stdout + again.stderr, str(again)
     assert_saved(fr, again, "big.bin", server.www / "big.bin")
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "a URL with a non-ASCII path as typed or pasted (http://host/café-ü.bin) gets 404: the "
+    "path is not sent percent-encoded as UTF-8 (RFC 3986 §2.5), as browsers, curl and wget do"))
+def test_a_non_ascii_path(server: Server, fr: FreightRun) -> None:
+    name = "café-ü.bin"
+    path = server.www / name
+    old_file(path, os.urandom(1 << 20), age=1000)
+    try:
+        encoded = fr.run(f"{server.url}/caf%C3%A9-%C3%BC.bin")
+        assert_saved(fr, encoded, name, path)
+        (fr.dl / name).unlink()
+        typed = fr.run(f"{server.url}/{name}")
+        assert_saved(fr, typed, name, path)
+    finally:
+        path.unlink()
