@@ -9,7 +9,8 @@ one document root, made once:
 - ``/text.txt``: 4 MiB of text, which every server compresses with gzip when asked;
 - ``/named/big.bin``: the same bytes with ``Content-Disposition: attachment;
   filename="named.bin"``;
-- ``/redir``: a 302 to ``/big.bin``;
+- ``/redir``: a 302 to ``/big.bin``; ``/xredir``: a 302 to the TLS port's ``/big.bin`` (another
+  origin: RFC 6454 §4, scheme and port differ);
 - ``/private/secret.bin``: behind HTTP Basic auth (USER / PASSWORD);
 - anything a test writes under ``www`` (a file it replaces between two runs).
 
@@ -68,6 +69,7 @@ class Hit:
     range: str | None
     status: int
     sent: int
+    authorized: bool  # the request carried an Authorization header
 
 
 @dataclass
@@ -122,13 +124,15 @@ class Server:
                 entry = json.loads(line)
                 if "request" not in entry:
                     continue
-                ranges = entry["request"].get("headers", {}).get("Range")
+                headers = entry["request"].get("headers", {})
+                ranges = headers.get("Range")
                 hits.append(Hit(entry["request"]["uri"], ranges[0] if ranges else None,
-                                int(entry["status"]), int(entry.get("size", 0))))
+                                int(entry["status"]), int(entry.get("size", 0)),
+                                "Authorization" in headers))
                 continue
-            path, ranged, status, sent = line.split("\t")[:4]
+            path, ranged, status, sent, auth = line.split("\t")[:5]
             hits.append(Hit(path, None if ranged in ("-", "") else ranged, int(status),
-                            0 if sent in ("-", "") else int(sent)))
+                            0 if sent in ("-", "") else int(sent), auth not in ("-", "")))
         return hits
 
 
@@ -201,7 +205,7 @@ events {{ worker_connections 256; }}
 http {{
 {temp}
   types {{ text/plain txt; application/octet-stream bin; }}
-  log_format ranges "$uri\\t$http_range\\t$status\\t$body_bytes_sent";
+  log_format ranges "$uri\\t$http_range\\t$status\\t$body_bytes_sent\\t$http_authorization";
   access_log {s.root}/access.log ranges;
   gzip on;
   gzip_types text/plain;
@@ -212,6 +216,7 @@ http {{
     ssl_certificate_key {key};
     root {s.www};
     location = /redir {{ return 302 /big.bin; }}
+    location = /xredir {{ return 302 {s.tls_url}/big.bin; }}
     location /named/ {{ add_header Content-Disposition '{DISPOSITION}'; }}
     location /private/ {{ auth_basic "freight"; auth_basic_user_file {s.root}/htpasswd; }}
   }}
@@ -242,7 +247,7 @@ PidFile {s.root}/apache2.pid
 DefaultRuntimeDir {s.root}/run
 Mutex file:{s.root}/run default
 ErrorLog {s.root}/error.log
-LogFormat "%U\\t%{{Range}}i\\t%>s\\t%B" ranges
+LogFormat "%U\\t%{{Range}}i\\t%>s\\t%B\\t%{{Authorization}}i" ranges
 CustomLog {s.root}/access.log ranges
 User nobody
 Group nogroup
@@ -253,6 +258,7 @@ DocumentRoot {s.www}
   Require all granted
 </Directory>
 Redirect 302 /redir /big.bin
+Redirect 302 /xredir {s.tls_url}/big.bin
 <Location /named/>
   Header set Content-Disposition "attachment; filename=\\"named.bin\\""
 </Location>
@@ -285,10 +291,10 @@ server.modules = ("mod_access", "mod_auth", "mod_authn_file", "mod_deflate", "mo
                   "mod_redirect", "mod_setenv", "mod_accesslog")
 mimetype.assign = (".txt" => "text/plain", ".bin" => "application/octet-stream")
 accesslog.filename = "{s.root}/access.log"
-accesslog.format = "%U\\t%{{Range}}i\\t%>s\\t%b"
+accesslog.format = "%U\\t%{{Range}}i\\t%>s\\t%b\\t%{{Authorization}}i"
 deflate.mimetypes = ("text/plain")
 deflate.allowed-encodings = ("gzip")
-url.redirect = ("^/redir$" => "/big.bin")
+url.redirect = ("^/redir$" => "/big.bin", "^/xredir$" => "{s.tls_url}/big.bin")
 url.redirect-code = 302
 $HTTP["url"] =~ "^/named/" {{
   setenv.add-response-header = ("Content-Disposition" => "attachment; filename=\\"named.bin\\"")
@@ -315,6 +321,7 @@ def _caddy(s: Server, key: Path) -> list[str]:
   root * {s.www}
   encode gzip
   redir /redir /big.bin 302
+  redir /xredir {s.tls_url}/big.bin 302
   header /named/* Content-Disposition "attachment; filename=\\"named.bin\\""
   basicauth /private/* {{
     {USER} {hashed}

@@ -250,3 +250,28 @@ def test_a_non_ascii_path(server: Server, fr: FreightRun) -> None:
         assert_saved(fr, typed, name, path)
     finally:
         path.unlink()
+
+
+def test_a_redirect_to_another_origin(
+    server: Server, fr: FreightRun, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SSL_CERT_FILE", str(server.cert))
+    mark = len(server.settled_log())
+    result = fr.run("-x", "4", f"{server.url}/xredir")
+    assert_saved(fr, result, "big.bin", server.www / "big.bin")
+    assert since(server, mark, "/big.bin"), "nothing came from the redirect's target"
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "after a cross-origin redirect, the range requests to the new origin carry the "
+    "Authorization header given for the first one (httpx strips it on the redirect hop only)"))
+def test_a_redirect_to_another_origin_gets_no_credentials(
+    server: Server, fr: FreightRun, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SSL_CERT_FILE", str(server.cert))
+    secret = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+    mark = len(server.settled_log())
+    result = fr.run("-x", "4", "-H", f"Authorization: Basic {secret}", f"{server.url}/xredir")
+    assert_saved(fr, result, "big.bin", server.www / "big.bin")
+    there = since(server, mark, "/big.bin")  # /big.bin is asked of the TLS origin only
+    assert there and not any(h.authorized for h in there), there
