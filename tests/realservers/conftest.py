@@ -150,11 +150,15 @@ def _make_tree(base: Path) -> tuple[Path, Path, Path]:
     text = b" ".join(words[b % len(words)] for b in rnd)[:TEXT]
     (www / "text.txt").write_bytes(text)
     cert, key = _self_signed(base)
-    # The servers drop root for a worker user: the tree must be readable by anyone.
+    # The servers drop root for a worker user: the tree must be readable by anyone. Files
+    # look long uploaded: Apache makes the validators of a file younger than a second weak
+    # (the young-file test in test_realservers.py is about that).
+    past = time.time() - 1000
     for folder, _, names in os.walk(base):
         os.chmod(folder, 0o755)
         for name in names:
             os.chmod(os.path.join(folder, name), 0o644)
+            os.utime(os.path.join(folder, name), (past, past))
     return www, cert, key
 
 

@@ -119,12 +119,17 @@ def test_file_replaced_between_runs(
     path.unlink()
 
 
-def test_gzip_on_saves_the_file_not_its_encoding(server: Server, fr: FreightRun) -> None:
+@pytest.mark.parametrize("asked", [None, "gzip, deflate, br"], ids=["own", "browser-headers"])
+def test_gzip_on_saves_the_file_not_its_encoding(
+    server: Server, fr: FreightRun, asked: str | None
+) -> None:
     # The server does compress this file when a client asks for gzip.
     ask = urllib.request.Request(f"{server.url}/text.txt", headers={"Accept-Encoding": "gzip"})
     with urllib.request.urlopen(ask) as response:
         assert response.headers.get("Content-Encoding") == "gzip"
-    result = fr.run("-x", "4", f"{server.url}/text.txt")
+    # Freight's own requests, and a captured download carrying the browser's Accept-Encoding.
+    extra = ["-H", f"Accept-Encoding: {asked}"] if asked else []
+    result = fr.run("-x", "4", *extra, f"{server.url}/text.txt")
     assert_saved(fr, result, "text.txt", server.www / "text.txt")
 
 
