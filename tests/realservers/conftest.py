@@ -285,11 +285,19 @@ SSLSessionCache none
 
 def _lighttpd(s: Server, key: Path) -> list[str]:
     (s.root / "users").write_text(f"{USER}:{PASSWORD}\n")
+    # It drops root (a file mode 000 is then refused, as by the others), and reopens its
+    # logs on SIGHUP as that user.
+    for log in ("access.log", "error.log"):
+        (s.root / log).touch()
+        os.chmod(s.root / log, 0o666)
     (s.root / "lighttpd.conf").write_text(f"""
 server.document-root = "{s.www}"
 server.bind = "127.0.0.1"
 server.port = {s.port}
 server.pid-file = "{s.root}/lighttpd.pid"
+server.username = "nobody"
+server.groupname = "nogroup"
+server.stat-cache-engine = "disable"  # never serve a file from a descriptor kept open
 server.errorlog = "{s.root}/error.log"
 server.modules = ("mod_access", "mod_auth", "mod_authn_file", "mod_deflate", "mod_openssl",
                   "mod_redirect", "mod_setenv", "mod_accesslog")
@@ -326,6 +334,9 @@ def _caddy(s: Server, key: Path) -> list[str]:
   encode gzip
   redir /redir /big.bin 302
   redir /xredir {s.tls_url}/big.bin 302
+  # Caddy runs as root here and reads a file of mode 000: a marker file refuses it instead.
+  @expired file {{path}}.expired
+  respond @expired 403
   header /named/* Content-Disposition "attachment; filename=\\"named.bin\\""
   basicauth /private/* {{
     {USER} {hashed}
