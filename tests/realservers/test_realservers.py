@@ -1,9 +1,18 @@
 """``freight get`` as a real process against nginx, Apache, lighttpd and Caddy (conftest.py).
 
+Scenarios, each on every server: plain; segmented (-x 8); kill -9 mid-way and resume (told
+from a restart by the ranges asked); the file replaced between runs (new size, same size);
+gzip on (Freight's own requests and a browser's Accept-Encoding); Content-Disposition; a
+redirect, and one to another origin; basic auth (a header, none, URL userinfo); TLS (verified,
+untrusted, --insecure); a link answering 403 after a kill; a file changed within the last
+second; a non-ASCII path; bytes served per byte of the file; the same get run again.
+
 Every test asserts the exit code and the sha256 of the bytes on disk. What "the right bytes"
 means with gzip on: the file as the server stores it, byte for byte, which is what `curl -O`
 saves (it asks for no encoding) and what a browser saves (it decodes a Content-Encoding it
-asked for). TLS is verified against the test's self-signed certificate through SSL_CERT_FILE.
+asked for). TLS is verified against the test's self-signed certificate through SSL_CERT_FILE
+(truststore reads it as OpenSSL does): --insecure is tested only as the way past an untrusted
+certificate, so that a regression in verification cannot hide behind it.
 """
 
 from __future__ import annotations
