@@ -206,6 +206,7 @@ class DownloadMachine(RuleBasedStateMachine):
         self.completed = False
         self.problems: list[str] = []
         self.sizes: set[int] = set()
+        self.one_stream = False  # the next run may go one stream (see run)
 
     # -- setup ---------------------------------------------------------------------------
 
@@ -239,6 +240,12 @@ class DownloadMachine(RuleBasedStateMachine):
     def change(self, k: int, kind: str, same_size: bool, size: int) -> None:
         assert self.server is not None
         old = self.server.versions[-1]
+        if self.one_stream and not self.SINGLE_UNVALIDATED and (
+            kind != old.kind or kind not in ("strong", "modified")
+        ):
+            # One stream re-opens from byte 0 comparing only validators of the same kind,
+            # never sizes: a change it cannot see is the xfail machine's (SingleStreamMachine).
+            return
         comparable = {"strong", "modified"} | ({"weak"} if self.WEAK_SAME_SIZE else set())
         if kind != old.kind or kind not in comparable:
             # Only a validator of the same kind on both versions tells two versions of one
@@ -295,6 +302,12 @@ class DownloadMachine(RuleBasedStateMachine):
     def run(self, faults: list[tuple[Any, ...]]) -> None:
         if self.completed:
             return
+        # This run may go one stream: the server has no ranges, or a range gets a 200 or a
+        # wrong range (a restart as one stream, transfer._run).
+        assert self.server is not None
+        self.one_stream = not self.server.ranges or any(
+            name in ("whole_file_to_a_range", "wrong_range") for name, *_ in faults
+        )
         for name, *args in faults:
             getattr(self, name)(*args)
         self._run()
@@ -497,6 +510,7 @@ class WeakSameSizeMachine(DownloadMachine):
     @rule(k=st.integers(1, 6))
     def change_in_flight(self, k: int) -> None:
         if not self.completed:
+            self.one_stream = False  # this server has ranges, and no other fault is scripted
             self.change(k, "weak", True, 1)
             self._run()
 
