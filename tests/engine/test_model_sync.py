@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import errno
 import os
+import shutil
 import tempfile
 import threading
 from pathlib import Path
@@ -64,7 +65,7 @@ def _run_with_a_failed_sync(fail_at: int, size: int) -> tuple[Store, int, Path]:
 @given(fail_at=st.integers(1, 4), size=st.integers(20_000, 60_000))
 @settings(max_examples=10, deadline=None)
 def test_a_failed_sync_leaves_no_worker_running(fail_at: int, size: int) -> None:
-    store, download_id, _ = _run_with_a_failed_sync(fail_at, size)
+    store, download_id, tmp = _run_with_a_failed_sync(fail_at, size)
     leftover = _workers(download_id)
     try:
         assert not leftover, [t.name for t in leftover]
@@ -72,6 +73,7 @@ def test_a_failed_sync_leaves_no_worker_running(fail_at: int, size: int) -> None
         for thread in leftover:  # never leak them into the tests that follow
             thread.join(10)
         store.close()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 @pytest.mark.xfail(strict=True, reason=(
@@ -80,7 +82,7 @@ def test_a_failed_sync_leaves_no_worker_running(fail_at: int, size: int) -> None
 @given(fail_at=st.integers(1, 4), size=st.integers(20_000, 60_000))
 @settings(max_examples=10, deadline=None)
 def test_a_failed_sync_invalidates_the_unsynced_record(fail_at: int, size: int) -> None:
-    store, download_id, _ = _run_with_a_failed_sync(fail_at, size)
+    store, download_id, tmp = _run_with_a_failed_sync(fail_at, size)
     for thread in _workers(download_id):
         thread.join(10)  # see the test above
     try:
@@ -91,3 +93,4 @@ def test_a_failed_sync_invalidates_the_unsynced_record(fail_at: int, size: int) 
         assert trusted == store.load_segments(download_id), (download.state, download.error)
     finally:
         store.close()
+        shutil.rmtree(tmp, ignore_errors=True)
