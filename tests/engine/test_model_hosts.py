@@ -28,9 +28,6 @@ from .test_model_transfer import SETTINGS, URL, ModelServer, make_version
 THREAD_BOUND = 40
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a download whose host has no free slot spins: segmented.Segmented.run starts a worker "
-    "thread every tick, which finds no slot (HostCaps.acquire) and ends at once"))
 def test_a_starved_download_waits_for_a_slot(monkeypatch: pytest.MonkeyPatch) -> None:
     started: list[str] = []
     real = threading.Thread

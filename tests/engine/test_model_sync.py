@@ -59,9 +59,6 @@ def _run_with_a_failed_sync(fail_at: int, size: int) -> tuple[Store, int, Path]:
     return store, download.id, tmp
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a failed fdatasync at a checkpoint escapes segmented.Segmented.run's control loop "
-    "before its workers are joined: run() returns while they still write into the part"))
 @given(fail_at=st.integers(1, 4), size=st.integers(20_000, 60_000))
 @settings(max_examples=10, deadline=None)
 def test_a_failed_sync_leaves_no_worker_running(fail_at: int, size: int) -> None:
@@ -76,9 +73,6 @@ def test_a_failed_sync_leaves_no_worker_running(fail_at: int, size: int) -> None
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a failed fdatasync leaves the unsynced progress record (fast_progress) in place: the "
-    "next resume in the same boot trusts bytes that may never have reached the disk"))
 @given(fail_at=st.integers(1, 4), size=st.integers(20_000, 60_000))
 @settings(max_examples=10, deadline=None)
 def test_a_failed_sync_invalidates_the_unsynced_record(fail_at: int, size: int) -> None:
