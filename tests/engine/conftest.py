@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -172,3 +173,11 @@ def kill_after():
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
             proc.communicate()
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    """A real SQLite store in the test's folder."""
+    store = Store(tmp_path / "freight.db")
+    yield store
+    store.close()

@@ -17,23 +17,9 @@ from freight.engine.transfer import Transfer
 from freight.models import DownloadState
 from freight.store import Store
 
-URL = "http://files.test/data.bin"
+from engine.scripted_support import FAST, URL, data_of
+
 SIZE = 300_000
-FAST: dict[str, Any] = {
-    "connections": 4, "adaptive": False, "min_split_size": 16 * 1024, "read_size": 4096,
-    "retry_base": 0.0, "retry_max": 0.01, "max_tries": 4, "checkpoint_interval": 0.05,
-}
-
-
-def data_of(size: int, seed: int = 1) -> bytes:
-    return bytes((i * 31 + seed * 7 + i // 251) % 256 for i in range(size))
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Any:
-    store = Store(tmp_path / "freight.db")
-    yield store
-    store.close()
 
 
 def run(store: Store, download_id: int, source: ScriptedSource, **settings: Any) -> Any:

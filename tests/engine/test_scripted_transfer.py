@@ -8,7 +8,6 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import pytest
 from freight.config import EngineSettings
 from freight.engine.http.scripted import Rule, ScriptedSource
 from freight.engine.transfer import Transfer
@@ -16,22 +15,7 @@ from freight.models import Download, DownloadState
 from freight.states import StateKeeper
 from freight.store import Store
 
-URL = "http://files.test/data.bin"
-FAST: dict[str, Any] = {
-    "connections": 4, "adaptive": False, "min_split_size": 16 * 1024, "read_size": 4096,
-    "retry_base": 0.0, "retry_max": 0.01, "max_tries": 4, "checkpoint_interval": 0.05,
-}
-
-
-def data_of(size: int, seed: int = 1) -> bytes:
-    return bytes((i * 31 + seed * 7 + i // 251) % 256 for i in range(size))
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Any:
-    store = Store(tmp_path / "freight.db")
-    yield store
-    store.close()
+from engine.scripted_support import FAST, URL, data_of
 
 
 def start(store: Store, folder: Path) -> Download:
