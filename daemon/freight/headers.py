@@ -58,3 +58,13 @@ def split_headers(headers: Mapping[str, str]) -> tuple[dict[str, str], dict[str,
     for name, value in headers.items():
         (secret if is_secret(name) else plain)[name] = value
     return plain, secret
+
+
+def with_basic(secret: Mapping[str, str], authorization: str | None) -> dict[str, str]:
+    """The secret headers with the URL userinfo's ``Authorization: Basic`` added
+    (freight.urls.split_credentials), unless the user gave an Authorization of their own:
+    an explicit header wins and the userinfo is dropped (as curl does with ``-H``)."""
+    out = dict(secret)
+    if authorization and not any(k.lower() == "authorization" for k in out):
+        out["Authorization"] = authorization
+    return out

@@ -8,11 +8,18 @@ end a request line early: request smuggling, RFC 9112 §3). The URL is returned 
 
 Errors never quote the URL: it may carry userinfo (a secret, docs/SECURITY.md); the caller
 knows which URL it gave.
+
+Userinfo (``http://user:pass@host/``) is a credential, not part of what names the file: where a
+URL enters Freight (``freight get``, the API's ``add`` and ``refresh``) it is taken out
+(:func:`split_credentials`) and kept as the download's sealed ``Authorization: Basic``, so
+nothing Freight stores, returns, prints or logs carries the password. The engine scopes that
+header to the download's first origin, as it scoped the userinfo (engine/http/request.py).
 """
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+import base64
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from freight.errors import InputError
 
@@ -40,3 +47,20 @@ def check_http_url(text: str) -> str:
     if what is not None:
         raise InputError(f"not an http(s) URL: it must be {what}", reason=what)
     return text
+
+
+def split_credentials(url: str) -> tuple[str, str | None]:
+    """``url`` without its userinfo, and the ``Authorization: Basic`` value it stood for
+    (None when there was none). RFC 7617 §2: ``base64(user ":" password)``, user and
+    password percent-decoded (RFC 3986 §3.2.1) and sent as UTF-8 (§2.1, ``charset=UTF-8``).
+    An empty userinfo (``http://@host/``) is dropped and stands for nothing."""
+    parts = urlsplit(url)
+    userinfo, at, host = parts.netloc.rpartition("@")
+    if not at:
+        return url, None
+    bare = urlunsplit(parts._replace(netloc=host))
+    if not userinfo:
+        return bare, None
+    user, _, password = userinfo.partition(":")
+    token = f"{unquote(user)}:{unquote(password)}".encode()
+    return bare, "Basic " + base64.b64encode(token).decode("ascii")

@@ -166,16 +166,15 @@ def test_basic_auth_without_credentials_fails(server: Server, fr: FreightRun) ->
     assert not (fr.dl / "secret.bin").exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="URL userinfo is dropped: http://user:pass@host/file gets 401 (the lean reader "
-    "sends no Authorization from the URL)",
-)
 def test_basic_auth_in_the_url(server: Server, fr: FreightRun) -> None:
     url = f"http://{USER}:{PASSWORD}@127.0.0.1:{server.port}/private/secret.bin"
     result = fr.run(url)
     assert_saved(fr, result, "secret.bin", server.www / "private" / "secret.bin")
     assert PASSWORD not in result.stdout + result.stderr
+    assert "@" not in result.record["url"]  # stored clean; the credential is a sealed header
+    for path in fr.home.rglob("*"):  # the database (sealed blob encrypted) and the log
+        if path.is_file() and "secrets" not in path.parts:
+            assert PASSWORD.encode() not in path.read_bytes(), path
 
 
 def test_tls_verified_against_the_test_certificate(

@@ -20,6 +20,7 @@ from freight.errors import InputError
 from freight.headers import parse_header_lines
 from freight.models import EXIT_FAILED, EXIT_NEEDS_REFRESH, EXIT_OK, EXIT_USAGE, DownloadState
 from freight.units import format_rate, format_size
+from freight.urls import split_credentials
 
 S = DownloadState
 
@@ -112,14 +113,14 @@ def _add(client: Any, args: argparse.Namespace) -> int:
     for request in requests:  # bad input is refused before anything is queued
         api.check_params("add", request)
     outcomes = client.call_many("add", requests)
-    added = [(o["id"], url) for o, url in zip(outcomes, args.urls)
-             if not isinstance(o, BaseException)]
+    shown = [split_credentials(url)[0] for url in args.urls]  # never print a URL's password
+    added = [(o["id"], url) for o, url in zip(outcomes, shown) if not isinstance(o, BaseException)]
     if args.json:
         print(json.dumps({"ids": [download_id for download_id, _ in added]}))
     else:
         for download_id, url in added:
             print(f"{download_id}\t{url}")
-    errors = [(o, url) for o, url in zip(outcomes, args.urls) if isinstance(o, BaseException)]
+    errors = [(o, url) for o, url in zip(outcomes, shown) if isinstance(o, BaseException)]
     for exc, url in errors:
         say_error(f"{url}: {exc}")
     if errors:

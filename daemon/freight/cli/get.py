@@ -28,7 +28,7 @@ from freight import config, logs
 from freight.engine.checksum import normalize_checksum
 from freight.engine.transfer import Transfer
 from freight.errors import FreightError, InputError
-from freight.headers import parse_header_lines, split_headers
+from freight.headers import parse_header_lines, split_headers, with_basic
 from freight.models import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -41,7 +41,7 @@ from freight.models import (
 from freight.states import StateKeeper
 from freight.store import Sealer, Store
 from freight.units import format_rate, format_size
-from freight.urls import check_http_url
+from freight.urls import check_http_url, split_credentials
 
 
 def configure(sub: Any) -> None:
@@ -119,7 +119,8 @@ def open_store(paths: config.Paths) -> Store:
 def run_get(args: argparse.Namespace) -> int:
     err = _console(args)
     try:
-        urls = [check_http_url(u) for u in args.urls]
+        # Userinfo leaves the URL here: stored sealed as Basic auth, never in clear (urls.py).
+        urls = [split_credentials(check_http_url(u)) for u in args.urls]
         if args.output and len(urls) > 1:
             raise InputError("-o/--output names one file: give one URL with it")
         if args.connections is not None and not 1 <= args.connections <= 64:
@@ -142,10 +143,9 @@ def run_get(args: argparse.Namespace) -> int:
     settings = store.settings()
     results: list[int] = []
     try:
-        for url in urls:
-            code = _get_one(
-                store, settings, url, folder, args, headers, secret, limit, checksum, err
-            )
+        for url, basic in urls:
+            code = _get_one(store, settings, url, folder, args, headers,
+                            with_basic(secret, basic), limit, checksum, err)
             results.append(code)
             if code == EXIT_INTERRUPTED:
                 break

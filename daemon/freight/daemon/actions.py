@@ -9,6 +9,10 @@ on the daemon's loop. Rules they keep:
   checks the transition table and publishes the event; a download that runs is stopped
   through :meth:`Scheduler.stop` instead, and its transfer records the end state itself.
 - Whatever frees or fills a slot ends with :meth:`Scheduler.fill`.
+- URL userinfo leaves the URL here, where it enters (``add``, ``refresh``): it is stored
+  sealed as the download's ``Authorization: Basic`` (freight.urls.split_credentials), unless
+  the same call gives an Authorization header, which wins. Nothing stored, returned or logged
+  then holds the password; the engine keeps the header to the download's first origin.
 """
 
 from __future__ import annotations
@@ -23,8 +27,9 @@ from freight import config
 from freight.daemon.scheduler import Scheduler
 from freight.engine import files
 from freight.errors import FreightError, IllegalTransition, InputError
-from freight.headers import split_headers
+from freight.headers import split_headers, with_basic
 from freight.models import Download, DownloadState, check_transition
+from freight.urls import split_credentials
 
 log = logging.getLogger(__name__)
 
@@ -63,16 +68,18 @@ class Actions:
 
     def add(self, params: dict[str, Any]) -> dict[str, Any]:
         self.scheduler.require_accepting()
+        url, basic = split_credentials(params["url"])
         plain, secret = split_headers(params.get("headers") or {})
         if params.get("cookies"):
             secret = {k: v for k, v in secret.items() if k.lower() != "cookie"}
             secret["Cookie"] = params["cookies"]
+        secret = with_basic(secret, basic)
         if params.get("user_agent") and not any(k.lower() == "user-agent" for k in plain):
             plain["User-Agent"] = params["user_agent"]
         folder = params.get("dir") or self.store.settings()["download_dir"] or self._default_dir()
         state = S.PAUSED if params.get("paused") else S.QUEUED
         download = self.store.add(
-            params["url"],
+            url,
             folder,
             state=state,
             secret_headers=secret or None,
@@ -182,7 +189,8 @@ class Actions:
             )
         if self.scheduler.is_running(d.id):
             await self.scheduler.stop(d.id, "pause")
-        changes: dict[str, Any] = {"url": params["url"], "final_url": None}
+        url, basic = split_credentials(params["url"])
+        changes: dict[str, Any] = {"url": url, "final_url": None}
         if "referrer" in params:
             changes["referrer"] = params["referrer"]
         new_secret: dict[str, str] | None = None
@@ -192,6 +200,11 @@ class Actions:
                 secret["Cookie"] = params["cookies"]
             changes["headers"] = plain
             new_secret = secret
+        if basic:  # the fresh link's userinfo replaces a stored Authorization, not a given one
+            if new_secret is None:
+                new_secret = {k: v for k, v in self.store.secret_headers(d.id).items()
+                              if k.lower() != "authorization"}
+            new_secret = with_basic(new_secret, basic)
         self.store.update(d.id, **changes)
         if new_secret is not None:
             self.store.set_secret_headers(d.id, new_secret or None)

@@ -17,18 +17,20 @@ the same host is another origin too, as for curl.
 URL userinfo (``http://user:pass@host/``) is a credential for that origin only: it becomes
 ``Authorization: Basic`` (RFC 7617; user and password percent-decoded, UTF-8, §2.1) unless the
 headers already hold an Authorization, and leaves the URL before anything is sent or
-recorded (:func:`split_userinfo`): no request line, log line or message carries it.
+recorded: no request line, log line or message carries it. The splitting is the one of the
+shared top (:func:`freight.urls.split_credentials`), where URLs enter Freight: a stored URL
+has no userinfo left, its Basic credential is a sealed header of the download.
 """
 
 from __future__ import annotations
 
-import base64
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from freight.engine.http.validate import Validators, range_header
+from freight.urls import split_credentials as split_userinfo
 
 #: Headers a browser sends to any origin: they go after a cross-origin redirect too.
 PUBLIC_HEADERS = frozenset({"user-agent", "accept", "accept-language"})
@@ -51,21 +53,6 @@ def origin_of(url: str) -> str:
     if ":" in host:
         host = f"[{host}]"
     return f"{scheme}://{host}:{port}"
-
-
-def split_userinfo(url: str) -> tuple[str, str | None]:
-    """``url`` without its userinfo, and the ``Authorization: Basic`` value it stood for
-    (RFC 7617 §2; None when there was none)."""
-    parts = urlsplit(url)
-    userinfo, at, host = parts.netloc.rpartition("@")
-    if not at:
-        return url, None
-    bare = urlunsplit(parts._replace(netloc=host))
-    if not userinfo:
-        return bare, None
-    user, _, password = userinfo.partition(":")
-    token = f"{unquote(user)}:{unquote(password)}".encode()
-    return bare, "Basic " + base64.b64encode(token).decode("ascii")
 
 
 def percent_encoded(url: str) -> str:
