@@ -4,8 +4,10 @@ Sans-I/O: these functions read a response head (an httpx.Response or a lean ``He
 same checks for both) and say what it means. The rules (RFC 9110):
 - §14.2 Range: we ask ``bytes=START-`` or ``bytes=START-LAST`` (LAST inclusive).
 - §13.1.5 If-Range: every request for a part of a file we already have carries the strong
-  ETag (else the Last-Modified date) we saw first. A server whose file changed then sends the
-  whole new file with 200 instead of a 206 we would splice into the old one.
+  ETag we saw first (with no ETag at all, the Last-Modified date; with a weak one,
+  nothing). A server whose file changed then sends the whole new file with 200 instead of
+  a 206 we would splice into the old one; a 200 with the very validators held only says
+  it will not serve that range conditionally (UnconditionalRange: one stream).
 - §14.4 Content-Range: a 206 must start where we asked, end no later than we asked, and
   declare the size we know; one that ends earlier is *short* and said so (the rest is asked
   for again); a total of ``*`` is not a size (UnknownSize); anything else is refused before a
@@ -127,8 +129,15 @@ class Validators:
         return bool(self.etag) and self.etag.strip().startswith("W/")  # type: ignore[union-attr]
 
     def if_range(self) -> str | None:
-        """A strong ETag, else the Last-Modified date (RFC 9110 §13.1.5)."""
-        return (self.etag if self.etag and not self.weak else None) or self.last_modified
+        """A strong ETag, else — with no ETag at all — the Last-Modified date. RFC 9110
+        §13.1.5: a client MUST NOT send a date in If-Range when it has an entity tag, and
+        never a weak tag. A weak tag is then guarded by the weak comparison on every 206
+        (which carries the ETag, §15.3.7) alone. Apache, for a file modified within the
+        last second, sends a weak tag and answers If-Range with its date by a 200 of the
+        whole file: sent, it cost 4x the file."""
+        if self.etag:
+            return None if self.weak else self.etag
+        return self.last_modified
 
     @classmethod
     def from_headers(cls, headers: Headers) -> Validators:
