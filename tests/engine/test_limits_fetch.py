@@ -137,8 +137,10 @@ def test_validators():
         httpx.Headers({"ETag": 'W/"v1"', "Last-Modified": "Wed, 21 Oct 2015 07:28:00 GMT"})
     )
     assert weak.etag == 'W/"v1"'  # kept: compared on every response (RFC 9110 §8.8.3.2)
-    # RFC 9110 §13.1.5: a weak tag cannot be used with If-Range
-    assert weak.if_range() == "Wed, 21 Oct 2015 07:28:00 GMT"
+    # RFC 9110 §13.1.5: a weak tag cannot be used with If-Range, nor a date beside a tag
+    assert weak.if_range() is None
+    dated = Validators(None, "Wed, 21 Oct 2015 07:28:00 GMT")
+    assert dated.if_range() == "Wed, 21 Oct 2015 07:28:00 GMT"
     bad_date = Validators.from_headers(httpx.Headers({"Last-Modified": "yesterday-ish"}))
     assert bad_date.last_modified is None and bad_date.if_range() is None
 

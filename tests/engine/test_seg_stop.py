@@ -98,8 +98,8 @@ def test_a_stop_while_waiting_for_a_host_slot(fault_server, store, tmp_path):
 
 
 def test_a_stop_while_a_kept_alive_connection_waits_for_a_head(fault_server, store, tmp_path):
-    """The third request goes out on a connection kept alive from the second (the second
-    worker's next window): its head takes 20 s, and the stop must not wait for it."""
+    """The third request goes out on a connection kept alive from the first two (a worker's
+    next window): its head takes 20 s, and the stop must not wait for it."""
     data = make_data(12 * MIB, seed=4)
     url = fault_server.add("/f.bin", data=data, etag="v1", rate=4 * MIB, latency=20,
                            latency_after=2)
@@ -108,7 +108,7 @@ def test_a_stop_while_a_kept_alive_connection_waits_for_a_head(fault_server, sto
                     min_split_size=256 * 1024)
     wait_for(lambda: fault_server.stats("/f.bin").requests >= 3)
     stats = fault_server.stats("/f.bin")
-    assert stats.log[2].connection == stats.log[1].connection  # kept alive
+    assert stats.log[2].connection in {r.connection for r in stats.log[:2]}  # kept alive
     time.sleep(0.2)
     elapsed = stop_and_time(running, "pause")
     assert elapsed < BOUND, f"the pause took {elapsed:.2f}s"

@@ -19,7 +19,10 @@ out (waits, retires the connection, lowers the host's cap, raises). The rules:
 - **Never splice two versions.** A changed validator or size, or a 200 to a request with
   If-Range (RFC 9110 §13.1.5; FileChangedError) restarts the download from byte 0; a server
   that cannot split (a wrong range or a 200 without validators; RangeError) restarts it as
-  one stream. At most ``max_restarts`` restarts, then the error ends the download.
+  one stream, and so does a 200 to If-Range whose validators and size are the ones
+  held (validate.UnconditionalRange, a RangeError): the server will not serve the range
+  conditionally, the file did not change. At most ``max_restarts`` restarts, then the
+  error ends the download.
 - **End states.** An expired link → ``needs_refresh``; a full disk → ``paused`` (resumable
   once there is room); any other error → ``failed``, data kept.
 """

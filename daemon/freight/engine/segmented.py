@@ -170,10 +170,10 @@ class Segmented:
         with s.lock:
             assignment = planner.assign(wid)
             assert assignment is not None and assignment.start == reply.start
-            # Its first window, before others split the piece beyond it: as small as may be,
-            # for the probe asked for the whole file, and whatever the server pushes past
-            # the window before the connection is closed is wasted.
-            planner.window(assignment.piece_id, self.settings.min_split_size)
+            # Its first window is what the probe asked (bytes=0-(W-1), transfer.probe_window)
+            # and the server is sending: no split may cut into it (issue 12).
+            assert reply.end is not None
+            planner.window(assignment.piece_id, max(1, reply.end - reply.start))
         first = (reply, lane, assignment)
         if planner.size <= self.settings.min_split_size:
             # Too small to split: fetch it on this thread (no worker thread to start and

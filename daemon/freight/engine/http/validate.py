@@ -4,8 +4,10 @@ Sans-I/O: these functions read a response head (an httpx.Response or a lean ``He
 same checks for both) and say what it means. The rules (RFC 9110):
 - §14.2 Range: we ask ``bytes=START-`` or ``bytes=START-LAST`` (LAST inclusive).
 - §13.1.5 If-Range: every request for a part of a file we already have carries the strong
-  ETag (else the Last-Modified date) we saw first. A server whose file changed then sends the
-  whole new file with 200 instead of a 206 we would splice into the old one.
+  ETag we saw first (with no ETag at all, the Last-Modified date; with a weak one,
+  nothing). A server whose file changed then sends the whole new file with 200 instead of
+  a 206 we would splice into the old one; a 200 with the very validators held only says
+  it will not serve that range conditionally (UnconditionalRange: one stream).
 - §14.4 Content-Range: a 206 must start where we asked, end no later than we asked, and
   declare the size we know; one that ends earlier is *short* and said so (the rest is asked
   for again); a total of ``*`` is not a size (UnknownSize); anything else is refused before a
@@ -70,9 +72,9 @@ _DIGITS = re.compile(r"[0-9]{1,19}", re.A)
 
 
 class UnknownSize(RangeError):
-    """A 206 to an open-ended range whose total is ``*`` (RFC 9110 §14.4: the length is
-    unknown). Its body is a part of the file whose end nobody knows: never taken for the
-    whole, never finalised at its length.
+    """A 206 whose total is ``*`` (RFC 9110 §14.4: the length is unknown) while no size
+    is known (the probe's answer). Its body is a part of the file whose end nobody knows:
+    never taken for the whole, never finalised at its length.
 
     The decision: a source answers it by asking the same URL once more without Range
     (request.RangeRequest.for_whole, in follow.fetch), and the download goes on as one
@@ -127,8 +129,15 @@ class Validators:
         return bool(self.etag) and self.etag.strip().startswith("W/")  # type: ignore[union-attr]
 
     def if_range(self) -> str | None:
-        """A strong ETag, else the Last-Modified date (RFC 9110 §13.1.5)."""
-        return (self.etag if self.etag and not self.weak else None) or self.last_modified
+        """A strong ETag, else — with no ETag at all — the Last-Modified date. RFC 9110
+        §13.1.5: a client MUST NOT send a date in If-Range when it has an entity tag, and
+        never a weak tag. A weak tag is then guarded by the weak comparison on every 206
+        (which carries the ETag, §15.3.7) alone. Apache, for a file modified within the
+        last second, sends a weak tag and answers If-Range with its date by a 200 of the
+        whole file: sent, it cost 4x the file."""
+        if self.etag:
+            return None if self.weak else self.etag
+        return self.last_modified
 
     @classmethod
     def from_headers(cls, headers: Headers) -> Validators:
@@ -144,6 +153,16 @@ class Validators:
             except (TypeError, ValueError, IndexError):
                 modified = None
         return cls(etag, modified)
+
+    def same_as(self, other: Validators) -> bool:
+        """True when ``other`` is shown to be this version: the ETags match weakly (RFC 9110
+        §8.8.3.2), or, with no ETag on either side, the Last-Modified dates are equal. No
+        validator in common proves nothing (False)."""
+        if self.etag and other.etag:
+            return _opaque(self.etag) == _opaque(other.etag)
+        if self.etag or other.etag:
+            return False
+        return bool(self.last_modified) and self.last_modified == other.last_modified
 
     def conflicts_with(self, other: Validators) -> bool:
         """True when both sides know a validator of the same kind and they differ.
@@ -293,14 +312,18 @@ def _partial(
     _check_declared_size(total if total is not None else got_end)
     if total is not None and size is not None and total != size:
         raise FileChangedError(f"the file changed on the server (size {total}, was {size})")
-    if total is None and end is None and size is None:
+    if total is None and size is None:
         # "*" (§14.4): the length is unknown. Served up to got_end, the file may go on:
-        # never taken for the whole file, whatever the body's length.
+        # never taken for the whole file, whatever the body's length (nor, to a bounded
+        # probe, for a file whose size is known).
         raise UnknownSize(
             f"the server sent bytes {got_start}-{got_end - 1} of a file of unknown size"
         )
     known = total if total is not None else size
-    want_end = end if end is not None else known
+    # A range past the end of the file is satisfied up to its end (§14.1.1: a last-pos at
+    # or over the length means "to the end"): a file smaller than the probe's window comes
+    # as ``bytes 0-(size-1)/size``, complete, not short.
+    want_end = known if end is None else end if known is None else min(end, known)
     assert want_end is not None
     if got_start != start or got_end > want_end:
         raise RangeError(
@@ -311,7 +334,7 @@ def _partial(
     short = got_end < want_end
     encoded = encoding not in ("", "identity")
     if encoded:
-        if got_start == 0 and end is None and not short:
+        if got_start == 0 and got_end == known:
             # The whole encoded representation from byte 0 (ranges count encoded bytes,
             # RFC 9110 §14.1.2): it can be decoded as one stream, never split.
             return Reply(response, final_url, 206, 0, None, None, False, seen, True)
@@ -321,13 +344,29 @@ def _partial(
     )
 
 
-def require_ranged(reply: Reply, validators: Validators) -> None:
+class UnconditionalRange(RangeError):
+    """A 200 to a range request with If-Range, carrying the very validators held (and the
+    same size): the server will not serve that range conditionally (Apache takes a
+    Last-Modified within a second of its clock as weak, RFC 9110 §8.8.2.2, and answers
+    every If-Range with it by a 200, §13.1.5). The file did not change: the download goes
+    on as one stream, as from a server that cannot split (lifecycle: ONE_STREAM), never
+    spliced, never failed."""
+
+
+def require_ranged(reply: Reply, validators: Validators, size: int | None) -> None:
     """A part of a file must come as a 206. A 200 to a request that carried If-Range means
-    the file changed (RFC 9110 §13.1.5): never splice it into the old one. Without If-Range
-    it means the server cannot serve ranges at all."""
+    the file changed (RFC 9110 §13.1.5) — unless its validators are the ones held (weak
+    comparison) and its size the file's: then the server only will not serve the range
+    conditionally (UnconditionalRange). Either way it is never spliced into the old one.
+    Without If-Range a 200 means the server cannot serve ranges at all."""
     if reply.ranged:
         return
     if validators.if_range():
+        if validators.same_as(reply.validators) and size is not None and reply.size == size:
+            raise UnconditionalRange(
+                "the server will not serve a range of this file conditionally (If-Range "
+                "answered with the same version): going on as one stream"
+            )
         raise FileChangedError("the file changed on the server (If-Range did not match)")
     raise RangeError("the server answered a range request with the whole file")
 
