@@ -478,8 +478,8 @@ class DownloadMachine(RuleBasedStateMachine):
 
 
 SETTINGS_FOR_CI = settings(
-    # ~400 examples: about 700 runs (Transfers) in ~10 s here; FREIGHT_MODEL_EXAMPLES for more.
-    max_examples=int(os.environ.get("FREIGHT_MODEL_EXAMPLES", "400")),
+    # ~1200 examples: about 2,000 runs (Transfers) in ~20 s here; FREIGHT_MODEL_EXAMPLES for more.
+    max_examples=int(os.environ.get("FREIGHT_MODEL_EXAMPLES", "1200")),
     stateful_step_count=8,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
