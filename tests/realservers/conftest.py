@@ -36,12 +36,12 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from engine.conftest import FAST_SETTINGS, FreightRun
+from engine import conftest as engine_conftest
 
 BIG = 8 << 20
 TEXT = 4 << 20
@@ -430,23 +430,7 @@ def server(request: pytest.FixtureRequest, tree: tuple[Path, Path, Path, Path]) 
             server.proc.wait()
 
 
-# -- freight get, as in tests/engine (the fixtures there are that folder's only) ---------------
+# -- freight get, as in tests/engine: its fixtures, imported so that pytest finds them here --
 
-@pytest.fixture
-def fr(freight_home: Path, tmp_path: Path) -> FreightRun:
-    user_home = tmp_path / "user"
-    user_home.mkdir()
-    run = FreightRun(freight_home, tmp_path / "dl", user_home)
-    run.settings(**FAST_SETTINGS)
-    return run
-
-
-@pytest.fixture
-def kill_after() -> Iterator[Callable[[subprocess.Popen[str]], None]]:
-    """Processes a test started are killed when it ends, whatever happened."""
-    procs: list[subprocess.Popen[str]] = []
-    yield procs.append
-    for proc in procs:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-            proc.communicate()
+fr = engine_conftest.fr
+kill_after = engine_conftest.kill_after
