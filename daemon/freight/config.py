@@ -136,6 +136,42 @@ SETTINGS: dict[str, Setting] = {
 }
 
 
+def is_unicode(text: str) -> bool:
+    """False if ``text`` holds a lone surrogate (U+D800-U+DFFF): JSON's ``\\ud800`` can carry
+    one, but no UTF-8 file name, database row or HTTP header can."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+DOWNLOAD_DIR_RULE = (
+    "an absolute path of valid Unicode without NUL, naming a folder that exists or can be "
+    "made: nothing on the way to it may be a file"
+)
+
+
+def _check_download_dir(value: str) -> str:
+    """Empty (the user's Downloads) or a folder that an ``add`` can use or create: checked here,
+    before it is saved, rather than failing every later ``add``. Write permission is not
+    checked (a disk may be mounted later; ``freight doctor`` reports it)."""
+    if value == "":
+        return value
+    path = Path(value)
+    ok = (len(value) <= 4096 and is_unicode(value) and "\x00" not in value
+          and path.is_absolute())
+    if ok:
+        probe = path
+        while not os.path.lexists(probe) and probe != probe.parent:
+            probe = probe.parent
+        ok = probe.is_dir()
+    if not ok:
+        raise InputError(f"setting 'download_dir' must be {DOWNLOAD_DIR_RULE}",
+                         setting="download_dir")
+    return value
+
+
 def validate_setting(name: str, value: Any) -> Any:
     """Return the value checked and normalised, or raise InputError naming what is wrong."""
     spec = SETTINGS.get(name)
@@ -150,12 +186,19 @@ def validate_setting(name: str, value: Any) -> Any:
     if spec.type is list:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise InputError(f"setting {name!r} must be a list of strings", setting=name)
+        if not all(is_unicode(v) for v in value):
+            raise InputError(f"setting {name!r} must be a list of valid Unicode strings",
+                             setting=name)
         return list(value)
     if not isinstance(value, spec.type) or (spec.type is not bool and isinstance(value, bool)):
         raise InputError(
             f"setting {name!r} must be {spec.type.__name__}, not {type(value).__name__}",
             setting=name,
         )
+    if name == "download_dir":
+        return _check_download_dir(cast(str, value))
+    if isinstance(value, str) and not is_unicode(value):
+        raise InputError(f"setting {name!r} must be valid Unicode", setting=name)
     number = cast(float, value)  # an int or a float here: only numeric settings have bounds
     if spec.minimum is not None and number < spec.minimum:
         raise InputError(f"setting {name!r} must be >= {spec.minimum}", setting=name)

@@ -24,7 +24,6 @@ from freight.daemon.actions import Actions
 from freight.daemon.events import Hub, Session
 from freight.daemon.scheduler import Scheduler
 from freight.daemon.server import ApiServer, Handler
-from freight.errors import InputError
 from freight.store import Store
 
 log = logging.getLogger("freight.daemon")
@@ -147,9 +146,7 @@ class ApiHandler(Handler):
         return {"settings": self._change_settings(settings)}
 
     def _change_settings(self, changes: dict[str, Any]) -> dict[str, Any]:
-        folder = changes.get("download_dir")
-        if folder and not os.path.isabs(folder):
-            raise InputError("download_dir must be an absolute path", setting="download_dir")
+        # download_dir is checked by config.validate_setting, in the store, before it is saved.
         settings = self.store.set_settings(changes)
         self.scheduler.apply_settings(settings)
         self.hub.publish("settings.changed", {"settings": settings})

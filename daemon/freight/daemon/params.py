@@ -26,6 +26,29 @@ def _bad(name: str, what: str) -> InputError:
     return InputError(f"param {name!r} must be {what}", param=name)
 
 
+UNICODE = "valid Unicode (a lone surrogate, U+D800-U+DFFF, is not a character)"
+
+
+def valid_unicode(name: str, value: Any) -> Any:
+    """Refuse ``value`` if any string in it (list items, object keys and values, at any depth)
+    holds a lone surrogate, which JSON's ``\\ud800`` escape can carry but UTF-8, SQLite, the
+    file system and HTTP cannot; the value itself is returned unchanged."""
+    stack: list[tuple[Any, str]] = [(value, "")]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, str):
+            if not config.is_unicode(item):
+                raise InputError(f"param {name!r}{where} must be {UNICODE}", param=name)
+        elif isinstance(item, dict):
+            for key, val in item.items():
+                # Name the member (a setting, a header) when its own name is fine.
+                inner = where or (f" (at {key[:64]!r})" if config.is_unicode(key) else "")
+                stack += [(key, where), (val, inner)]
+        elif isinstance(item, list):
+            stack += [(v, where) for v in item]
+    return value
+
+
 def integer(minimum: int | None = None, maximum: int | None = None) -> Check:
     def check(name: str, value: Any) -> int:
         if isinstance(value, bool) or not isinstance(value, int):
@@ -55,7 +78,7 @@ def text(max_len: int = 8192, *, empty: bool = False) -> Check:
             raise _bad(name, f"at most {max_len} characters")
         if "\x00" in value:
             raise _bad(name, "free of NUL characters")
-        return value
+        return valid_unicode(name, value)
 
     return check
 
@@ -94,6 +117,7 @@ def headers(name: str, value: Any) -> dict[str, str]:
         raise _bad(name, "an object of header name to value")
     if len(value) > 64:
         raise _bad(name, "at most 64 headers")
+    valid_unicode(name, value)
     out: dict[str, str] = {}
     for key, val in value.items():
         if not isinstance(val, str):
@@ -108,6 +132,8 @@ def headers(name: str, value: Any) -> dict[str, str]:
 
 def cookies(name: str, value: Any) -> str:
     """A Cookie header value, from a string or a list of {name, value} (RFC 6265 §4.2.1)."""
+    if isinstance(value, str | list) and len(value) <= 65536:
+        valid_unicode(name, value)
     if isinstance(value, str):
         if len(value) > 65536 or any(c in value for c in "\r\n\x00"):
             raise _bad(name, "a cookie string without CR, LF or NUL")
@@ -171,7 +197,11 @@ def one_of(*choices: str) -> Check:
 def settings_object(name: str, value: Any) -> dict[str, Any]:
     if not isinstance(value, dict) or not value:
         raise _bad(name, "a non-empty object of setting name to value")
-    return {key: config.validate_setting(key, val) for key, val in value.items()}
+    valid_unicode(name, value)
+    try:
+        return {key: config.validate_setting(key, val) for key, val in value.items()}
+    except InputError as exc:
+        raise InputError(exc.message, **{**exc.data, "param": name}) from None
 
 
 ID = integer(1, 2**62)

@@ -39,6 +39,7 @@ from freight.daemon.params import (
     settings_object,
     state_list,
     text,
+    valid_unicode,
 )
 from freight.errors import FreightError, InputError
 from freight.rpc import (
@@ -145,6 +146,8 @@ def check_params(method: str, params: Any) -> dict[str, Any]:
     unknown = sorted(set(params) - allowed)
     if unknown:
         raise InputError(f"unknown param {unknown[0]!r} for {method}", param=unknown[0])
+    for name, value in params.items():
+        valid_unicode(name, value)  # every string, at any depth, before any checker reads it
     out: dict[str, Any] = {}
     for name, check in spec.required.items():
         if name not in params:
