@@ -17,16 +17,21 @@ bytes through it. Usage::
     error = decoder.eof()                  # when stdin is closed: None, or the truncated frame
 
 Errors are values, not exceptions, so that one bad frame among good ones in the same read does
-not hide the good ones. A frame whose bytes are not UTF-8 or not JSON is reported and skipped:
-its length told us where the next frame starts. A length over the limit is fatal: the stream
-is almost surely not framed at all (text written to the pipe, a wrong byte order), and there is
-no marker to find the next frame by, so the decoder refuses everything after it.
+not hide the good ones. A frame whose bytes are not UTF-8, not JSON (NaN and Infinity
+included) or nested more than :data:`MAX_DEPTH` levels deep is reported and skipped: its
+length told us where the next frame starts. The depth is measured before parsing
+(:func:`too_deep`), so a frame nested 100,000 deep is one more error, never a RecursionError.
+A length over the limit is fatal: the stream is almost surely not framed at all (text written
+to the pipe, a wrong byte order), and there is no marker to find the next frame by, so the
+decoder refuses everything after it.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import struct
+from itertools import accumulate
 from typing import Any
 
 #: Native byte order, standard 4-byte size ("=" in struct), as the browsers write it.
@@ -40,6 +45,20 @@ BROWSER_TO_HOST_MAX = 64 * 1024 * 1024
 DEFAULT_MAX_INCOMING = 4 * 1024 * 1024
 #: Chrome's limit for one host → browser message (1 MB, counted as 1024 * 1024 bytes).
 HOST_TO_BROWSER_MAX = 1024 * 1024
+#: The deepest nesting of arrays and objects a frame may have (RFC 8259 section 9 lets a parser
+#: set one). The extension's requests nest 4 or 5 levels; 64 is far above that and far below
+#: the depth at which json.loads raises RecursionError (about 1,000), so a frame is measured
+#: before it is parsed and decoding never recurses more than 64 levels.
+MAX_DEPTH = 64
+
+#: A JSON string, or an unclosed one up to the end (which keeps the scan linear): brackets
+#: inside one are not nesting.
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"?', re.DOTALL)
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+#: +1 for an opening bracket, -1 for a closing one, by byte value.
+_STEP = [0] * 256
+_STEP[ord("[")] = _STEP[ord("{")] = 1
+_STEP[ord("]")] = _STEP[ord("}")] = -1
 
 
 class FramingError(Exception):
@@ -48,7 +67,8 @@ class FramingError(Exception):
     def __init__(self, message: str, *, kind: str, fatal: bool = False) -> None:
         super().__init__(message)
         self.message = message
-        #: ``too_large``, ``invalid_utf8``, ``invalid_json``, ``truncated`` or ``broken``.
+        #: ``too_large``, ``invalid_utf8``, ``invalid_json``, ``too_deep``, ``truncated`` or
+        #: ``broken``.
         self.kind = kind
         self.fatal = fatal
 
@@ -74,10 +94,13 @@ class MessageTooLarge(FramingError):
 class FrameDecoder:
     """Turns the bytes read from the browser into JSON values and :class:`FramingError` s."""
 
-    def __init__(self, max_size: int = DEFAULT_MAX_INCOMING) -> None:
+    def __init__(self, max_size: int = DEFAULT_MAX_INCOMING, max_depth: int = MAX_DEPTH) -> None:
         if not 0 < max_size <= BROWSER_TO_HOST_MAX:
             raise ValueError(f"max_size must be in 1..{BROWSER_TO_HOST_MAX}, not {max_size}")
+        if not 0 < max_depth <= MAX_DEPTH:
+            raise ValueError(f"max_depth must be in 1..{MAX_DEPTH}, not {max_depth}")
         self.max_size = max_size
+        self.max_depth = max_depth
         self._buffer = bytearray()
         self._broken = False
 
@@ -119,7 +142,7 @@ class FrameDecoder:
                 break
             payload = bytes(self._buffer[HEADER_SIZE:end])
             del self._buffer[:end]
-            out.append(_decode_payload(payload))
+            out.append(_decode_payload(payload, self.max_depth))
         return out
 
     def eof(self) -> FramingError | None:
@@ -136,17 +159,33 @@ class FrameDecoder:
         )
 
 
-def _decode_payload(payload: bytes) -> Any:
+def _decode_payload(payload: bytes, max_depth: int) -> Any:
     try:
         text = payload.decode("utf-8")
     except UnicodeDecodeError as exc:
         return FramingError(f"frame is not valid UTF-8: {exc.reason} at byte {exc.start}",
                             kind="invalid_utf8")
+    if too_deep(payload, max_depth):
+        return FramingError(f"frame nests arrays and objects more than {max_depth} levels deep",
+                            kind="too_deep")
     try:
         # Browsers send strict JSON; NaN and Infinity are not JSON (RFC 8259 section 6).
         return json.loads(text, parse_constant=_refuse_constant)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: cannot happen after too_deep
         return FramingError(f"frame is not valid JSON: {exc}", kind="invalid_json")
+
+
+def too_deep(payload: bytes, limit: int = MAX_DEPTH) -> bool:
+    """Whether arrays and objects in UTF-8 JSON nest more than ``limit`` levels.
+
+    Measured without parsing (no recursion), in linear time: strings are cut out, then the
+    running count of brackets is taken. Exact for valid JSON; for invalid JSON never below the
+    depth a parser reaches before it fails, which is all the limit needs.
+    """
+    if payload.count(b"[") + payload.count(b"{") <= limit:
+        return False
+    brackets = _STRING.sub(b"", payload).translate(None, _NOT_BRACKETS)
+    return max(accumulate(map(_STEP.__getitem__, brackets)), default=0) > limit
 
 
 def _refuse_constant(name: str) -> Any:

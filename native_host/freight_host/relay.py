@@ -68,6 +68,33 @@ def notification(method: str, params: dict[str, Any]) -> dict[str, Any]:
     return {"jsonrpc": "2.0", "method": method, "params": params}
 
 
+def not_a_request(message: Any) -> dict[str, Any] | None:
+    """The -32600 answer for a decoded message that is not a JSON-RPC 2.0 request, else None.
+
+    The same envelope rules as the daemon's ``protocol.parse``: an object with ``jsonrpc``
+    "2.0", a string ``method`` and, if present, an ``id`` that is a string (≤ 256) or an
+    integer (|id| < 2**53). Answered even without an id (JSON-RPC 2.0 section 5: id null when
+    it cannot be read), and never sent to the daemon.
+    """
+    if not isinstance(message, dict):
+        what = "batches are not supported" if isinstance(message, list) else \
+            "a message must be a JSON-RPC request object"
+        return response_error(None, INVALID_REQUEST, "invalid_request", what)
+    id_ = message.get("id")
+    valid_id = ("id" not in message or isinstance(id_, str) and len(id_) <= 256
+                or type(id_) is int and abs(id_) < 2**53)
+    reply_id = id_ if valid_id else None
+    if message.get("jsonrpc") != "2.0":
+        what = "'jsonrpc' must be \"2.0\""
+    elif not valid_id:
+        what = "'id' must be a string or an integer"
+    elif not isinstance(message.get("method"), str):
+        what = "'method' must be a string"
+    else:
+        return None
+    return response_error(reply_id, INVALID_REQUEST, "invalid_request", what)
+
+
 def _key(id_: Any) -> str:
     """A hashable key for any JSON id (ints and strings may both appear)."""
     return json.dumps(id_, sort_keys=True)
@@ -262,10 +289,9 @@ class Relay:
 
     def handle(self, message: Any) -> None:
         """One decoded message from the extension."""
-        if not isinstance(message, dict):
-            what = "batches are not supported" if isinstance(message, list) else \
-                "a message must be a JSON-RPC request object"
-            self.out.send(response_error(None, INVALID_REQUEST, "invalid_request", what))
+        refusal = not_a_request(message)
+        if refusal is not None:
+            self.out.send(refusal)
             return
         has_id = "id" in message
         id_ = message.get("id")

@@ -69,7 +69,7 @@ def test_garbage_never_raises_and_every_item_is_a_value_or_error(data: bytes) ->
     items = d.feed(data)
     for item in items:
         if isinstance(item, FramingError):
-            assert item.kind in {"too_large", "invalid_utf8", "invalid_json"}
+            assert item.kind in {"too_large", "invalid_utf8", "invalid_json", "too_deep"}
     end = d.eof()
     assert end is None or (end.fatal and end.kind == "truncated")
 

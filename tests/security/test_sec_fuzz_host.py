@@ -105,13 +105,30 @@ def rpc_objects(draw: Any) -> dict[str, Any]:
     return obj
 
 
+def is_request(obj: dict[str, Any]) -> bool:
+    """The JSON-RPC 2.0 envelope the host checks (as the daemon does); others get -32600."""
+    id_ = obj.get("id")
+    good_id = "id" not in obj or isinstance(id_, str) and len(id_) <= 256 or (
+        type(id_) is int and abs(id_) < 2**53)
+    return obj.get("jsonrpc") == "2.0" and good_id and isinstance(obj.get("method"), str)
+
+
+def deeply_nested(depth: int) -> bytes:
+    return b"".join(b"[" if i % 2 else b'{"a":' for i in range(depth)) + b"0" + b"".join(
+        b"]" if i % 2 else b"}" for i in reversed(range(depth)))
+
+
 # A frame, and how many responses it must get.
 @st.composite
 def frames(draw: Any) -> tuple[bytes, int]:
-    kind = draw(st.sampled_from(["rpc", "rpc", "rpc", "value", "bad_utf8", "bad_json", "empty"]))
+    kind = draw(st.sampled_from(["rpc", "rpc", "rpc", "value", "bad_utf8", "bad_json", "empty",
+                                 "deep"]))
     if kind == "rpc":
         obj = draw(rpc_objects())
-        return frame(json.dumps(obj).encode()), int("id" in obj)
+        # A request is answered when it has an id; anything else that is not one, always.
+        return frame(json.dumps(obj).encode()), int("id" in obj or not is_request(obj))
+    if kind == "deep":  # more than 64 levels: refused before it is parsed
+        return frame(deeply_nested(draw(st.integers(65, 200_000)))), 1
     if kind == "value":
         value = draw(json_values.filter(lambda v: not isinstance(v, dict)))
         return frame(json.dumps(value).encode()), 1
@@ -167,3 +184,44 @@ def test_a_huge_stream_of_tiny_garbage_frames_is_answered_and_memory_stays_bound
     answers = parse_frames(out)
     assert len(answers) == 20_000
     assert all(a["error"]["data"]["reason"] == "invalid_json" for a in answers)
+
+
+# Each frame the host cannot decode, and the error code it must get (id null: unreadable).
+UNDECODABLE = [
+    (b'{"jsonrpc":"2.0","id":1,"method":"\xff"}', -32700),  # not UTF-8
+    (b"{not json", -32700),
+    (b"", -32700),
+    (b'{"jsonrpc":"2.0","id":1,"method":"add","params":{"n":NaN}}', -32700),
+    (b"[Infinity]", -32700),
+    (b"[" * 100_000 + b"]" * 100_000, -32700),  # once a RecursionError that killed the host
+    (deeply_nested(100_000), -32700),
+    (b"[" * 100_000, -32700),
+    (b"7", -32600),
+    (b"null", -32600),
+    (b'"host.hello"', -32600),
+    (b"{}", -32600),
+    (b'{"jsonrpc":"2.0","method":["host.hello"]}', -32600),
+    (b'{"method":"host.hello"}', -32600),
+    (b'{"jsonrpc":"2.0","id":{"x":1},"method":"host.hello"}', -32600),
+]
+
+
+def test_each_frame_the_host_cannot_decode_is_answered_and_the_next_one_served(
+    tmp_path: Path,
+) -> None:
+    """One host process: every undecodable frame, each followed by a host.hello."""
+    home = make_home(tmp_path)
+    stdin = b"".join(
+        frame(bad) + frame(json.dumps({"jsonrpc": "2.0", "id": f"hello-{i}",
+                                       "method": "host.hello"}).encode())
+        for i, (bad, _) in enumerate(UNDECODABLE))
+    code, out, err = run_host(home, stdin, timeout=60)
+    assert code == 0, err
+    assert "Traceback" not in err
+    answers = parse_frames(out)
+    assert len(answers) == 2 * len(UNDECODABLE)
+    for i, (_, expected) in enumerate(UNDECODABLE):
+        error, hello = answers[2 * i], answers[2 * i + 1]
+        assert error["id"] is None and error["error"]["code"] == expected, (i, error)
+        # The hello after it is served as usual: no daemon here, so -32010 with its id.
+        assert hello["id"] == f"hello-{i}" and hello["error"]["code"] == -32010, (i, hello)
