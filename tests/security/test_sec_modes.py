@@ -29,6 +29,7 @@ from faultserver import FaultServer, make_data
 from freight_host.framing import FrameDecoder, encode
 
 UMASKS = [0o022, 0o000]
+EXTENSION_ID = "a" * 32
 
 
 def umasked(umask: int, cmd: list[str]) -> list[str]:
@@ -243,6 +244,46 @@ def test_freight_get_makes_everything_private_but_the_download_follows_the_umask
     assert mode(folder) == 0o777 & ~umask
     assert mode(folder / "file.bin") == 0o644 & ~umask
     assert not (tmp_path / "home").exists()
+
+
+@pytest.mark.parametrize("portable", [True, False], ids=["FREIGHT_HOME", "XDG"])
+@pytest.mark.parametrize("umask", UMASKS, ids=["022", "000"])
+def test_freight_install_makes_everything_private(
+        tmp_path: Path, umask: int, portable: bool) -> None:
+    """install writes the launcher in the data folder, its record in the config folder, host
+    manifests in the browsers' folders and the autostart entry, making every folder it
+    needs: all of it, created by Freight under an empty HOME, is private."""
+    root = tmp_path / "fh"
+    env = base_env(tmp_path, root if portable else None)
+    (tmp_path / "bin").mkdir()
+    env["PATH"] = str(tmp_path / "bin")  # no browser found on PATH: only those named
+    run(umask, env, "install", "--browser", "chromium", "--browser", "firefox",
+        "--extension-id", EXTENSION_ID)
+    home = tmp_path / "home"
+    written = [home / ".config/chromium/NativeMessagingHosts/dev.freight.host.json",
+               home / ".mozilla/native-messaging-hosts/dev.freight.host.json",
+               home / ".config/autostart/freight.desktop"]
+    assert all(p.is_file() for p in written)
+    made = [home] + ([root] if portable else [])
+    assert_private([line for top in made for line in loose(top)])
+    launcher = json.loads(written[0].read_text())["path"]
+    assert mode(Path(launcher)) == 0o700
+    run(umask, env, "uninstall")
+
+
+def test_freight_install_tightens_the_folders_an_older_install_left_loose(
+        tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    config, data = home / ".config", home / ".local" / "share"
+    for folder in (home, config, config / "freight", data.parent, data, data / "freight"):
+        folder.mkdir(exist_ok=True)
+        folder.chmod(0o755)
+    env = base_env(tmp_path, None)
+    (tmp_path / "bin").mkdir()
+    env["PATH"] = str(tmp_path / "bin")
+    run(0o022, env, "install", "--browser", "firefox", "--no-autostart")
+    assert mode(config / "freight") == mode(data / "freight") == 0o700
+    assert [mode(f) for f in (home, config, data.parent, data)] == [0o755] * 4  # the user's
 
 
 def _leftovers(tmp_path: Path, portable: bool) -> tuple[dict[str, str], list[Path], Path]:
