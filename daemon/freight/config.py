@@ -9,6 +9,7 @@ that folder (tests and portable installs); otherwise the platform's usual places
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -54,14 +55,82 @@ class Paths:
         """File fallback for secrets when no OS keyring works (mode 0700, files 0600)."""
         return self.config_dir / "secrets"
 
+    @property
+    def daemon_stderr_file(self) -> Path:
+        """Where `freight start` sends the output of the daemon it starts."""
+        return self.log_dir / "daemon-stderr.log"
+
     def ensure(self) -> Paths:
-        """Create the folders, private to the user: the download list holds signed URLs,
-        which carry credentials in their query, and the logs name them too."""
-        for folder in (self.config_dir, self.data_dir, self.state_dir, self.log_dir):
-            if not folder.exists():
-                folder.mkdir(parents=True, exist_ok=True)
-                os.chmod(folder, 0o700)
+        """Create the folders, private to the user whatever the umask: the download list
+        holds signed URLs, which carry credentials in their query, and the logs name them too.
+
+        Every program runs this first (the daemon, the CLI, `freight-host`), so whichever
+        comes first the result is the same. Freight's own folders that an older version left
+        looser are tightened, and so are the files in its state and log folders; a folder the
+        user chose (FREIGHT_HOME itself, an XDG base folder) keeps its mode. The daemon's
+        stderr log is created here, private, because `freight start` opens it for appending.
+        """
+        folders = (self.config_dir, self.data_dir, self.state_dir, self.log_dir)
+        for folder in folders:
+            private_folder(folder)
+        own = (self.state_dir, self.log_dir) if self.portable else folders
+        for folder in own:
+            tighten(folder)
+        for folder in (self.state_dir, self.log_dir):
+            if folder.is_dir():
+                with os.scandir(folder) as entries:
+                    for entry in entries:
+                        if entry.is_file(follow_symlinks=False):
+                            tighten(Path(entry.path))
+        for name in ("freight.db", "freight.db-wal", "freight.db-shm"):
+            if os.path.lexists(self.data_dir / name):
+                tighten(self.data_dir / name)
+        try:
+            os.close(private_file(self.daemon_stderr_file, os.O_WRONLY | os.O_APPEND))
+        except OSError:
+            pass  # `freight start` says so when it opens it; nothing else needs it
         return self
+
+
+def private_folder(folder: Path) -> list[Path]:
+    """Make folder and each missing parent 0700, whatever the umask; return those made
+    (parents first). Folders that exist are left as they are."""
+    missing = []
+    while not os.path.lexists(folder):
+        missing.append(folder)
+        folder = folder.parent
+    made = []
+    for path in reversed(missing):
+        try:
+            path.mkdir(mode=0o700)
+        except FileExistsError:  # another of Freight's programs made it a moment ago
+            continue
+        os.chmod(path, 0o700)  # a umask can take bits off mkdir's mode, never add them
+        made.append(path)
+    return made
+
+
+def private_file(path: Path, flags: int) -> int:
+    """Open path (creating it 0600 whatever the umask) and return the descriptor; an
+    existing file is tightened, never loosened. Never through a symlink."""
+    fd = os.open(path, flags | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    try:
+        current = stat.S_IMODE(os.fstat(fd).st_mode)
+        wanted = (current & 0o700) | 0o600
+        if current != wanted and hasattr(os, "fchmod"):  # Windows has no modes to speak of
+            os.fchmod(fd, wanted)
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
+
+
+def tighten(path: Path) -> None:
+    """Take the group and other bits off one of Freight's own paths; a symlink is left alone
+    (its target is not Freight's to change)."""
+    st = os.lstat(path)
+    if not stat.S_ISLNK(st.st_mode) and st.st_mode & 0o077:
+        os.chmod(path, stat.S_IMODE(st.st_mode) & 0o700)
 
 
 def paths_from_env(environ: dict[str, str] | None = None) -> Paths:

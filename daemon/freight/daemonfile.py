@@ -10,7 +10,7 @@ import os
 from typing import Any
 from urllib.parse import urlsplit
 
-from freight.config import Paths
+from freight.config import Paths, private_file
 from freight.errors import DaemonError
 
 
@@ -63,9 +63,10 @@ def read_live(paths: Paths) -> dict[str, Any] | None:
 
 
 def write(paths: Paths, info: dict[str, Any]) -> None:
-    """Replace daemon.json atomically: a reader never sees half a file."""
+    """Replace daemon.json atomically: a reader never sees half a file. It is 0600 whatever
+    the umask, like every file Freight makes."""
     tmp = paths.daemon_file.with_name(f".daemon.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = private_file(tmp, os.O_WRONLY | os.O_TRUNC)
     with os.fdopen(fd, "w", encoding="utf-8") as out:
         json.dump(info, out)
     os.replace(tmp, paths.daemon_file)

@@ -1,13 +1,33 @@
-"""Logging set-up shared by the daemon, the CLI and the native host: a file, maybe stderr."""
+"""Logging set-up shared by the daemon, the CLI and the native host: a file, maybe stderr.
+
+Log lines name URLs, and a signed URL carries its credentials in its query: every log file is
+created 0600 whatever the umask (a rotation too), in a folder made 0700 (``config``).
+"""
 
 from __future__ import annotations
 
 import logging
 import logging.handlers
+import os
 import sys
 from pathlib import Path
+from typing import IO, Any
+
+from freight.config import private_file, private_folder
 
 _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
+    """A RotatingFileHandler whose files are only ever readable by their owner."""
+
+    def __init__(self, filename: Path, **kwargs: Any) -> None:
+        private_folder(filename.parent)
+        super().__init__(filename, **kwargs)
+
+    def _open(self) -> IO[Any]:
+        fd = private_file(Path(self.baseFilename), os.O_WRONLY | os.O_APPEND)
+        return open(fd, self.mode, encoding=self.encoding, errors=self.errors)  # noqa: SIM115
 
 
 def setup(log_file: Path, *, stderr_level: int | None = None, level: int = logging.INFO) -> None:
@@ -17,8 +37,7 @@ def setup(log_file: Path, *, stderr_level: int | None = None, level: int = loggi
         root.removeHandler(handler)
         handler.close()
     try:
-        log_file.parent.mkdir(parents=True, exist_ok=True)
-        file_handler = logging.handlers.RotatingFileHandler(
+        file_handler = PrivateRotatingFileHandler(
             log_file, maxBytes=5 * 1024 * 1024, backupCount=3, encoding="utf-8"
         )
         file_handler.setFormatter(logging.Formatter(_FORMAT))

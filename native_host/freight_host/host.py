@@ -14,12 +14,12 @@ cannot corrupt the stream. Logs go to ``freight-host.log`` in Freight's log fold
 from __future__ import annotations
 
 import logging
-import logging.handlers
 import os
 import sys
 from typing import Any
 
 from freight.config import Paths, paths_from_env
+from freight.logs import PrivateRotatingFileHandler
 from freight.rpc import PARSE_ERROR
 
 from freight_host import __version__
@@ -63,8 +63,10 @@ def _setup_logging(paths: Paths) -> None:
     root = logging.getLogger()
     root.setLevel(logging.INFO)
     try:
-        paths.log_dir.mkdir(parents=True, exist_ok=True)
-        handler: logging.Handler = logging.handlers.RotatingFileHandler(
+        # The browser may start the host before any daemon ran: its folders and its log are
+        # made here as private as the daemon makes them (the log names signed URLs).
+        paths.ensure()
+        handler: logging.Handler = PrivateRotatingFileHandler(
             paths.host_log_file, maxBytes=1024 * 1024, backupCount=2, encoding="utf-8")
     except OSError:
         handler = logging.StreamHandler(sys.stderr)  # stderr: the browser's log, never stdout

@@ -18,6 +18,7 @@ from typing import Any
 
 from freight.cli.browsers import BROWSERS, Context, host_manifest_dir
 from freight.cli.register import Plan, WriteFile
+from freight.config import private_file, private_folder, tighten
 from freight.errors import InputError
 
 RECORD_VERSION = 1
@@ -90,25 +91,34 @@ def load_record(ctx: Context) -> InstallRecord | None:
 
 
 def save_record(ctx: Context, record: InstallRecord) -> None:
-    ctx.config_dir.mkdir(parents=True, exist_ok=True)
+    private_folder(ctx.config_dir)
+    _tighten_own(ctx)
     _write_atomic(ctx.record_file, json.dumps(record.to_json(), indent=2) + "\n", 0o600)
 
 
+def _tighten_own(ctx: Context) -> None:
+    """Freight's config and data folders, made looser by an older install, back to 0700;
+    a FREIGHT_HOME is the user's folder and keeps its mode."""
+    if ctx.freight_home is None:
+        for folder in (ctx.config_dir, ctx.data_dir):
+            if folder.is_dir():
+                tighten(folder)
+
+
 def _make_dirs(folder: Path, record: InstallRecord) -> None:
-    missing = []
-    while not folder.exists():
-        missing.append(folder)
-        folder = folder.parent
-    for created in reversed(missing):
-        created.mkdir()
+    """Every folder install makes (its own, the browsers' manifest folders, autostart) is
+    0700: the user's browser and session read them as the user."""
+    for created in private_folder(folder):
         record.dirs.append(str(created))
 
 
 def _write_atomic(path: Path, content: str, mode: int) -> None:
+    """Write path 0600 (0700 for a program: ``mode`` says which), whatever the umask."""
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8", newline="") as f:
+    fd = private_file(tmp, os.O_WRONLY | os.O_TRUNC)
+    with open(fd, "w", encoding="utf-8", newline="") as f:
         f.write(content)
-    os.chmod(tmp, mode)
+    os.chmod(tmp, 0o700 if mode & 0o100 else 0o600)
     os.replace(tmp, path)
 
 
@@ -118,6 +128,7 @@ def apply(plan: Plan, ctx: Context, user_data_dir: Path | None = None) -> Instal
     record = InstallRecord(browsers=list(plan.browsers),
                            user_data_dirs=[str(user_data_dir)] if user_data_dir else [])
     try:
+        _tighten_own(ctx)
         for action in plan.actions:
             if isinstance(action, WriteFile):
                 _make_dirs(action.path.parent, record)
