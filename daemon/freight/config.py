@@ -128,9 +128,14 @@ def private_file(path: Path, flags: int) -> int:
 def tighten(path: Path) -> None:
     """Take the group and other bits off one of Freight's own paths; a symlink is left alone
     (its target is not Freight's to change)."""
-    st = os.lstat(path)
-    if not stat.S_ISLNK(st.st_mode) and st.st_mode & 0o077:
-        os.chmod(path, stat.S_IMODE(st.st_mode) & 0o700)
+    # Another of Freight's processes may remove a file meanwhile (SQLite drops its -wal and
+    # -shm files when the last connection closes): a path that is gone needs no tightening.
+    try:
+        st = os.lstat(path)
+        if not stat.S_ISLNK(st.st_mode) and st.st_mode & 0o077:
+            os.chmod(path, stat.S_IMODE(st.st_mode) & 0o700)
+    except FileNotFoundError:
+        pass
 
 
 def paths_from_env(environ: dict[str, str] | None = None) -> Paths:

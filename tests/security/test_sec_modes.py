@@ -343,3 +343,16 @@ def test_a_rotated_log_is_private_too(tmp_path: Path, umask: int) -> None:
     assert sorted(p.name for p in logs.iterdir()) == [
         "freight.log", "freight.log.1", "freight.log.2"]
     assert_private(loose(tmp_path / "fh"))
+
+
+def test_a_file_that_vanishes_while_it_is_tightened_is_no_error(tmp_path: Path) -> None:
+    # SQLite removes freight.db-shm and -wal when another process closes the database, which
+    # can happen between ensure() seeing the file and changing its mode.
+    from freight import config
+
+    config.tighten(tmp_path / "freight.db-shm")  # no such file: nothing to do, no error
+    kept = tmp_path / "freight.log"
+    kept.write_text("x")
+    kept.chmod(0o644)
+    config.tighten(kept)
+    assert kept.stat().st_mode & 0o777 == 0o600
