@@ -51,13 +51,6 @@ def fetch(source: HttpSource, reader: str, url: str, **request: Any) -> bytes:
             lane.close()
 
 
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[Store]:
-    store = Store(tmp_path / "freight.db")
-    yield store
-    store.close()
-
-
 def transfer(store: Store, tmp_path: Path, url: str, **fields: Any) -> Download:
     """A real Transfer (its own HttpSource, both readers) to its end."""
     folder = tmp_path / "dl"
@@ -141,24 +134,24 @@ def test_userinfo_is_basic_auth(fault_server, source, reader, caplog):
     assert "p@ss" not in caplog.text and "p%40ss" not in caplog.text
 
 
-def test_userinfo_in_a_real_transfer(fault_server, db, tmp_path):
+def test_userinfo_in_a_real_transfer(fault_server, store, tmp_path):
     data = make_data(600_000, seed=5)
     basic = "Basic " + base64.b64encode(b"user:pw").decode()
     fault_server.add("/private.bin", data=data, etag="v1",
                      require_header=("Authorization", basic))
     url = f"http://user:pw@127.0.0.1:{fault_server.port}/private.bin"
-    done = transfer(db, tmp_path, url)
+    done = transfer(store, tmp_path, url)
     assert saved(done) == data
     stats = fault_server.stats("/private.bin")
     assert set(stats.statuses) == {206} and stats.requests > 1  # every range was let in
     assert "pw" not in (done.final_url or "").split("/")[2]
 
 
-def test_a_capped_206_is_continued(fault_server, db, tmp_path):
+def test_a_capped_206_is_continued(fault_server, store, tmp_path):
     # A server that caps every body at 100 KiB with the true total: never finalised short.
     data = make_data(1_000_000, seed=6)
     url = fault_server.add("/capped.bin", data=data, etag="v1", max_body=100 * 1024)
-    done = transfer(db, tmp_path, url)
+    done = transfer(store, tmp_path, url)
     assert saved(done) == data
     stats = fault_server.stats("/capped.bin")
     assert set(stats.statuses) == {206}
@@ -166,12 +159,12 @@ def test_a_capped_206_is_continued(fault_server, db, tmp_path):
     assert stats.bytes_sent <= 1.1 * len(data)  # the rest is asked for, never sent twice
 
 
-def test_a_star_total_is_never_taken_for_the_whole_file(fault_server, db, tmp_path):
+def test_a_star_total_is_never_taken_for_the_whole_file(fault_server, store, tmp_path):
     # "bytes 0-N/*": the size is unknown (RFC 9110 §14.4); the file is fetched whole.
     data = make_data(1_000_000, seed=7)
     url = fault_server.add("/star.bin", data=data, etag="v1", star_total=True,
                            max_body=128 * 1024)
-    done = transfer(db, tmp_path, url)
+    done = transfer(store, tmp_path, url)
     assert saved(done) == data
     stats = fault_server.stats("/star.bin")
     assert None in stats.ranges and 200 in stats.statuses  # asked for without Range
@@ -180,14 +173,14 @@ def test_a_star_total_is_never_taken_for_the_whole_file(fault_server, db, tmp_pa
 
 
 def test_secrets_stay_with_their_origin_after_a_cross_origin_redirect(
-    fault_server: FaultServer, other_fault_server: FaultServer, db: Store, tmp_path: Path
+    fault_server: FaultServer, other_fault_server: FaultServer, store: Store, tmp_path: Path
 ) -> None:
     data = make_data(1_500_000, seed=8)
     # 127.0.0.1:P1 → localhost:P2: another host and another port, as a CDN would be.
     target = other_fault_server.host_alias_url("/blob.bin")
     other_fault_server.add("/blob.bin", data=data, etag="v1", rate=4 * 1024 * 1024)
     start = fault_server.add("/get", redirect_to=target, require_cookie=SECRETS["Cookie"])
-    done = transfer(db, tmp_path, start, headers=SECRETS)
+    done = transfer(store, tmp_path, start, headers=SECRETS)
     assert saved(done) == data
     assert done.final_url == target
     first = fault_server.stats("/get").log
