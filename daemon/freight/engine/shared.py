@@ -26,7 +26,6 @@ if TYPE_CHECKING:
     from freight.engine.http.reply import Reply
     from freight.engine.http.source import RangeSource
     from freight.engine.http.validate import Validators
-    from freight.engine.segmented import Segmented
     from freight.models import Download, Segment
     from freight.store import Store
 
@@ -87,25 +86,6 @@ class Shared:
         wait = max(self.limiter.delay(n), self.global_limiter.delay(n))
         if wait > 0:
             self.stop.wait(wait)
-
-
-class Workers:
-    """The worker threads of a segmented attempt, to join them whatever ended it."""
-
-    def __init__(self, running: Segmented) -> None:
-        self._running = running
-
-    def stop_and_join(self, shared: Shared, source: RangeSource) -> None:
-        """Stop and join the workers still running after an error of the control loop (a
-        failed checkpoint, a store error) ended the attempt rather than their own end."""
-        # Segmented keeps them in _workers until its own end joins them.
-        alive = [t for t in getattr(self._running, "_workers", []) if t.is_alive()]
-        if alive:
-            shared.stop.set()
-            shared.wake.set()
-            source.abort()
-            for thread in alive:
-                thread.join()
 
 
 def request_headers(store: Store, download: Download) -> dict[str, str]:

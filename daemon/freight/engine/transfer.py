@@ -44,7 +44,6 @@ from freight.engine.segmented import Segmented
 from freight.engine.shared import (
     Attempt,
     Shared,
-    Workers,
     learnt,
     open_locked,
     records_fit,
@@ -127,7 +126,6 @@ class Transfer:
         # headers or file (refresh, cancel) stops its transfer first.
         self._unused_row: Download | None = download
         self._first_row = download
-        self._running: Workers | None = None  # the segmented attempt under way
         self.notices: list[str] = []
         #: Set when another Freight process was writing this download (nothing was changed).
         self.busy: str | None = None
@@ -167,7 +165,6 @@ class Transfer:
         except BaseException as exc:
             outcome = exc
         finally:
-            self._stop_stragglers()
             if self._part is not None:
                 self._part.close()
                 self._part = None
@@ -182,11 +179,6 @@ class Transfer:
             self.keeper, self.id, outcome, stop_reason=self._stop_reason or "pause",
             first_row=self._first_row,
         )
-
-    def _stop_stragglers(self) -> None:
-        if (running := self._running) is not None:
-            self._running = None
-            running.stop_and_join(self._shared, self._source)
 
     def _forget_unsynced(self) -> None:  # a failed sync: only synced checkpoints are true
         self.store.forget_unsynced(self.id)
@@ -243,15 +235,11 @@ class Transfer:
     ) -> None:
         """Run one segmented attempt; its workers are all joined before anything else is
         decided (a restart truncates the part: no worker may still write into it)."""
-        running = Segmented(
+        # Segmented.run joins every worker it started before it returns or raises.
+        Segmented(
             self._shared, self._this_attempt(headers), planner=planner, hosts=self._hosts,
             boot=self._boot,
-        )
-        self._running = Workers(running)
-        try:
-            running.run(first)
-        finally:
-            self._stop_stragglers()
+        ).run(first)
 
     def _attempt(self, single_only: bool) -> None:
         s = self._shared
