@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import signal
 
-import pytest
 from faultserver import make_data
 
 from .conftest import sha256
 
 COOKIE = "session=zebra-secret-4242"
 TOKEN = "Bearer tok-quokka-secret-77"
-
-needs_secrets = pytest.mark.xfail(
-    importlib.util.find_spec("freight.secrets") is None,
-    reason="freight.secrets (the sealer for secret headers) is not written yet",
-    strict=True,
-)
-
 
 def raw_database_bytes(fr) -> bytes:
     """The database as it sits on disk: main file, WAL and shared memory."""
@@ -27,7 +18,6 @@ def raw_database_bytes(fr) -> bytes:
     )
 
 
-@needs_secrets
 def test_secret_headers_are_sent_and_sealed(fr, fault_server, kill_after):
     data = make_data(1024 * 1024, seed=40)
     url = fault_server.add(
