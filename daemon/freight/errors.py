@@ -11,7 +11,8 @@ as h11 does with LocalProtocolError and RemoteProtocolError::
     ├── InputError              bad input from the user, the CLI or the extension (exit 2,
     │   │                       JSON-RPC -32602); nothing was changed
     │   ├── NotFound            no such download
-    │   └── IllegalTransition   the download's state does not allow the request
+    │   ├── IllegalTransition   the download's state does not allow the request
+    │   └── RefreshRefused      a fresh link from another site, or for another file
     ├── RemoteError             the server (or the network) did something we cannot use
     │   ├── TransientError      worth retrying: dropped connection, stall, 5xx, 429
     │   │   ├── StalledError    no bytes for longer than the stall timeout
@@ -62,6 +63,13 @@ class NotFound(InputError):
 
 class IllegalTransition(InputError):
     kind = "illegal_transition"
+
+
+class RefreshRefused(InputError):
+    """A fresh link for a waiting download was refused (another site, another size, another
+    validator, or it does not answer); nothing was changed. ``data["why"]`` says which."""
+
+    kind = "refresh_refused"
 
 
 class RemoteError(FreightError):

@@ -8,7 +8,14 @@ tests/extension/test_rpc_codes.py holds it to this table.
 
 from __future__ import annotations
 
-from freight.errors import FreightError, IllegalTransition, InputError, NotFound, ShuttingDown
+from freight.errors import (
+    FreightError,
+    IllegalTransition,
+    InputError,
+    NotFound,
+    RefreshRefused,
+    ShuttingDown,
+)
 
 #: Version of the wire protocol spoken by the daemon's API.
 PROTOCOL_VERSION = 1
@@ -23,6 +30,7 @@ INTERNAL_ERROR = -32603
 NOT_FOUND = -32001
 ILLEGAL_TRANSITION = -32002
 SHUTTING_DOWN = -32003
+REFRESH_REFUSED = -32004
 # From the native host: no daemon answers and none could be started.
 DAEMON_UNAVAILABLE = -32010
 # Made by the extension itself, never sent on the wire: the host is missing or exited; no
@@ -40,6 +48,7 @@ CODES: dict[str, int] = {
     "NOT_FOUND": NOT_FOUND,
     "ILLEGAL_TRANSITION": ILLEGAL_TRANSITION,
     "SHUTTING_DOWN": SHUTTING_DOWN,
+    "REFRESH_REFUSED": REFRESH_REFUSED,
     "DAEMON_UNAVAILABLE": DAEMON_UNAVAILABLE,
     "HOST_UNAVAILABLE": HOST_UNAVAILABLE,
     "TIMEOUT": TIMEOUT,
@@ -51,6 +60,7 @@ CODES: dict[str, int] = {
 ERROR_CODES: tuple[tuple[type[FreightError], int], ...] = (
     (NotFound, NOT_FOUND),
     (IllegalTransition, ILLEGAL_TRANSITION),
+    (RefreshRefused, REFRESH_REFUSED),
     (InputError, INVALID_PARAMS),
     (ShuttingDown, SHUTTING_DOWN),
 )

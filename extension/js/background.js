@@ -17,9 +17,9 @@
 
 import * as ext from './ext.js';
 import { CODES, RpcClient, RpcError } from './rpc.js';
+import { matchRefresh, trackRefresh, waitingEntry } from './refresh.js';
 import {
-  DEFAULT_RULES, baseName, cookiePairs, decide, matchRefresh, nameFromUrl, normalizeRules,
-  trackRefresh,
+  DEFAULT_RULES, baseName, cookiePairs, decide, nameFromUrl, normalizeRules,
 } from './rules.js';
 
 const HOST = 'dev.freight.host';
@@ -36,7 +36,7 @@ const PAGE_METHODS = new Set([
 
 let rules = { ...DEFAULT_RULES };
 let recent = []; // [{time, name, url, to: 'freight'|'browser', reason}] newest first
-let refreshWanted = []; // [{id, name, size}] needs_refresh downloads waiting for a new link
+let refreshWanted = []; // [{id, name, size, url, finalUrl}] downloads waiting for a new link
 // (every needs_refresh download the daemon reports, and any the user picked in the popup)
 const handBacks = new Map(); // url → time: downloads we gave back; never capture them again
 const postUrls = new Map(); // url → time: page navigations sent as form POST
@@ -154,6 +154,13 @@ async function sendToDaemon(step, params) {
     const res = await rpc.request('refresh', {
       id, url: params.url, ...(params.cookies ? { cookies: params.cookies } : {}),
       ...(params.referrer ? { referrer: params.referrer } : {}),
+    }).catch((err) => {
+      // The daemon's own check (site, size, validators) refused the link: say why; the
+      // caller leaves the download with the browser, and the waiting one keeps waiting.
+      if (rules.notify && err instanceof RpcError && err.data?.kind === 'refresh_refused') {
+        ext.notify(`freight-refused-${id}`, 'Fresh link refused', err.message);
+      }
+      throw err;
     });
     await setRefreshWanted(refreshWanted.filter((r) => r.id !== id));
     return res.id ?? id;
@@ -349,7 +356,7 @@ function onDaemonEvent(method, params) {
     const before = known.get(params.id);
     known.set(params.id, params.state);
     setRefreshWanted(trackRefresh(refreshWanted, {
-      id: params.id, state: params.state, name: params.download?.name, size: params.download?.size,
+      ...(params.download ?? {}), id: params.id, state: params.state,
     }));
     if (before !== params.state) notifyState(params);
   }
@@ -451,10 +458,11 @@ async function handlePageMessage(msg) {
     case 'toggleCapture':
       return toggleCapture();
     case 'wantRefresh': {
-      const { id, name, size } = msg;
-      if (!Number.isSafeInteger(id) || typeof name !== 'string' || !name) throw new Error('wantRefresh needs id and name');
-      await setRefreshWanted([{ id, name, size: Number.isSafeInteger(size) ? size : null },
-        ...refreshWanted.filter((r) => r.id !== id)]);
+      const { id } = msg;
+      if (!Number.isSafeInteger(id)) throw new Error('wantRefresh needs the download\'s id');
+      // The daemon's record, not the page's: the match needs its URL (refresh.js).
+      const entry = waitingEntry(await rpc.request('get', { id }));
+      await setRefreshWanted([entry, ...refreshWanted.filter((r) => r.id !== id)]);
       return refreshWanted;
     }
     case 'cancelRefresh':

@@ -165,41 +165,6 @@ export function decide(item, rulesInput, ctx = {}) {
   return { capture: true, reason: 'captured' };
 }
 
-/**
- * A download the daemon marked needs_refresh waits for a fresh link. The next captured browser
- * download with the same file name and (when both are known) the same size is that link.
- * `pending`: [{id, name, size}]; returns the matching entry or null.
- */
-export function matchRefresh(pending, item) {
-  const name = baseName(item.filename) || nameFromUrl(item.finalUrl || item.url);
-  if (!name) return null;
-  const size = Number(item.fileSize);
-  for (const p of pending ?? []) {
-    if (p.name !== name) continue;
-    if (p.size && Number.isFinite(size) && size > 0 && p.size !== size) continue;
-    return p;
-  }
-  return null;
-}
-
-/**
- * Keep the list of downloads waiting for a fresh link in step with the daemon: `d` is one
- * download as the daemon reports it ({id, state, name, size}). A download that is in
- * needs_refresh waits (so that clicking its link again is recognised without any other step,
- * as the "Link expired" notification tells the user); any other state ends the wait.
- * Returns the new list (the same array when nothing changed).
- */
-export function trackRefresh(pending, d) {
-  const list = pending ?? [];
-  const old = list.find((p) => p.id === d.id);
-  if (d.state !== 'needs_refresh' || !d.name) {
-    return old ? list.filter((p) => p.id !== d.id) : list;
-  }
-  const size = Number.isSafeInteger(d.size) && d.size > 0 ? d.size : null;
-  if (old && old.name === d.name && old.size === size) return list;
-  return [{ id: d.id, name: d.name, size }, ...list.filter((p) => p.id !== d.id)];
-}
-
 /** The decoded last path segment of a URL ("" when there is none or the URL is bad). */
 export function nameFromUrl(url) {
   try {

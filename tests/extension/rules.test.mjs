@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import {
-  DEFAULT_RULES, decide, extensionOf, filterLinks, formatRulesSize, globMatch, matchRefresh,
+  DEFAULT_RULES, decide, extensionOf, filterLinks, formatRulesSize, globMatch,
   nameFromUrl, normalizeRules, parseSize, siteMatches, splitList,
 } from '../../extension/js/rules.js';
 
@@ -135,16 +135,6 @@ test('splitList and extensionOf', () => {
   assert.equal(extensionOf('C:\\Users\\me\\x.pdf'), 'pdf');
   assert.equal(nameFromUrl('https://x.org/a/b%20c.iso?q'), 'b c.iso');
   assert.equal(nameFromUrl('::'), '');
-});
-
-test('matchRefresh pairs a new download with the waiting one by name and size', () => {
-  const pending = [{ id: 3, name: 'debian.iso', size: 100 }, { id: 4, name: 'other.bin', size: null }];
-  assert.equal(matchRefresh(pending, item({ fileSize: 100 })).id, 3);
-  assert.equal(matchRefresh(pending, item({ fileSize: 101 })), null);
-  assert.equal(matchRefresh(pending, item({ fileSize: -1 })).id, 3);
-  assert.equal(matchRefresh(pending, item({ filename: '/home/u/Downloads/other.bin', fileSize: 9 })).id, 4);
-  assert.equal(matchRefresh(pending, item({ filename: '', url: 'https://x.org/other.bin?sig=1' })).id, 4);
-  assert.equal(matchRefresh([], item()), null);
 });
 
 test('filterLinks by kind and extension', () => {

@@ -140,6 +140,9 @@ def click_fresh_link(b: Browser, srv: FaultServer, ex: Expired) -> None:
     # the bytes it did not hold yet; the server sent well under twice the file in all.
     first, second = srv.stats(ex.signed), srv.stats(fresh_path)
     ranges = [r.range for r in second.log if "sec-fetch-mode" not in r.headers]
+    # The daemon's probe of the fresh link (one byte: size and validators) came first.
+    assert ranges[:1] == [(0, 0)], ranges
+    ranges = ranges[1:]
     assert ranges and all(isinstance(r, tuple) and r[0] is not None and r[1] is not None
                           for r in ranges), ranges
     assert sum(r[1] - r[0] + 1 for r in ranges) <= SIZE - ex.held, (ranges, ex.held)
@@ -221,3 +224,78 @@ def test_context_menu_sends_the_link_with_cookies_and_referrer(browser, srv) -> 
         assert "sec-fetch-mode" not in h  # the daemon fetched it, never the browser
     assert b.downloaded() == [] and b.browser_downloads() == []
     assert b.recent()[0]["to"] == "freight"
+
+
+def waiting_row(b: Browser, ex: Expired) -> dict[str, Any]:
+    return next(d for d in daemon_list(b) if d["id"] == ex.id)
+
+
+def part_of(b: Browser, ex: Expired) -> bytes:
+    return Path(waiting_row(b, ex)["path"] + ".part").read_bytes()
+
+
+def still_waiting(b: Browser, srv: FaultServer, ex: Expired, part: bytes) -> None:
+    """The expired download waits as it was: same link, same bytes held, nothing spliced."""
+    row = waiting_row(b, ex)
+    assert row["state"] == "needs_refresh", row
+    assert row["url"] == srv.url(ex.signed) and row["done"] == ex.held, row
+    assert part_of(b, ex) == part
+    assert [w["id"] for w in b.state()["refreshWanted"]] == [ex.id]
+
+
+def test_a_page_on_another_site_never_supplies_the_fresh_link(browser, srv) -> None:
+    # Another site (localhost: the same server under another name, so another site) offers
+    # a file of the same name and the same size: it is not the waiting download's link.
+    b = browser
+    ex = start_and_expire(b, srv)
+    part = part_of(b, ex)
+    other = make_data(SIZE, seed=99)
+    srv.add("/elsewhere/movie.bin", data=other, etag="v1",
+            content_disposition='attachment; filename="movie.bin"')
+    html = (f'<!doctype html><title>Mirror</title><p><a id="dl" '
+            f'href="{srv.host_alias_url("/elsewhere/movie.bin")}">movie.bin</a></p>').encode()
+    srv.add("/elsewhere/page.html", data=html, content_type="text/html; charset=utf-8")
+    page = b.ctx.new_page()
+    page.goto(srv.host_alias_url("/elsewhere/page.html"))
+    page.click("#dl")
+
+    # A download of its own (the extension's ordinary `add`), never the refresh.
+    added = wait_for(lambda: (ds := [d for d in daemon_list(b) if d["id"] != ex.id])
+                     and ds[0]["state"] in ("completed", "failed") and ds[0],
+                     timeout=30, what="the other site's file to be a download of its own")
+    assert added["state"] == "completed" and added["url"].startswith("http://localhost:"), added
+    assert Path(added["path"]).read_bytes() == other
+    still_waiting(b, srv, ex, part)
+    assert b.recent()[0]["reason"] == f"#{added['id']}", b.recent()
+
+    # The real page's fresh link is still taken, and the file is byte-exact.
+    rpc_via_page(b, "remove", {"id": added["id"], "delete_file": True})
+    click_fresh_link(b, srv, ex)
+
+
+def test_a_fresh_link_the_daemon_refuses_stays_with_the_browser_and_says_why(
+    browser, srv
+) -> None:
+    # The page now links to a new version of the file (same name, same size, another ETag):
+    # the extension offers it as the fresh link, the daemon refuses it, the browser keeps its
+    # download, and the user is told why; the expired download keeps waiting, unspliced.
+    b = browser
+    ex = start_and_expire(b, srv)
+    part = part_of(b, ex)
+    newer = make_data(SIZE, seed=8)
+    url = srv.add("/dl/movie.bin?sig=newer", data=newer, etag="v2",
+                  content_disposition='attachment; filename="movie.bin"')
+    ex.page.goto(publish_page(srv, url))
+    ex.page.click("#dl")
+
+    told = wait_for(lambda: (r := b.recent()) and r[0]["to"] == "browser" and r[0],
+                    timeout=30, what="the refusal to reach the extension")
+    assert "different file" in told["reason"] and "ETag" in told["reason"], told
+    notes = b.ev("new Promise((resolve) => chrome.notifications.getAll(resolve))")
+    assert f"freight-refused-{ex.id}" in notes, notes
+    saved = wait_for(lambda: (fs := b.downloaded()) and not fs[0].name.endswith(".crdownload")
+                     and fs[0].stat().st_size == SIZE and fs, timeout=30,
+                     what="the browser to finish its own download")
+    assert [f.read_bytes() == newer for f in saved] == [True]
+    assert len(daemon_list(b)) == 1  # no second download in Freight
+    still_waiting(b, srv, ex, part)

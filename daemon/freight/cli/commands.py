@@ -16,7 +16,7 @@ from typing import Any
 
 from freight import config
 from freight.cli.common import client_command, say_error
-from freight.errors import InputError
+from freight.errors import InputError, RefreshRefused
 from freight.headers import parse_header_lines
 from freight.models import EXIT_FAILED, EXIT_NEEDS_REFRESH, EXIT_OK, EXIT_USAGE, DownloadState
 from freight.units import format_rate, format_size
@@ -72,6 +72,9 @@ def configure(sub: Any) -> None:
     p.add_argument("id", type=int)
     p.add_argument("url")
     p.add_argument("-H", "--header", action="append", default=[], metavar="'Name: value'")
+    p.add_argument("--force", action="store_true",
+                   help="take a link from another site or for other validators; the download "
+                   "starts over from zero")
     p.set_defaults(func=cmd_refresh)
 
     p = sub.add_parser("move", help="reorder the queue")
@@ -300,7 +303,14 @@ def _refresh(client: Any, args: argparse.Namespace) -> int:
     params: dict[str, Any] = {"id": args.id, "url": args.url}
     if args.header:
         params["headers"] = parse_header_lines(args.header)
-    client.call("refresh", **params)
+    if args.force:
+        params["force"] = True
+    try:
+        client.call("refresh", **params)
+    except RefreshRefused as exc:
+        raise RefreshRefused(
+            f"{exc} (`freight refresh {args.id} URL --force` takes it anyway, from zero)"
+        ) from None
     print(f"{args.id}\trefreshed")
     return EXIT_OK
 

@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from freight import config
+from freight.daemon.refresh import Refresh
 from freight.daemon.scheduler import Scheduler
 from freight.engine import files
 from freight.errors import FreightError, IllegalTransition, InputError
@@ -180,39 +181,8 @@ class Actions:
         return removed
 
     async def refresh(self, params: dict[str, Any]) -> dict[str, Any]:
-        self.scheduler.require_accepting()
-        d = self.store.get(params["id"])
-        if d.state in (S.COMPLETED, S.REMOVED):
-            raise IllegalTransition(
-                f"download {d.id} is {d.state.value}: there is nothing to refresh",
-                state=d.state.value, wanted=S.QUEUED.value,
-            )
-        if self.scheduler.is_running(d.id):
-            await self.scheduler.stop(d.id, "pause")
-        url, basic = split_credentials(params["url"])
-        changes: dict[str, Any] = {"url": url, "final_url": None}
-        if "referrer" in params:
-            changes["referrer"] = params["referrer"]
-        new_secret: dict[str, str] | None = None
-        if "headers" in params or "cookies" in params:
-            plain, secret = split_headers(params.get("headers") or {})
-            if params.get("cookies"):
-                secret["Cookie"] = params["cookies"]
-            changes["headers"] = plain
-            new_secret = secret
-        if basic:  # the fresh link's userinfo replaces a stored Authorization, not a given one
-            if new_secret is None:
-                new_secret = {k: v for k, v in self.store.secret_headers(d.id).items()
-                              if k.lower() != "authorization"}
-            new_secret = with_basic(new_secret, basic)
-        self.store.update(d.id, **changes)
-        if new_secret is not None:
-            self.store.set_secret_headers(d.id, new_secret or None)
-        # Queued again (a move to queued when it already is: the new link is news all the same).
-        d = self.keeper.move(d.id, S.QUEUED)
-        log.info("download %s refreshed with a new link", d.id)
-        self.scheduler.fill()
-        return {"id": d.id}
+        """A fresh link, taken only from the download's site and for its file (refresh.py)."""
+        return await Refresh(self.scheduler, params).run()
 
     def move(self, download_id: int, to: str) -> dict[str, Any]:
         position = self.store.move(download_id, to)

@@ -121,7 +121,8 @@ METHODS: dict[str, Method] = {
     "remove": Method({}, {"delete_file": boolean}, targets=True),
     "refresh": Method(
         {"id": ID, "url": http_url},
-        {"headers": headers, "cookies": cookies, "referrer": nullable(http_url)},
+        {"headers": headers, "cookies": cookies, "referrer": nullable(http_url),
+         "force": boolean},
     ),
     "move": Method({"id": ID, "to": one_of("top", "bottom", "up", "down")}, {}),
     "set_limits": Method({}, {"global_limit": RATE, "id": ID, "limit": RATE}),
