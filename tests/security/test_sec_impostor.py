@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from freight import config, handshake
+from freight import config, daemonfile, handshake
+from freight.daemon.instance import InstanceLock
 from freight.store import Store
 from secdaemon import FREIGHT, DaemonProcess, env_for
 
@@ -150,7 +151,7 @@ def dead_daemon(tmp_path: Path) -> Iterator[DaemonProcess]:
         info = json.loads(paths.daemon_file.read_text())
     except (OSError, ValueError):
         return
-    if info.get("pid") != daemon.proc.pid:
+    if info.get("pid") not in (daemon.proc.pid, os.getpid()):
         stop_pid(int(info["pid"]))  # the daemon the host started
 
 
@@ -228,3 +229,69 @@ def test_an_impostor_with_a_made_up_proof_is_refused(
     assert received.count(b"GET /challenge ") == 2, received
     assert b"Upgrade" not in received and b"uthorization" not in received
     assert_nothing_usable(received, token, impostor.port)
+
+
+# -- a stale daemon.json ----------------------------------------------------------------------
+
+HOLD_LOCK = """
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600)
+fcntl.flock(fd, fcntl.LOCK_SH if sys.argv[2] == "shared" else fcntl.LOCK_EX)
+print("held", flush=True)
+time.sleep(float(sys.argv[3]))
+"""
+
+
+def hold_lock(path: Path, how: str, seconds: float) -> subprocess.Popen[str]:
+    """Another process holding the lock file ``how`` (shared: a client's probe; exclusive:
+    a daemon) for ``seconds``."""
+    proc = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(path), how, str(seconds)],
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline() == "held\n"
+    return proc
+
+
+def test_a_stale_daemon_file_is_never_trusted(dead_daemon: DaemonProcess) -> None:
+    paths = config.paths_from_env({"FREIGHT_HOME": str(dead_daemon.home)})
+    # The daemon died with SIGKILL: its pid is gone and the kernel freed its lock.
+    with pytest.raises(daemonfile.StaleDaemonFile):
+        daemonfile.read_running(paths)
+    assert daemonfile.read_live(paths) is None
+    # A pid that exists (reused, here ours) is not enough without the lock ...
+    info = json.loads(paths.daemon_file.read_text())
+    paths.daemon_file.write_text(json.dumps({**info, "pid": os.getpid()}))
+    with pytest.raises(daemonfile.StaleDaemonFile, match="instance lock"):
+        daemonfile.read_running(paths)
+    # ... nor is a missing lock file.
+    paths.lock_file.unlink()
+    with pytest.raises(daemonfile.StaleDaemonFile):
+        daemonfile.read_running(paths)
+    # With both, it is a running daemon's file; the probe left the lock as it found it.
+    holder = hold_lock(paths.lock_file, "exclusive", 30)
+    try:
+        assert daemonfile.read_running(paths)["pid"] == os.getpid()
+        assert daemonfile.read_running(paths)["pid"] == os.getpid()
+    finally:
+        holder.kill()
+        holder.wait(5)
+    # The lock is free again: the file is stale again.
+    with pytest.raises(daemonfile.StaleDaemonFile):
+        daemonfile.read_running(paths)
+
+
+def test_a_clients_lock_probe_never_makes_a_daemon_start_fail(tmp_path: Path) -> None:
+    lock_file = tmp_path / "daemon.lock"
+    probe = hold_lock(lock_file, "shared", 0.2)  # a client's probe, caught mid-way (and long)
+    try:
+        lock = InstanceLock(lock_file)
+        assert lock.acquire()  # waited for the probe to let go
+    finally:
+        probe.wait(5)
+    other = subprocess.run([sys.executable, "-c",
+                            "import sys; from freight import config, daemonfile; "
+                            f"sys.exit(0 if daemonfile.lock_is_held(__import__('pathlib')"
+                            f".Path({str(lock_file)!r})) else 1)"], timeout=30)
+    assert other.returncode == 0  # another process sees the daemon's lock held
+    assert not InstanceLock(lock_file).acquire(patience=0.1)  # a second daemon still fails
+    lock.release()
+    assert not daemonfile.lock_is_held(lock_file)
