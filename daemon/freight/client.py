@@ -7,12 +7,15 @@ authenticated socket to the daemon (:func:`open_daemon_socket`), which the nativ
         for event, params in client.notifications(timeout=1.0): ...
 
 The daemon is found through ``paths.daemon_file`` (docs/PROTOCOL.md "Finding and
-authenticating"); :func:`start_daemon` starts one in the background when none answers.
+authenticating"), and the client and the daemon prove to each other that they hold the token
+(:mod:`freight.handshake`) before anything else is sent; :func:`start_daemon` starts one in
+the background when none answers.
 """
 
 from __future__ import annotations
 
 import collections
+import http.client
 import itertools
 import json
 import subprocess
@@ -20,11 +23,12 @@ import sys
 import time
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 from websockets.sync.client import ClientConnection, connect
 
-from freight import config, daemonfile, rpc
+from freight import config, daemonfile, handshake, rpc
 from freight.errors import (
     AuthError,
     DaemonError,
@@ -57,20 +61,78 @@ class DaemonUnreachable(DaemonError):
     """Nothing answered at the daemon's URL (as opposed to a daemon that refused us)."""
 
 
+#: Largest answer to ``GET /challenge`` read; the real one is about 150 bytes.
+CHALLENGE_MAX = 4096
+
+
+def _endpoint(url: str) -> tuple[str, int]:
+    parts = urlsplit(url)
+    if parts.scheme != "ws" or parts.hostname not in ("127.0.0.1", "localhost"):
+        raise DaemonError(f"{url!r} is not a loopback ws:// URL")
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if not port:
+        raise DaemonError(f"{url!r} names no port")
+    return parts.hostname, port
+
+
+def authorization(url: str, token: str, *, timeout: float) -> str:
+    """Step 1 of the handshake (docs/PROTOCOL.md): ``GET /challenge`` at the daemon of ``url``,
+    check its proof, and return the ``Authorization`` value for the upgrade. Neither step
+    sends the token; when the proof fails, nothing more is sent at all.
+
+    Raises :class:`~freight.errors.ImpostorError` when the answer proves nothing,
+    :class:`~freight.errors.AuthError` when the daemon holds another token,
+    :class:`~freight.errors.DaemonError` for a refusal, :class:`DaemonUnreachable` when nothing
+    answers.
+    """
+    host, port = _endpoint(url)
+    attempt = handshake.ClientHandshake(token, port, url)
+    # http.client never goes through a proxy: loopback traffic stays on loopback.
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        conn.request("GET", handshake.CHALLENGE_PATH, headers=attempt.challenge_headers())
+        reply = conn.getresponse()
+        body = reply.read(CHALLENGE_MAX + 1)
+        status = reply.status
+    except (OSError, http.client.HTTPException) as exc:
+        raise DaemonUnreachable(f"cannot reach the daemon at {url}: {exc}") from exc
+    finally:
+        conn.close()
+    if status == 401:
+        # The daemons before this handshake answered every plain request with 401.
+        raise AuthError(f"the daemon at {url} refused the challenge (HTTP 401): an older"
+                        " Freight daemon? restart it: freight stop && freight start",
+                        status=status)
+    if status != 200:
+        reason = body[:200].decode("utf-8", "replace").strip()
+        raise DaemonError(f"the daemon refused the challenge (HTTP {status}: {reason})",
+                          status=status)
+    try:
+        answer = json.loads(body) if len(body) <= CHALLENGE_MAX else None
+    except ValueError:
+        answer = None
+    return attempt.authorization(answer)
+
+
 def open_daemon_socket(
     url: str, token: str, *, timeout: float, max_size: int | None, close_timeout: float = 10.0
 ) -> ClientConnection:
-    """Open the WebSocket to the daemon at ``url`` (a loopback URL from daemon.json) with
-    ``Authorization: Bearer TOKEN``, never through a proxy.
+    """Open the WebSocket to the daemon at ``url`` (a loopback URL from daemon.json) after the
+    mutual handshake of :func:`authorization`, never through a proxy. Every client (the CLI,
+    doctor, ``freight start``'s ping, the native host) comes through here.
 
-    Raises :class:`~freight.errors.AuthError` when the daemon refuses the token (401),
-    :class:`~freight.errors.DaemonError` for any other refusal (``data["status"]``), and
-    :class:`DaemonUnreachable` when nothing answers in ``timeout`` seconds.
+    Raises what :func:`authorization` raises; :class:`~freight.errors.AuthError` when the
+    daemon refuses the proof (401) and :class:`~freight.errors.DaemonError` for any other
+    refusal of the upgrade (``data["status"]``).
     """
+    header = authorization(url, token, timeout=timeout)
     try:
         return connect(
             url,
-            additional_headers={"Authorization": f"Bearer {token}"},
+            additional_headers={"Authorization": header},
             proxy=None,  # never send loopback traffic through http_proxy
             open_timeout=timeout,
             close_timeout=close_timeout,
@@ -80,7 +142,7 @@ def open_daemon_socket(
     except InvalidStatus as exc:
         status = exc.response.status_code
         if status == 401:
-            raise AuthError("the daemon refused the token (HTTP 401; was it rotated?)",
+            raise AuthError("the daemon refused our proof (HTTP 401; was the token rotated?)",
                             status=status) from exc
         raise DaemonError(f"the daemon refused the connection (HTTP {status})",
                           status=status) from exc
@@ -89,7 +151,8 @@ def open_daemon_socket(
 
 
 def daemon_info(paths: config.Paths) -> dict[str, Any] | None:
-    """daemon.json of a daemon whose process still exists, else None."""
+    """daemon.json of a daemon that still runs (its pid exists and it holds the instance
+    lock), else None: a stale file is never trusted with a connection."""
     return daemonfile.read_live(paths)
 
 

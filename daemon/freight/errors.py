@@ -28,7 +28,9 @@ as h11 does with LocalProtocolError and RemoteProtocolError::
     ├── ChecksumError           the finished file does not match the expected digest
     ├── StoreError              the SQLite database is damaged, foreign or too new
     ├── DaemonError             talking to the daemon failed (not running, refused, timeout)
-    │   └── AuthError           the daemon refused our token
+    │   ├── AuthError           the daemon refused our token
+    │   └── ImpostorError       what listens where daemon.json says cannot prove it holds
+    │                           the token: not this user's daemon; nothing was sent to it
     ├── ShuttingDown            the daemon is stopping and takes no new work
     └── Stopped                 the transfer was paused, cancelled or shut down on request
 """
@@ -144,6 +146,14 @@ class DaemonError(FreightError):
 
 class AuthError(DaemonError):
     kind = "auth"
+
+
+class ImpostorError(DaemonError):
+    """The peer at the daemon's address failed the handshake's proof (docs/SECURITY.md §2):
+    another program holds the port. Not an AuthError: restarting the daemon to reread the
+    token would not help."""
+
+    kind = "impostor"
 
 
 class ShuttingDown(FreightError):

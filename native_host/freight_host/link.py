@@ -1,6 +1,7 @@
-"""The host's end of the link to the daemon: where it listens (daemon.json), its token,
-starting it with `freight start` when nothing runs, and opening the socket
-(:func:`freight.client.open_daemon_socket`, as the CLI does).
+"""The host's end of the link to the daemon: where it listens (daemon.json, trusted only while
+that daemon runs), its token, starting it with `freight start` when nothing runs, and opening
+the socket with the mutual handshake (:func:`freight.client.open_daemon_socket`, as the CLI
+does).
 
 Every failure is an :class:`Unavailable` whose text is the reason the extension is given with
 -32010 ``daemon_unavailable``; :class:`NotRunning` is the one worth starting the daemon for.
@@ -37,9 +38,11 @@ class NotRunning(Unavailable):
 
 
 def read_endpoint(paths: Paths) -> str:
-    """The daemon's WebSocket URL from daemon.json. Raises NotRunning or Unavailable."""
+    """The daemon's WebSocket URL from daemon.json, when the daemon it names still runs.
+    Raises NotRunning (no file, or a stale one: its port may be anyone's now) or
+    Unavailable."""
     try:
-        return str(daemonfile.read(paths)["url"])
+        return str(daemonfile.read_running(paths)["url"])
     except daemonfile.NoDaemonFile as exc:
         raise NotRunning(str(exc)) from None
     except DaemonError as exc:
@@ -89,7 +92,7 @@ class DaemonLink:
                                     max_size=FROM_DAEMON_MAX, close_timeout=1)
         except DaemonUnreachable as exc:
             raise NotRunning(str(exc)) from None
-        except DaemonError as exc:  # a refusal: the token (401) or anything else
+        except DaemonError as exc:  # a refusal (401, ...) or an impostor: never started over
             raise Unavailable(str(exc)) from None
         return ws, url
 

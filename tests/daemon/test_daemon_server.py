@@ -1,4 +1,6 @@
-"""The real daemon process: every refusal before the upgrade, size limits, auth by token."""
+"""The real daemon process: every refusal before the upgrade, size limits, auth by the
+handshake's proof of the token (freight.handshake; a proof is good for one upgrade, so each
+connection below asks for a fresh one)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,8 @@ from pathlib import Path
 
 import pytest
 from daemonproc import DaemonProcess
+from freight.client import authorization
+from freight.errors import AuthError
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
@@ -33,36 +37,49 @@ def status_of(daemon: DaemonProcess, headers: dict[str, str], url: str | None = 
         return exc.response.status_code
 
 
+def proof(daemon: DaemonProcess) -> dict[str, str]:
+    """A fresh Authorization header by the real handshake: good for one upgrade."""
+    return {"Authorization": authorization(daemon.url, daemon.token, timeout=5)}
+
+
 def test_refusals_before_the_upgrade(daemon: DaemonProcess) -> None:
     token = daemon.token
-    good = {"Authorization": f"Bearer {token}"}
-    assert status_of(daemon, good) == 101
+    assert status_of(daemon, proof(daemon)) == 101
     assert status_of(daemon, {}) == 401
     assert status_of(daemon, {"Authorization": "Bearer wrong"}) == 401
+    assert status_of(daemon, {"Authorization": f"Bearer {token}"}) == 401  # bearer is gone
     assert status_of(daemon, {"Authorization": f"Basic {token}"}) == 401
-    assert status_of(daemon, {"Authorization": f"Bearer {token[:-1]}"}) == 401
-    # A web page always sends its Origin: refused even with the right token.
-    assert status_of(daemon, {**good, "Origin": "https://evil.example"}) == 403
-    assert status_of(daemon, {**good, "Origin": "null"}) == 403
+    # A web page always sends its Origin: refused even with a valid proof.
+    assert status_of(daemon, {**proof(daemon), "Origin": "https://evil.example"}) == 403
+    assert status_of(daemon, {**proof(daemon), "Origin": "null"}) == 403
     other_extension = "chrome-extension://" + "a" * 32
-    assert status_of(daemon, {**good, "Origin": other_extension}) == 403
+    assert status_of(daemon, {**proof(daemon), "Origin": other_extension}) == 403
     # Freight's own extension (extension/ids.json) is on the allow-list.
     ids = json.loads((REPO / "extension" / "ids.json").read_text())
-    assert status_of(daemon, {**good, "Origin": f"chrome-extension://{ids['chromium']}"}) == 101
+    assert status_of(daemon, {**proof(daemon),
+                              "Origin": f"chrome-extension://{ids['chromium']}"}) == 101
     # DNS rebinding: the page's own host name arrives in Host.
     port = daemon.port
-    assert raw_upgrade(port, [("Host", f"evil.example:{port}"), *good.items()]) == 421
-    assert raw_upgrade(port, [("Host", f"127.0.0.1:{port + 1}"), *good.items()]) == 421
-    assert raw_upgrade(port, [("Host", "127.0.0.1"), *good.items()]) == 421
-    assert raw_upgrade(port, [("Host", f"localhost:{port}"), *good.items()]) == 101
+
+    def good() -> list[tuple[str, str]]:
+        return list(proof(daemon).items())
+
+    assert raw_upgrade(port, [("Host", f"evil.example:{port}"), *good()]) == 421
+    assert raw_upgrade(port, [("Host", f"127.0.0.1:{port + 1}"), *good()]) == 421
+    assert raw_upgrade(port, [("Host", "127.0.0.1"), *good()]) == 421
+    assert raw_upgrade(port, [("Host", f"localhost:{port}"), *good()]) == 101
     # Repeated headers are refused, never a 500 from a header parser.
     assert raw_upgrade(port, [("Host", f"127.0.0.1:{port}"), ("Host", f"127.0.0.1:{port}"),
-                              *good.items()]) == 421
-    assert raw_upgrade(port, [("Host", f"127.0.0.1:{port}"), *good.items(), *good.items()]) == 401
-    assert raw_upgrade(port, [("Host", f"127.0.0.1:{port}"), *good.items(),
+                              *good()]) == 421
+    assert raw_upgrade(port, [("Host", f"127.0.0.1:{port}"), *good(), *good()]) == 401
+    assert raw_upgrade(port, [("Host", f"127.0.0.1:{port}"), *good(),
                               ("Origin", "https://a.example"), ("Origin", "https://b.example")]
                        ) == 403
-    assert raw_upgrade(port, [("Host", f"127.0.0.1:{port}"), *good.items()], path="/x") == 404
+    assert raw_upgrade(port, [("Host", f"127.0.0.1:{port}"), *good()], path="/x") == 404
+    # A proof made for another token is refused, and so is a replayed one.
+    spent = good()
+    assert raw_upgrade(port, [("Host", f"127.0.0.1:{port}"), *spent]) == 101
+    assert raw_upgrade(port, [("Host", f"127.0.0.1:{port}"), *spent]) == 401
     # Host is checked before anything else, the token last.
     assert raw_upgrade(port, [("Host", "evil.example"), ("Origin", "https://e.example")]) == 421
     here = ("Host", f"127.0.0.1:{port}")
@@ -70,19 +87,17 @@ def test_refusals_before_the_upgrade(daemon: DaemonProcess) -> None:
 
 
 def test_allowed_origins_setting(daemon: DaemonProcess) -> None:
-    good = {"Authorization": f"Bearer {daemon.token}"}
     origin = "moz-extension://0b5f3c4e-8f42-4c1e-9a4e-6a2f7e9b1c11"
-    assert status_of(daemon, {**good, "Origin": origin}) == 403
+    assert status_of(daemon, {**proof(daemon), "Origin": origin}) == 403
     with daemon.client() as c:
         c.call("set_settings", settings={"allowed_origins": [origin + "/"]})
-    assert status_of(daemon, {**good, "Origin": origin}) == 101
+    assert status_of(daemon, {**proof(daemon), "Origin": origin}) == 101
 
 
 def test_oversized_message_closes_with_1009_and_daemon_keeps_serving(
     daemon: DaemonProcess,
 ) -> None:
-    good = {"Authorization": f"Bearer {daemon.token}"}
-    with connect(daemon.url, additional_headers=good, proxy=None, max_size=None) as ws:
+    with connect(daemon.url, additional_headers=proof(daemon), proxy=None, max_size=None) as ws:
         big = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "add",
                           "params": {"url": "http://127.0.0.1/" + "a" * (1024 * 1024)}})
         ws.send(big)
@@ -96,18 +111,24 @@ def test_oversized_message_closes_with_1009_and_daemon_keeps_serving(
 
 def test_rotated_token_refuses_the_old_one(daemon: DaemonProcess) -> None:
     old = daemon.token
+    stale_proof = proof(daemon)  # made with the old token, not used yet
     result = daemon.cli("token", "--rotate")
     assert result.returncode == 0, result.stderr
     new = result.stdout.strip()
     assert new != old and new == daemon.token
-    assert status_of(daemon, {"Authorization": f"Bearer {new}"}) == 101
-    assert status_of(daemon, {"Authorization": f"Bearer {old}"}) == 401
+    # The daemon rereads the token when a client's key id differs, without a restart.
+    assert status_of(daemon, proof(daemon)) == 101
+    with pytest.raises(AuthError) as refused:
+        authorization(daemon.url, old, timeout=5)
+    assert "does not match the daemon's" in str(refused.value)
+    assert status_of(daemon, stale_proof) == 401
     assert daemon.cli("token").stdout.strip() == new
+    assert daemon.cli("ls").returncode == 0  # the CLI too, with the new token
+    assert daemon.cli("status").returncode == 0
 
 
 def test_json_rpc_errors_over_the_wire(daemon: DaemonProcess) -> None:
-    good = {"Authorization": f"Bearer {daemon.token}"}
-    with connect(daemon.url, additional_headers=good, proxy=None) as ws:
+    with connect(daemon.url, additional_headers=proof(daemon), proxy=None) as ws:
         def ask(text: str) -> dict:
             ws.send(text)
             return json.loads(ws.recv(timeout=5))

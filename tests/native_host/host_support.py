@@ -3,14 +3,16 @@
 A plain module with a name no other test folder uses (``conftest`` is imported under one
 name by every folder, so tests cannot import from it reliably).
 
-``StandInDaemon`` is a real websockets JSON-RPC server on 127.0.0.1 (port 0) that checks the
-bearer token the way the daemon does (docs/PROTOCOL.md) and answers a few methods; it writes
-``daemon.json`` and the file-fallback token into FREIGHT_HOME so that the host finds it exactly
-as it finds the real daemon. Tests that need the real daemon use ``freight daemon`` instead.
+``StandInDaemon`` is a real websockets JSON-RPC server on 127.0.0.1 (port 0) that runs the
+handshake the way the daemon does (docs/PROTOCOL.md, freight.handshake) and answers a few
+methods; it writes ``daemon.json`` and the file-fallback token into FREIGHT_HOME and holds the
+instance lock, so that the host finds it exactly as it finds the real daemon. Tests that need
+the real daemon use ``freight daemon`` instead.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import queue
@@ -20,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from freight import handshake
 from freight_host.framing import BROWSER_TO_HOST_MAX, FrameDecoder, FramingError, encode
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.server import Server, ServerConnection, serve
@@ -42,14 +45,28 @@ class StandInDaemon:
         self.requests: list[dict[str, Any]] = []
         self.connections: list[ServerConnection] = []
         self.auth_headers: list[str | None] = []
+        self.challenges: list[dict[str, str]] = []
+        self._nonces = handshake.NonceStore()
+        self._lock_fd: int | None = None
         self._server: Server | None = None
         self._thread: threading.Thread | None = None
 
     def _process_request(self, conn: ServerConnection, request: Any) -> Any:
+        if request.path == handshake.CHALLENGE_PATH:
+            nonce = request.headers.get(handshake.NONCE_HEADER, "")
+            answer = handshake.challenge_answer(self.token, nonce, self._nonces, self.port)
+            self.challenges.append(answer)
+            return conn.respond(200, json.dumps(answer))
         auth = request.headers.get("Authorization")
         self.auth_headers.append(auth)
-        if auth != f"Bearer {self.token}":
-            return conn.respond(401, "wrong token\n")
+        try:
+            given = handshake.parse_authorization(auth or "")
+        except handshake.HandshakeError:
+            return conn.respond(401, "no proof\n")
+        if not (self._nonces.redeem(given.challenge, given.nonce)
+                and handshake.verify_client_proof(self.token, given.nonce, given.challenge,
+                                                  self.port, given.proof)):
+            return conn.respond(401, "wrong proof\n")
         return None
 
     def _handler(self, conn: ServerConnection) -> None:
@@ -102,6 +119,9 @@ class StandInDaemon:
         write_token(self.home, self.token)
         state = self.home / "state"
         state.mkdir(parents=True, exist_ok=True)
+        # Hold the instance lock as a daemon does: without it daemon.json counts as stale.
+        self._lock_fd = os.open(state / "daemon.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
         (state / "daemon.json").write_text(json.dumps({
             "pid": os.getpid(), "port": self.port, "url": f"ws://127.0.0.1:{self.port}/",
             "protocol": 1, "started_at": time.time()}))
@@ -113,6 +133,9 @@ class StandInDaemon:
             self._server = None
         if self._thread is not None:
             self._thread.join(5)
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
 
 class HostProcess:

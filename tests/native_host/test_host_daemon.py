@@ -139,3 +139,24 @@ def test_a_daemon_that_cannot_start_gives_daemon_unavailable(
     host.close_stdin()
     assert host.wait() == 0
     host.assert_stdout_only_frames()
+
+
+def test_after_a_token_rotation_a_new_host_connects_without_a_daemon_restart(
+        daemon_home: Path, spawn_host: Any, host_env: dict[str, str]) -> None:
+    first = spawn_host()
+    assert "result" in first.call("host.hello", timeout=40)
+    pid = json.loads((daemon_home / "state" / "daemon.json").read_text())["pid"]
+    rotated = subprocess.run([sys.executable, "-m", "freight", "token", "--rotate"],
+                             env=host_env, capture_output=True, text=True, timeout=30)
+    assert rotated.returncode == 0, rotated.stderr
+    # The open connection stays; a new one proves the new token to the same daemon, which
+    # rereads it when the client's key id differs.
+    assert first.call("version")["result"]["pid"] == pid
+    second = spawn_host()
+    version = second.call("version", timeout=20)
+    assert version.get("result", {}).get("pid") == pid, (
+        version, (daemon_home / "logs" / "freight-host.log").read_text())
+    listed = subprocess.run([sys.executable, "-m", "freight", "ls", "--json"], env=host_env,
+                            capture_output=True, text=True, timeout=30)
+    assert listed.returncode == 0, listed.stderr
+    assert json.loads((daemon_home / "state" / "daemon.json").read_text())["pid"] == pid

@@ -8,18 +8,26 @@ import time
 from pathlib import Path
 from typing import Any
 
+from freight import handshake
 from freight_host.framing import encode, frame
 from host_support import StandInDaemon
 
 
-def test_hello_and_version_are_relayed_with_the_token(stand_in: StandInDaemon, spawn_host: Any):
+def test_hello_and_version_are_relayed_after_the_handshake(stand_in: StandInDaemon,
+                                                           spawn_host: Any):
     host = spawn_host()
     hello = host.call("host.hello")
     assert hello["result"] == {"host": "0.1.0", "daemon": f"ws://127.0.0.1:{stand_in.port}/",
                                "protocol": 1}
     version = host.call("version", id_="v-1")
     assert version["result"]["protocol"] == 1 and version["id"] == "v-1"
-    assert stand_in.auth_headers == ["Bearer test-token-0123456789"]
+    # One challenge, one upgrade with a proof for it; the token itself never went out.
+    assert len(stand_in.challenges) == 1 and len(stand_in.auth_headers) == 1
+    creds = handshake.parse_authorization(stand_in.auth_headers[0] or "")
+    assert creds.challenge == stand_in.challenges[0]["nonce"]
+    assert handshake.verify_client_proof(stand_in.token, creds.nonce, creds.challenge,
+                                         stand_in.port, creds.proof)
+    assert stand_in.token not in str(stand_in.auth_headers)
     assert stand_in.requests[-1] == {"jsonrpc": "2.0", "id": "v-1", "method": "version"}
     host.close_stdin()
     assert host.wait() == 0

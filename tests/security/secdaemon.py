@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from freight.client import authorization
 from websockets.sync.client import ClientConnection, connect
 
 FREIGHT = str(Path(sys.executable).with_name("freight"))
@@ -73,8 +74,14 @@ class DaemonProcess:
     def token(self) -> str:
         return (self.home / "secrets" / "api-token").read_text().strip()
 
+    def authorization(self) -> str:
+        """A fresh ``Authorization`` value for one upgrade, by the real handshake."""
+        return authorization(self.url, self.token(), timeout=5)
+
     def connect(self, **kwargs: Any) -> ClientConnection:
-        headers = kwargs.pop("additional_headers", {"Authorization": f"Bearer {self.token()}"})
+        headers = kwargs.pop("additional_headers", None)
+        if headers is None:
+            headers = {"Authorization": self.authorization()}
         return connect(self.url, additional_headers=headers, proxy=None, open_timeout=5,
                        max_size=None, **kwargs)
 

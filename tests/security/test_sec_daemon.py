@@ -1,9 +1,11 @@
 """A web page, another local user or a buggy client against a real ``freight daemon``.
 
 The daemon listens on 127.0.0.1 only and refuses before the WebSocket upgrade: a foreign
-``Host`` (DNS rebinding) with 421, any web ``Origin`` (cross-site WebSocket) with 403, a
-missing or wrong token with 401 (server.ApiServer.refusal). A plain HTTP request (a CSRF form
-post) is never a WebSocket upgrade and is refused.
+``Host`` (DNS rebinding) with 421, any web ``Origin`` (cross-site WebSocket) with 403, an
+upgrade without a valid proof of the token (freight.handshake; a bearer token included) with
+401 (server.ApiServer). A plain HTTP request (a CSRF form post) is never a WebSocket upgrade
+and is refused. Every refusal test sends a valid proof, so that only the defence under test
+can refuse it.
 """
 
 from __future__ import annotations
@@ -78,10 +80,9 @@ def test_a_web_page_origin_is_refused_even_with_the_token(
 @pytest.mark.parametrize("host", ["evil.example:{port}", "evil.example", "127.0.0.1:1",
                                   "localhost.evil.example:{port}", "[::1]:{port}"])
 def test_dns_rebinding_host_is_refused(daemon: DaemonProcess, host: str) -> None:
-    token = daemon.token()
     status, answer = raw_request(
         daemon.port, upgrade(daemon.port, host.format(port=daemon.port),
-                             f"Authorization: Bearer {token}\r\n"))
+                             f"Authorization: {daemon.authorization()}\r\n"))
     assert status == 421, answer[:200]
     assert b"101" not in answer.split(b"\r\n", 1)[0]
 
@@ -89,7 +90,7 @@ def test_dns_rebinding_host_is_refused(daemon: DaemonProcess, host: str) -> None
 def test_two_host_headers_are_refused_not_a_500(daemon: DaemonProcess) -> None:
     status, _ = raw_request(daemon.port, upgrade(
         daemon.port, f"127.0.0.1:{daemon.port}",
-        f"Host: evil.example\r\nAuthorization: Bearer {daemon.token()}\r\n"))
+        f"Host: evil.example\r\nAuthorization: {daemon.authorization()}\r\n"))
     assert status == 421
 
 
@@ -113,18 +114,58 @@ def test_a_csrf_form_post_changes_nothing(daemon: DaemonProcess) -> None:
 
 
 @pytest.mark.parametrize("auth", [None, "Bearer wrong", "Basic Zm9vOmJhcg==", "Bearer ",
-                                  "bearer{token}x"])
+                                  "bearer{token}x", "Bearer {token}", "{token}",
+                                  "Freight {token}"])
 def test_no_or_wrong_token_is_refused(daemon: DaemonProcess, auth: str | None) -> None:
+    # The right token as a bearer credential is refused too: it is what a stale daemon.json
+    # gave away to whoever held the port.
     headers = {} if auth is None else {"Authorization": auth.format(token=daemon.token())}
     with pytest.raises(InvalidStatus) as refused:
         daemon.connect(additional_headers=headers).close()
     assert refused.value.response.status_code == 401
+    with daemon.connect() as ws:  # the same daemon, with a real proof
+        assert daemon.call(ws, "version")["result"]["protocol"] == 1
 
 
 def test_the_token_in_the_query_string_is_not_accepted(daemon: DaemonProcess) -> None:
     status, _ = raw_request(daemon.port, upgrade(daemon.port, f"127.0.0.1:{daemon.port}")
                             .replace("GET / ", f"GET /?token={daemon.token()} "))
     assert status == 401
+
+
+def test_a_proof_is_good_for_one_upgrade_only(daemon: DaemonProcess) -> None:
+    auth = {"Authorization": daemon.authorization()}
+    with daemon.connect(additional_headers=auth) as ws:
+        assert daemon.call(ws, "version")["result"]["protocol"] == 1
+    with pytest.raises(InvalidStatus) as replayed:  # a replay of the same credentials
+        daemon.connect(additional_headers=auth).close()
+    assert replayed.value.response.status_code == 401
+    assert b"challenge" in replayed.value.response.body
+
+
+def challenge(port: int, headers: str, host: str | None = None) -> tuple[int, bytes]:
+    return raw_request(port, (f"GET /challenge HTTP/1.1\r\nHost: {host or f'127.0.0.1:{port}'}"
+                              f"\r\n{headers}\r\n"))
+
+
+def test_the_challenge_refuses_what_the_upgrade_refuses(daemon: DaemonProcess) -> None:
+    from freight.handshake import key_id, new_nonce
+
+    good = f"Freight-Nonce: {new_nonce()}\r\nFreight-Key: {key_id(daemon.token())}\r\n"
+    status, answer = challenge(daemon.port, good)
+    assert status == 200, answer
+    body = json.loads(answer.split(b"\r\n\r\n", 1)[1])
+    assert set(body) == {"nonce", "proof", "key"} and daemon.token() not in answer.decode()
+    assert challenge(daemon.port, good, host=f"evil.example:{daemon.port}")[0] == 421
+    assert challenge(daemon.port, good + "Origin: https://evil.example\r\n")[0] == 403
+    for bad in ("", f"Freight-Key: {key_id('x')}\r\n",  # no nonce
+                f"Freight-Nonce: short\r\nFreight-Key: {key_id('x')}\r\n",
+                f"Freight-Nonce: {new_nonce()}\r\n",  # no key id
+                f"Freight-Nonce: {new_nonce()}\r\nFreight-Key: NOT-HEX\r\n",
+                good + f"Freight-Nonce: {new_nonce()}\r\n"):  # two nonces
+        status, answer = challenge(daemon.port, bad)
+        assert status == 400, (bad, answer)
+        assert answer.rstrip().endswith(b"header") or b"must be" in answer, answer
 
 
 # -- another local user or process ------------------------------------------------------------

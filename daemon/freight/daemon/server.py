@@ -7,7 +7,11 @@ Checks, in this order, on the HTTP upgrade request (docs/PROTOCOL.md, docs/SECUR
 2. ``Origin``, when present, must be an extension origin on the allow-list, else **403**.
    Browsers always send Origin on a page's WebSocket (RFC 6455 §4.1 item 8, §10.2), so no web
    page gets through; native clients (the host, the CLI) send none.
-3. ``Authorization: Bearer TOKEN`` must carry the token, else **401**.
+3. ``GET /challenge`` (step 1 of the handshake, :mod:`freight.handshake`) is answered here,
+   with 200 and the daemon's proof, or 400 for a malformed nonce or key id.
+4. The upgrade's ``Authorization: Freight nonce=..., challenge=..., proof=...`` must name a
+   daemon nonce issued to that client nonce, unused and not expired, and prove the token,
+   else **401**. A bearer token is refused: it is what a stale daemon.json gave away.
 
 Headers that may repeat are read with ``get_all``: ``get`` raises on duplicates, which would
 turn an attack into a 500. Frames over 1 MiB close the connection with 1009 (RFC 6455 §7.4.1).
@@ -21,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
@@ -32,6 +36,7 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from freight import handshake
 from freight.daemon import protocol as api
 from freight.daemon.events import Hub, Session
 from freight.errors import ShuttingDown
@@ -73,6 +78,7 @@ class ApiServer:
         self.stopping = False
         self._server: Server | None = None
         self._last_reload = 0.0
+        self._nonces = handshake.NonceStore()
 
     @property
     def url(self) -> str:
@@ -116,13 +122,12 @@ class ApiServer:
     async def _check_request(
         self, connection: ServerConnection, request: Request
     ) -> Response | None:
-        reason = self.refusal(request.path, request.headers)
-        if reason is not None and reason[0] == HTTPStatus.UNAUTHORIZED and self._token_stale():
-            # The token may have been rotated by another process (`freight token --rotate`):
-            # read it again, at most once a second so that guessing cannot hammer the keyring.
-            assert self._reload_token is not None
-            await self._reload_token()
-            reason = self.refusal(request.path, request.headers)
+        path = request.path.split("?")[0]
+        reason = self.refusal(request.headers)
+        if reason is None and path == handshake.CHALLENGE_PATH:
+            return await self._challenge(connection, request.headers)
+        if reason is None:
+            reason = await self._authenticate(path, request.headers)
         if reason is None:
             return None
         status, text = reason
@@ -130,6 +135,59 @@ class ApiServer:
             "refused a connection from %s: %d %s", connection.remote_address, status, text
         )
         return connection.respond(status, text + "\n")
+
+    async def _challenge(self, connection: ServerConnection, headers: Headers) -> Response:
+        """Step 1 of the handshake: prove the token to a client that sent a fresh nonce."""
+        nonces, keys = headers.get_all(handshake.NONCE_HEADER), headers.get_all(
+            handshake.KEY_HEADER)
+        try:
+            if len(nonces) != 1 or len(keys) != 1:
+                raise handshake.HandshakeError(
+                    f"send one {handshake.NONCE_HEADER} and one {handshake.KEY_HEADER} header")
+            handshake.nonce_bytes(nonces[0])
+            if not handshake.is_key_id(keys[0]):
+                raise handshake.HandshakeError(
+                    f"{handshake.KEY_HEADER} must be {handshake.KEY_ID_CHARS} lowercase hex")
+        except handshake.HandshakeError as exc:
+            log.warning("refused a challenge from %s: %s", connection.remote_address, exc)
+            return connection.respond(HTTPStatus.BAD_REQUEST, f"{exc}\n")
+        if keys[0] != handshake.key_id(self._token()) and self._token_stale():
+            # The client may hold a token rotated by another process (`freight token
+            # --rotate`): read it again, at most once a second so that guessing cannot
+            # hammer the keyring.
+            assert self._reload_token is not None
+            await self._reload_token()
+        answer = handshake.challenge_answer(self._token(), nonces[0], self._nonces, self.port)
+        response = connection.respond(HTTPStatus.OK, json.dumps(answer))
+        del response.headers["Content-Type"]
+        response.headers["Content-Type"] = "application/json"
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    async def _authenticate(self, path: str, headers: Headers) -> tuple[HTTPStatus, str] | None:
+        """Step 2: the upgrade's proof for one of our nonces, then the path."""
+        auth = headers.get_all("Authorization")
+        try:
+            if len(auth) != 1:
+                raise handshake.HandshakeError("send one Authorization header")
+            given = handshake.parse_authorization(auth[0])
+        except handshake.HandshakeError as exc:
+            return HTTPStatus.UNAUTHORIZED, f"{exc}"
+        # Spent whatever the outcome: one nonce, one try.
+        if not self._nonces.redeem(given.challenge, given.nonce):
+            return HTTPStatus.UNAUTHORIZED, "unknown, used or expired challenge: ask another"
+        if not handshake.verify_client_proof(self._token(), given.nonce, given.challenge,
+                                             self.port, given.proof):
+            if not self._token_stale():
+                return HTTPStatus.UNAUTHORIZED, "wrong proof"
+            assert self._reload_token is not None
+            await self._reload_token()
+            if not handshake.verify_client_proof(self._token(), given.nonce, given.challenge,
+                                                 self.port, given.proof):
+                return HTTPStatus.UNAUTHORIZED, "wrong proof"
+        if path != "/":
+            return HTTPStatus.NOT_FOUND, "the Freight API is at /"
+        return None
 
     def _token_stale(self) -> bool:
         if self._reload_token is None:
@@ -140,8 +198,8 @@ class ApiServer:
         self._last_reload = now
         return True
 
-    def refusal(self, path: str, headers: Headers) -> tuple[HTTPStatus, str] | None:
-        """Why this upgrade request is refused, or None to accept it."""
+    def refusal(self, headers: Headers) -> tuple[HTTPStatus, str] | None:
+        """Why a request is refused before any credential is looked at, or None."""
         hosts = headers.get_all("Host")
         if len(hosts) != 1 or hosts[0].lower() not in self.allowed_hosts():
             return HTTPStatus.MISDIRECTED_REQUEST, "Host must be 127.0.0.1 or localhost:PORT"
@@ -150,15 +208,6 @@ class ApiServer:
             allowed = {o.rstrip("/") for o in self._origins()}
             if len(origins) != 1 or origins[0].rstrip("/") not in allowed:
                 return HTTPStatus.FORBIDDEN, "this Origin may not use the Freight API"
-        auth = headers.get_all("Authorization")
-        scheme, _, given = (auth[0] if len(auth) == 1 else "").partition(" ")
-        # compare_digest: the time taken does not tell how much of a guess was right.
-        if scheme.lower() != "bearer" or not hmac.compare_digest(
-            given.strip().encode(), self._token().encode()
-        ):
-            return HTTPStatus.UNAUTHORIZED, "missing or wrong token (Authorization: Bearer ...)"
-        if path.split("?")[0] != "/":
-            return HTTPStatus.NOT_FOUND, "the Freight API is at /"
         return None
 
     # -- after the upgrade -----------------------------------------------------------------
