@@ -22,8 +22,9 @@
 //   already allows a top-level navigation.
 // - SameSite=None ("no_restriction") crosses sites only with Secure
 //   (draft-west-cookie-incrementalism §3.2). Chromium refuses to store such a cookie at all;
-//   Firefox reports a cookie without the attribute as no_restriction, so there a plain
-//   cookie is kept back on cross-site requests where Firefox itself would send it.
+//   a browser that reports a cookie without the attribute as no_restriction (Firefox with
+//   Lax-by-default turned off) gets such a plain http cookie kept back on cross-site requests,
+//   where it would send it itself: withheld, never added.
 // - Partitioned cookies (CHIPS) are never sent: getAll without a partitionKey does not return
 //   them, and one that did belongs to a single top-level site we do not model.
 // - Sites need the Public Suffix List, which cannot be fetched at run time here: a small list
