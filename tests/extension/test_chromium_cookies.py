@@ -5,7 +5,9 @@ not get the user's SameSite=Strict cookie used for it.
 
 Site B is the file server on 127.0.0.1; site A is another server reached as `localhost`, a
 different site (an IP address and a host name share no registrable domain). The server tells
-the browser's own request (it carries Sec-Fetch-Mode) from the daemon's (it does not).
+the browser's own request (it carries Sec-Fetch-Mode) from the daemon's (it does not). The
+`refresh` of an expired link is checked the same way, on the fault server (reached as
+127.0.0.1 and as localhost).
 """
 
 from __future__ import annotations
@@ -14,9 +16,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from browser_support import Browser, sha256_file
+from browser_support import (  # noqa: F401 (fixtures)
+    Browser,
+    freight_daemon,
+    freight_env,
+    sha256_file,
+    wait_for,
+)
 from ext_site import Seen, Site
 from test_chromium_daemon import completed, connected, daemon, env  # noqa: F401 (fixtures)
+from test_refresh_flow import browser, srv, start_and_expire, the_download  # noqa: F401
 
 pytestmark = pytest.mark.browser
 
@@ -89,3 +98,33 @@ def test_a_download_linked_from_its_own_site_gets_every_cookie(
     assert by_browser[0].cookie_names() == ALL, by_browser[0]
     for r in by_daemon:
         assert r.cookie_names() == ALL, r
+
+
+def test_a_refresh_linked_from_another_site_gets_no_strict_cookie(browser, srv) -> None:  # noqa: F811
+    # `refresh` carries the cookies of the click that brought the fresh link: the same filter.
+    b: Browser = browser
+    ex = start_and_expire(b, srv)
+    for name, attrs in (("strict_c", "SameSite=Strict"), ("lax_c", "SameSite=Lax")):
+        login = srv.add(f"/login-{name}.html", data=b"<!doctype html><title>in</title>",
+                        content_type="text/html; charset=utf-8",
+                        headers={"Set-Cookie": f"{name}=1; Path=/; {attrs}"})
+        ex.page.goto(login)
+    fresh_path = "/dl/movie.bin?sig=second"
+    fresh = srv.refresh(ex.signed, fresh_path, rate=1024 * 1024)
+    srv.add("/elsewhere.html", content_type="text/html; charset=utf-8",
+            data=f'<!doctype html><a id="dl" href="{fresh}">movie.bin</a>'.encode())
+    ex.page.goto(srv.host_alias_url("/elsewhere.html"))  # localhost: another site
+    ex.page.click("#dl")
+
+    def ended() -> dict | None:
+        d = the_download(b)
+        return d if d["state"] in ("completed", "failed") else None
+    done = wait_for(ended, timeout=30, what="the refreshed download to end")
+    assert done["state"] == "completed" and done["id"] == ex.id, done  # `refresh`, not `add`
+    log = srv.stats(fresh_path).log
+    by_browser = [r.headers for r in log if "sec-fetch-mode" in r.headers]
+    by_daemon = [r.headers for r in log if "sec-fetch-mode" not in r.headers]
+    assert by_browser and by_daemon, log
+    assert by_browser[0].get("cookie") == "lax_c=1", by_browser[0]
+    for h in by_daemon:
+        assert h.get("cookie") == "lax_c=1", h
