@@ -140,7 +140,7 @@ async function paramsFor(item, storeId) {
   const url = item.finalUrl || item.url;
   // Only the cookies the browser would send with this request: a page on another site must
   // not get the user's SameSite cookies used for it (cookies.js). `refresh` sends these too.
-  const request = downloadRequest(item, seenRequests.find(item, Date.now()));
+  const request = downloadRequest(item, await seenRequests.find(item, Date.now()));
   const cookies = cookiePairs(await ext.cookiesFor(request, storeId));
   const params = { url, user_agent: navigator.userAgent };
   const name = baseName(item.filename);

@@ -270,11 +270,11 @@ export class SeenRequests {
     this.chains = new Map(); // request id → {time, chain}
   }
 
-  /** `req`: {requestId, url, initiator, type, method, ancestors} as ext.onRequestStarted gives. */
+  /** `req`: {requestId, url, initiator, type, method, ancestors} as ext.onRequestStarted gives
+   * (`ancestors` may be a promise: find waits for it). */
   add(req, now) {
     this.prune(now);
-    const started = this.chains.get(req.requestId);
-    const chain = [...(started?.chain ?? []), req.url];
+    const chain = [...(this.chains.get(req.requestId)?.chain ?? []), req.url];
     this.chains.set(req.requestId, { time: now, chain });
     this.byUrl.delete(req.url); // re-inserted last: the newest request for a URL wins
     this.byUrl.set(req.url, {
@@ -286,10 +286,13 @@ export class SeenRequests {
     }
   }
 
-  /** What was seen for the download's final URL, else for its first one. */
-  find(item, now) {
+  /** What was seen for the download's final URL, else for its first one; resolves. */
+  async find(item, now) {
     this.prune(now);
-    return (item.finalUrl && this.byUrl.get(item.finalUrl)) || this.byUrl.get(item.url) || undefined;
+    const seen = (item.finalUrl && this.byUrl.get(item.finalUrl)) || this.byUrl.get(item.url);
+    if (!seen) return undefined;
+    if (typeof seen.ancestors?.then === 'function') seen.ancestors = await seen.ancestors;
+    return seen;
   }
 
   prune(now) {

@@ -122,7 +122,9 @@ export function onPostNavigation(fn) {
  * type, initiator, ancestors}: `initiator` is the origin of the document that made the request
  * (Chromium's `initiator`, Firefox's `originUrl`), absent when the browser itself started it;
  * `ancestors` the URLs of the frames above the request's frame, or null when the browser does
- * not say (Chromium tells only "top frame or not"; Firefox gives `frameAncestors`).
+ * not say. Firefox gives them (`frameAncestors`); Chromium tells only the parent frame's id,
+ * so for a frame right below the top one `ancestors` is a promise of the tab's URL (deeper
+ * frames stay null).
  */
 export function onRequestStarted(fn) {
   if (!api.webRequest?.onBeforeRequest) return;
@@ -134,6 +136,12 @@ export function onRequestStarted(fn) {
       let initiator = details.initiator;
       if (initiator === undefined && details.originUrl) {
         try { initiator = new URL(details.originUrl).origin; } catch { initiator = 'null'; }
+      }
+      if (ancestors === null && details.parentFrameId === 0 && details.tabId >= 0) {
+        ancestors = api.tabs.get(details.tabId).then(
+          (tab) => (tab?.url ? [tab.url] : null),
+          () => null, // the tab is gone: the request stays cross-site
+        );
       }
       fn({
         requestId: details.requestId, url: details.url, method: details.method, type: details.type,

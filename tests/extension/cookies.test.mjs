@@ -132,14 +132,14 @@ test('a download without an observed request: the referrer stands in, as a top-l
   assert.equal(originOf('https://a.example.com:8443/x'), 'https://a.example.com:8443');
 });
 
-test('the observer: initiator, type and redirect chain of the newest request for a URL', () => {
+test('the observer: initiator, type and redirect chain of the newest request for a URL', async () => {
   const seen = new SeenRequests(60_000);
   seen.add({ requestId: '1', url: 'https://t.example.org/r', initiator: 'https://evil.example.net',
     type: 'main_frame', method: 'GET', ancestors: [] }, 1000);
   seen.add({ requestId: '1', url: FILE, initiator: 'https://evil.example.net', type: 'main_frame',
     method: 'GET', ancestors: [] }, 1001);
   const item = { url: 'https://t.example.org/r', finalUrl: FILE, referrer: 'https://example.com/' };
-  const req = downloadRequest(item, seen.find(item, 1002));
+  const req = downloadRequest(item, await seen.find(item, 1002));
   assert.equal(req.initiator, 'https://evil.example.net'); // not the referrer
   assert.deepEqual(req.redirects, ['https://t.example.org/r']);
   assert.equal(req.topLevel, true);
@@ -147,24 +147,30 @@ test('the observer: initiator, type and redirect chain of the newest request for
 
   // A browser-initiated navigation has no initiator: the referrer (none here) decides.
   seen.add({ requestId: '2', url: FILE, type: 'main_frame', method: 'GET', ancestors: [] }, 2000);
-  assert.equal(downloadRequest({ url: FILE, referrer: '' }, seen.find({ url: FILE }, 2001)).initiator, null);
+  assert.equal(downloadRequest({ url: FILE, referrer: '' }, await seen.find({ url: FILE }, 2001)).initiator, null);
   // A sub-frame request is not top-level.
   seen.add({ requestId: '3', url: FILE, initiator: 'https://example.com', type: 'sub_frame',
     method: 'GET', ancestors: null }, 3000);
-  assert.equal(downloadRequest({ url: FILE }, seen.find({ url: FILE }, 3001)).topLevel, false);
+  assert.equal(downloadRequest({ url: FILE }, await seen.find({ url: FILE }, 3001)).topLevel, false);
+  // A frame's ancestors may come later (Chromium: the tab's URL): find waits for them.
+  seen.add({ requestId: '4', url: FILE, initiator: 'https://example.com', type: 'sub_frame',
+    method: 'GET', ancestors: Promise.resolve(['https://www.example.com/page']) }, 3000);
+  const framed = downloadRequest({ url: FILE }, await seen.find({ url: FILE }, 3001));
+  assert.deepEqual(framed.ancestors, ['https://www.example.com/page']);
+  assert.deepEqual(names(cookiesToSend(JAR, framed)), names(JAR));
   // Entries expire.
-  assert.equal(seen.find({ url: FILE }, 3000 + 60_001), undefined);
+  assert.equal(await seen.find({ url: FILE }, 3000 + 60_001), undefined);
 });
 
-test('the observer keeps at most `max` entries', () => {
+test('the observer keeps at most `max` entries', async () => {
   const seen = new SeenRequests(60_000, 3);
   for (let i = 0; i < 10; i += 1) {
     seen.add({ requestId: String(i), url: `https://example.com/${i}`, type: 'other' }, i);
   }
   assert.equal(seen.byUrl.size, 3);
   assert.equal(seen.chains.size, 3);
-  assert.ok(seen.find({ url: 'https://example.com/9' }, 10));
-  assert.equal(seen.find({ url: 'https://example.com/0' }, 10), undefined);
+  assert.ok(await seen.find({ url: 'https://example.com/9' }, 10));
+  assert.equal(await seen.find({ url: 'https://example.com/0' }, 10), undefined);
 });
 
 // A generated property check: for random jars and requests, what is sent is always a subset

@@ -5,7 +5,8 @@ It serves what a real download page has: an HTML page with links, files sent as 
 HttpOnly session cookie the page sets, and a form whose POST answer is a download. Every
 request is recorded (path, method, user agent, cookies) so a test can tell who fetched what.
 For the SameSite tests: `/samesite.html` sets a Strict, a Lax and a plain cookie, and
-`/links.html` lists the absolute links in `Site.links` (a page of one site linking to another).
+`/links.html` lists the absolute links in `Site.links` (a page of one site linking to another)
+and the frames in `Site.frames`.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ class Seen:
 class Site:
     files: dict[str, bytes] = field(default_factory=dict)
     links: dict[str, str] = field(default_factory=dict)  # element id → href, for /links.html
+    frames: dict[str, str] = field(default_factory=dict)  # element id → iframe src, likewise
     requests: list[Seen] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     server: ThreadingHTTPServer | None = None
@@ -164,7 +166,9 @@ class Site:
                 elif path == "/links.html":
                     body = "<!doctype html><title>Links</title>" + "".join(
                         f'<p><a id="{i}" href="{href}">{i}</a></p>'
-                        for i, href in sorted(site.links.items()))
+                        for i, href in sorted(site.links.items())) + "".join(
+                        f'<iframe id="{i}" src="{src}"></iframe>'
+                        for i, src in sorted(site.frames.items()))
                     self._send(200, body.encode(), {"Content-Type": "text/html; charset=utf-8"})
                 elif path.startswith("/files/"):
                     self._file(path[len("/files/"):])

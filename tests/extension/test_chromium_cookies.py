@@ -100,6 +100,46 @@ def test_a_download_linked_from_its_own_site_gets_every_cookie(
         assert r.cookie_names() == ALL, r
 
 
+
+def test_a_download_in_a_frame_of_its_own_site_gets_every_cookie(
+    connected, site: Site  # noqa: F811
+) -> None:
+    # A hidden frame whose navigation is the download, a common download-page pattern: a
+    # same-site frame in a same-site page gets everything, as the browser sends it.
+    b: Browser = connected
+    digest = site.add("framed.bin", 600_000)
+    log_in(b, site)
+    site.frames["frame"] = f"{site.base}/files/framed.bin"
+    b.ctx.new_page().goto(f"{site.base}/links.html")
+    d = completed(b, "framed.bin")
+    assert sha256_file(Path(d["path"])) == digest
+
+    by_browser, by_daemon = requests_for(site, "framed.bin")
+    assert by_browser and by_daemon, site.requests
+    assert by_browser[0].cookie_names() == ALL, by_browser[0]
+    for r in by_daemon:
+        assert r.cookie_names() == ALL, r
+
+
+def test_a_download_in_a_frame_of_another_site_gets_no_same_site_cookie(
+    connected, site: Site, other_site: Site  # noqa: F811
+) -> None:
+    # The frame is B's, the page around it A's: a cross-site request that is no top-level
+    # navigation carries no Strict, Lax or Lax-by-default cookie (6265bis §5.2.1, §5.8.3).
+    b: Browser = connected
+    digest = site.add("framed-cross.bin", 600_000)
+    log_in(b, site)
+    other_site.frames["frame"] = f"{site.base}/files/framed-cross.bin"
+    b.ctx.new_page().goto(f"{other_site.base_as('localhost')}/links.html")
+    d = completed(b, "framed-cross.bin")
+    assert sha256_file(Path(d["path"])) == digest
+
+    by_browser, by_daemon = requests_for(site, "framed-cross.bin")
+    assert by_browser and by_daemon, site.requests
+    assert by_browser[0].cookie == "", by_browser[0]
+    for r in by_daemon:
+        assert r.cookie == "", r
+
 def test_a_refresh_linked_from_another_site_gets_no_strict_cookie(browser, srv) -> None:  # noqa: F811
     # `refresh` carries the cookies of the click that brought the fresh link: the same filter.
     b: Browser = browser
