@@ -17,8 +17,8 @@
 //   the safe side (it can only keep a cookie back, never send one the browser would not).
 // - SameSite unspecified ("unspecified" in Chromium) is Lax, as in Chromium since version 80
 //   (draft-west-cookie-incrementalism §3.1). Chromium's two-minute "Lax-allowing-unsafe"
-//   window for fresh cookies on cross-site POSTs (6265bis §5.6.7.2) is not reproduced: POST
-//   navigations are never captured (rules.js), so it only ever applies to GETs, where Lax
+//   window for fresh cookies on cross-site POSTs (6265bis "Lax-Allowing-Unsafe" enforcement)
+//   is not reproduced: POST navigations are never captured (rules.js), and on a GET Lax
 //   already allows a top-level navigation.
 // - SameSite=None ("no_restriction") crosses sites only with Secure
 //   (draft-west-cookie-incrementalism §3.2). Chromium refuses to store such a cookie at all;
@@ -167,7 +167,7 @@ export function isSameSiteRequest(request) {
   return Array.isArray(request.ancestors) && request.ancestors.every((a) => sameSite(a, url));
 }
 
-/** RFC 6265 §5.1.3 domain-match, with 6265bis's host-only flag (§5.7 step 11). */
+/** RFC 6265 §5.1.3 domain-match, with the host-only flag of 6265bis's storage model. */
 function domainMatches(cookie, host) {
   const domain = String(cookie.domain ?? '').toLowerCase().replace(/^\./, '');
   if (!domain) return false;
@@ -185,8 +185,9 @@ function pathMatches(cookiePath, requestPath) {
 
 /**
  * The cookies a browser attaches to `request` (see isSameSiteRequest; `method` defaults to
- * GET), from the ones cookies.getAll gave for its URL, in the order given (6265bis §5.8.3
- * leaves the order to the store; keeping the browser's keeps the Cookie header the same).
+ * GET), from the ones cookies.getAll gave for its URL, in the order given: 6265bis §5.8.3
+ * sorts longer paths first, then older cookies, which is the order Chromium documents for
+ * getAll, so the Cookie header reads as the browser's own.
  * getAll({url}) already applies domain, path, Secure and expiry; they are checked again so
  * that this function alone says what is sent.
  */
