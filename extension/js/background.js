@@ -15,6 +15,7 @@
 // - Firefox has no such hold: cancel + erase first, then ask the daemon; when it cannot take
 //   the download, re-issue it with downloads.download(), marked so it is not captured again.
 
+import { SeenRequests, downloadRequest } from './cookies.js';
 import * as ext from './ext.js';
 import { CODES, RpcClient, RpcError } from './rpc.js';
 import { matchRefresh, trackRefresh, waitingEntry } from './refresh.js';
@@ -40,6 +41,7 @@ let refreshWanted = []; // [{id, name, size, url, finalUrl}] downloads waiting f
 // (every needs_refresh download the daemon reports, and any the user picked in the popup)
 const handBacks = new Map(); // url → time: downloads we gave back; never capture them again
 const postUrls = new Map(); // url → time: page navigations sent as form POST
+const seenRequests = new SeenRequests(POST_TTL_MS); // url → who started it (SameSite, cookies.js)
 const pagePorts = new Set(); // open popups, fed with live events
 const known = new Map(); // daemon download id → state, for the badge
 
@@ -62,6 +64,7 @@ if (ext.canHoldDownloads) {
   ext.onDownloadCreated((item) => { captureAfterCancel(item); });
 }
 ext.onPostNavigation((url) => { postUrls.set(url, Date.now()); });
+ext.onRequestStarted((req) => { seenRequests.add(req, Date.now()); });
 ext.onMenuClicked((info, tab) => { onMenu(info, tab); });
 ext.onCommand((command) => { if (command === 'toggle-capture') toggleCapture(); });
 ext.onNotificationClicked((id) => { onNotificationClick(id); });
@@ -135,7 +138,10 @@ function plan(item) {
 
 async function paramsFor(item, storeId) {
   const url = item.finalUrl || item.url;
-  const cookies = cookiePairs(await ext.cookiesFor(url, storeId));
+  // Only the cookies the browser would send with this request: a page on another site must
+  // not get the user's SameSite cookies used for it (cookies.js). `refresh` sends these too.
+  const request = downloadRequest(item, await seenRequests.find(item, Date.now()));
+  const cookies = cookiePairs(await ext.cookiesFor(request, storeId));
   const params = { url, user_agent: navigator.userAgent };
   const name = baseName(item.filename);
   if (name) params.name = name;

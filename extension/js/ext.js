@@ -2,6 +2,8 @@
 // in Firefox). Everything else imports these few functions, so that the rest of the code is
 // the same in both browsers and the pure parts can run under `node --test`.
 
+import { cookiesToSend } from './cookies.js';
+
 const api = globalThis.browser ?? globalThis.chrome;
 
 export const isFirefox = typeof globalThis.browser !== 'undefined'
@@ -89,22 +91,64 @@ export function cookieStoreFor(item) {
   return item.incognito ? '1' : '0'; // Chromium: "0" normal profile, "1" its incognito twin
 }
 
-/** Every cookie the browser would send to `url` (HttpOnly ones included). */
-export async function cookiesFor(url, storeId) {
+/**
+ * The cookies the browser itself would attach to `request` (cookies.js's downloadRequest:
+ * url, initiator, ...), HttpOnly ones included. getAll answers for the URL whoever asks, so
+ * its answer is always narrowed by cookiesToSend: never a cookie the browser would withhold.
+ */
+export async function cookiesFor(request, storeId) {
+  let all;
   try {
-    return await api.cookies.getAll({ url, storeId });
+    all = await api.cookies.getAll({ url: request.url, storeId });
   } catch {
-    return await api.cookies.getAll({ url }).catch(() => []);
+    all = await api.cookies.getAll({ url: request.url }).catch(() => []);
   }
+  return cookiesToSend(all, request);
 }
 
-// --- web requests (observe only: which page navigations were form POSTs) --------------------
+// --- web requests (observe only: form POSTs, and who started a navigation) -----------------
 
 export function onPostNavigation(fn) {
   if (!api.webRequest?.onBeforeRequest) return;
   api.webRequest.onBeforeRequest.addListener(
     (details) => { if (details.method === 'POST') fn(details.url); },
     { urls: ['<all_urls>'], types: ['main_frame', 'sub_frame'] },
+  );
+}
+
+/**
+ * Observe (never block) the requests a download can come from: navigations of a tab or a frame,
+ * and "other" (an `<a download>`, downloads.download()). `fn` gets {requestId, url, method,
+ * type, initiator, ancestors}: `initiator` is the origin of the document that made the request
+ * (Chromium's `initiator`, Firefox's `originUrl`), absent when the browser itself started it;
+ * `ancestors` the URLs of the frames above the request's frame, or null when the browser does
+ * not say. Firefox gives them (`frameAncestors`); Chromium tells only the parent frame's id,
+ * so for a frame right below the top one `ancestors` is a promise of the tab's URL (deeper
+ * frames stay null).
+ */
+export function onRequestStarted(fn) {
+  if (!api.webRequest?.onBeforeRequest) return;
+  api.webRequest.onBeforeRequest.addListener(
+    (details) => {
+      let ancestors = null;
+      if (Array.isArray(details.frameAncestors)) ancestors = details.frameAncestors.map((f) => f.url);
+      else if (details.type === 'main_frame' || (details.type === 'other' && details.frameId === 0)) ancestors = [];
+      let initiator = details.initiator;
+      if (initiator === undefined && details.originUrl) {
+        try { initiator = new URL(details.originUrl).origin; } catch { initiator = 'null'; }
+      }
+      if (ancestors === null && details.parentFrameId === 0 && details.tabId >= 0) {
+        ancestors = api.tabs.get(details.tabId).then(
+          (tab) => (tab?.url ? [tab.url] : null),
+          () => null, // the tab is gone: the request stays cross-site
+        );
+      }
+      fn({
+        requestId: details.requestId, url: details.url, method: details.method, type: details.type,
+        initiator, ancestors,
+      });
+    },
+    { urls: ['<all_urls>'], types: ['main_frame', 'sub_frame', 'other'] },
   );
 }
 

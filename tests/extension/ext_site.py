@@ -4,6 +4,9 @@ It serves what a real download page has: an HTML page with links, files sent as 
 (with Range support, so that the daemon can split them), an auth-only file that needs the
 HttpOnly session cookie the page sets, and a form whose POST answer is a download. Every
 request is recorded (path, method, user agent, cookies) so a test can tell who fetched what.
+For the SameSite tests: `/samesite.html` sets a Strict, a Lax and a plain cookie, and
+`/links.html` lists the absolute links in `Site.links` (a page of one site linking to another)
+and the frames in `Site.frames`.
 """
 
 from __future__ import annotations
@@ -32,11 +35,17 @@ class Seen:
     user_agent: str
     cookie: str
     range: str
+    fetch_mode: str = ""  # Sec-Fetch-Mode: browsers send it, the daemon does not
+
+    def cookie_names(self) -> set[str]:
+        return {p.split("=", 1)[0].strip() for p in self.cookie.split(";") if p.strip()}
 
 
 @dataclass
 class Site:
     files: dict[str, bytes] = field(default_factory=dict)
+    links: dict[str, str] = field(default_factory=dict)  # element id → href, for /links.html
+    frames: dict[str, str] = field(default_factory=dict)  # element id → iframe src, likewise
     requests: list[Seen] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     server: ThreadingHTTPServer | None = None
@@ -50,6 +59,11 @@ class Site:
     def base(self) -> str:
         assert self.server is not None
         return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def base_as(self, host: str) -> str:
+        """The base URL under another host name for the same server (`localhost`: another site)."""
+        assert self.server is not None
+        return f"http://{host}:{self.server.server_address[1]}"
 
     def hits(self, path: str, method: str = "GET") -> list[Seen]:
         with self.lock:
@@ -73,12 +87,14 @@ class Site:
                             self.headers.get("User-Agent", ""),
                             self.headers.get("Cookie", ""),
                             self.headers.get("Range", ""),
+                            self.headers.get("Sec-Fetch-Mode", ""),
                         )
                     )
 
-            def _send(self, status: int, body: bytes, headers: dict[str, str]) -> None:
+            def _send(self, status: int, body: bytes,
+                      headers: dict[str, str] | list[tuple[str, str]]) -> None:
                 self.send_response(status)
-                for k, v in headers.items():
+                for k, v in headers.items() if isinstance(headers, dict) else headers:
                     self.send_header(k, v)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
@@ -140,6 +156,20 @@ class Site:
                         # HttpOnly: only chrome.cookies (not page script) can read it.
                         "Set-Cookie": f"session={SESSION}; Path=/; HttpOnly",
                     })
+                elif path == "/samesite.html":
+                    self._send(200, b"<!doctype html><title>Logged in</title>", [
+                        ("Content-Type", "text/html; charset=utf-8"),
+                        ("Set-Cookie", "strict_c=S; Path=/; HttpOnly; SameSite=Strict"),
+                        ("Set-Cookie", "lax_c=L; Path=/; SameSite=Lax"),
+                        ("Set-Cookie", "plain_c=P; Path=/"),  # no SameSite: Lax by default
+                    ])
+                elif path == "/links.html":
+                    body = "<!doctype html><title>Links</title>" + "".join(
+                        f'<p><a id="{i}" href="{href}">{i}</a></p>'
+                        for i, href in sorted(site.links.items())) + "".join(
+                        f'<iframe id="{i}" src="{src}"></iframe>'
+                        for i, src in sorted(site.frames.items()))
+                    self._send(200, body.encode(), {"Content-Type": "text/html; charset=utf-8"})
                 elif path.startswith("/files/"):
                     self._file(path[len("/files/"):])
                 elif path.startswith("/auth/"):
