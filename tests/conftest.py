@@ -11,6 +11,15 @@ from pathlib import Path
 
 import pytest
 from faultserver import FaultServer
+from hypothesis import HealthCheck, settings
+
+# How long one example takes depends on how loaded the machine is (CI runs many real processes
+# at once), so neither a per-example deadline nor the too-slow health check says anything about
+# Freight: a slow example is still checked in full. Tests may tighten this with @settings.
+settings.register_profile(
+    "freight", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile("freight")
 
 
 @pytest.fixture
