@@ -151,6 +151,16 @@ def test_a_known_coding_freight_cannot_decode_is_a_clear_error(coding: str) -> N
         list(decoded([b"\x0b\x02\x80hello\x03"], coding, piece=4096, max_expansion=100))
 
 
+def test_codings_stacked_over_and_over_are_refused() -> None:
+    with pytest.raises(ProtocolViolation, match="coded the body 1000 times"):
+        list(decoded([b"x"], ", ".join(["gzip"] * 1000), piece=4096, max_expansion=100))
+
+
+def test_zero_padding_after_a_gzip_member_is_not_the_files() -> None:
+    padded = gzip.compress(TEXT) + bytes(512)
+    assert b"".join(decoded(_chunks(padded), "gzip", piece=4096, max_expansion=100)) == TEXT
+
+
 def test_a_corrupt_or_truncated_body_is_an_error() -> None:
     coded = gzip.compress(TEXT)
     with pytest.raises(ProtocolViolation, match="corrupt"):
@@ -158,6 +168,15 @@ def test_a_corrupt_or_truncated_body_is_an_error() -> None:
                      max_expansion=100))
     with pytest.raises(TransientError, match="ended"):
         list(decoded([coded[: len(coded) // 2]], "gzip", piece=4096, max_expansion=100))
+
+
+def test_the_settings_default_is_the_decoders() -> None:
+    from freight.config import SETTINGS
+    from freight.engine.http.decoding import DEFAULT_MAX_EXPANSION
+
+    assert SETTINGS["max_expansion"].default == EngineSettings().max_expansion
+    assert EngineSettings().max_expansion == DEFAULT_MAX_EXPANSION
+    assert EngineSettings.from_settings({"max_expansion": 0}).max_expansion == 0
 
 
 def _zeros_gzip(size: int) -> bytes:

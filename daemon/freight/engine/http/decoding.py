@@ -33,6 +33,8 @@ DECODED_FLOOR = 64 << 20
 #: Past the floor, decoded bytes per coded byte. Text and logs compress 5-20x, sparse disk
 #: images more: a user who expects one raises the setting ``max_expansion``.
 DEFAULT_MAX_EXPANSION = 100
+#: Codings stacked on one body: each holds a zlib state; real servers apply one.
+MAX_CODINGS = 4
 _GZIP = ("gzip", "x-gzip")
 _DECODED = (*_GZIP, "deflate")
 #: Codings a browser may decode that Freight does not: refused rather than saved coded.
@@ -69,6 +71,8 @@ def decoded(
     if names is None or not names:
         yield from chunks
         return
+    if len(names) > MAX_CODINGS:
+        raise ProtocolViolation(f"the server coded the body {len(names)} times over")
     refused = [name for name in names if name in _UNDECODED]
     if refused:
         raise ProtocolViolation(
@@ -79,15 +83,16 @@ def decoded(
     stream: Iterator[bytes | memoryview] = iter(chunks)
     for depth, name in enumerate(reversed(names)):
         stream = _inflate(stream, name, piece, meter if depth == 0 else None)
+    shown = ", ".join(names)[:40]
     total = 0
     for out in stream:
         total += len(out)
         if total > DECODED_FLOOR and max_expansion and total > max_expansion * meter.consumed:
             raise ProtocolViolation(
-                f"the server's {content_encoding} body expanded to over {total} bytes from "
-                f"{meter.consumed} (over {max_expansion:g}x past {DECODED_FLOOR >> 20} MiB): "
-                "stopped as a decompression bomb; if the file is expected to expand this "
-                "much, raise the setting max_expansion (0: no bound)"
+                f"the server's {shown} body expanded to {total} bytes from "
+                f"{meter.consumed} coded bytes (more than {max_expansion:g}x, past "
+                f"{DECODED_FLOOR >> 20} MiB): stopped as a decompression bomb; if the file "
+                "is expected to expand this much, raise the setting max_expansion (0: no bound)"
             )
         yield out
 
@@ -106,13 +111,15 @@ def _inflate(
     """One coding undone, ``piece`` bytes at most per step."""
     engine: zlib._Decompress | None = None
     ended = False  # the last stream (gzip member) reached its end
+    pending = False  # zlib may hold output past ``piece`` with all its input taken
     for chunk in chunks:
         data = bytes(chunk)
-        while data:
-            if ended and name not in _GZIP:
-                data = b""  # bytes after the end of a deflate stream: not the file's
-                break
-            if engine is None or ended:
+        while data or pending:
+            if ended:
+                if name not in _GZIP or not data.strip(b"\0"):
+                    break  # after a deflate stream, or a gzip's zero padding: not the file's
+                engine = None  # RFC 1952 §2.2: another gzip member follows
+            if engine is None:
                 engine, ended = _decompressor(name, data), False
             try:
                 out = engine.decompress(data, piece)
@@ -122,14 +129,8 @@ def _inflate(
             rest = engine.unused_data if ended else engine.unconsumed_tail
             if meter is not None:
                 meter.consumed += len(data) - len(rest)
+            data, pending = rest, not ended and len(out) == piece
             if out:
                 yield out
-            data = rest
-            # Output still held inside zlib (the input consumed, ``piece`` reached).
-            while out and not ended and not data:
-                out = engine.decompress(b"", piece)
-                ended = engine.eof
-                if out:
-                    yield out
     if engine is not None and not ended:
         raise TransientError(f"the connection ended inside the {name} body")
