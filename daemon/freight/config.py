@@ -200,7 +200,10 @@ SETTINGS: dict[str, Setting] = {
         Setting("retry_base", float, 0.5, 0.0, 60.0, help="first backoff in seconds"),
         Setting("retry_max", float, 60.0, 0.0, 3600.0, help="longest backoff in seconds"),
         Setting("max_redirects", int, 10, 0, 50),
-        Setting("max_size", int, None, 0, None, nullable=True, help="refuse larger files"),
+        Setting("max_size", int, None, 0, None, nullable=True,
+                help="refuse larger files (decoded bytes); null: no limit"),
+        Setting("max_expansion", int, 100, 0, None,
+                help="a compressed body past 64 MiB may expand this many times; 0: no bound"),
         Setting("lean_reader", bool, True, help="read range bodies without httpx (faster)"),
         Setting("capture", bool, True, help="the extension captures browser downloads"),
         Setting("capture_min_size", int, 0, 0, None, help="smaller downloads stay in browser"),
@@ -302,6 +305,7 @@ class EngineSettings:
     retry_max: float = 60.0
     max_redirects: int = 10
     max_size: int | None = None
+    max_expansion: int = 100  # decoding.DEFAULT_MAX_EXPANSION
     lean_reader: bool = True  # range bodies through engine/http/lean.py, not httpx (ARCHITECTURE)
 
     @classmethod

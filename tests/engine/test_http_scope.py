@@ -27,7 +27,7 @@ def test_headers_go_to_their_origin_only() -> None:
     same = request.wire_headers("http://files.test:80/other")
     assert {k: same[k] for k in SECRETS} == SECRETS
     other = request.wire_headers("https://cdn.test/f.bin")
-    assert set(other) == {"User-Agent", "Referer", "Range", "If-Range"}
+    assert set(other) == {"User-Agent", "Referer", "Accept-Encoding", "Range", "If-Range"}
     assert other["Referer"] == "https://site.test/"  # strict-origin-when-cross-origin
     assert "Referer" not in request.wire_headers("http://cdn.test/f.bin")  # no downgrade
     assert "Cookie" not in request.wire_headers("https://files.test/f.bin")  # other scheme
@@ -52,7 +52,8 @@ def test_userinfo_becomes_basic_auth_for_its_origin(user: str, password: str) ->
 def test_a_user_authorization_wins_over_userinfo() -> None:
     request = RangeRequest("http://u:p@files.test/f", headers={"authorization": "Bearer x"})
     sent = request.scoped().wire_headers()
-    assert sent == {"authorization": "Bearer x", "Range": "bytes=0-"}
+    assert sent == {"authorization": "Bearer x", "Accept-Encoding": "identity",
+                    "Range": "bytes=0-"}
 
 
 def test_the_final_url_keeps_the_first_origins_scope() -> None:

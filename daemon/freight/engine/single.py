@@ -97,7 +97,9 @@ class SingleStream:
         last_save = time.monotonic()
         limit = self.settings.max_size
         try:
-            for chunk in reply.chunks(self.settings.read_size):
+            for chunk in reply.chunks(
+                self.settings.read_size, max_expansion=self.settings.max_expansion
+            ):
                 s.check_stop()
                 if reply.size is not None and offset + len(chunk) > reply.size:
                     raise ProtocolViolation("the server sent more bytes than it declared")

@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from freight.engine.http.decoding import DEFAULT_MAX_EXPANSION, decoded
+
 if TYPE_CHECKING:
     from freight.engine.http.lean import Connection
 
@@ -42,8 +44,12 @@ class Reply:
     on_close: Callable[[Reply], None] | None = None  # the source's bookkeeping
     short: bool = False  # a 206 ending before the end asked (``end`` is where it stops)
 
-    def chunks(self, read_size: int) -> Iterator[bytes | memoryview]:
-        """The body in chunks; a chunk may be reused after the next one is asked for."""
+    def chunks(
+        self, read_size: int, *, max_expansion: float = DEFAULT_MAX_EXPANSION
+    ) -> Iterator[bytes | memoryview]:
+        """The body in chunks; a chunk may be reused after the next one is asked for. A
+        coded body comes decoded, in chunks of at most ``read_size``, stopped once it
+        expands past ``max_expansion`` (decoding.decoded)."""
         if self.conn is not None:
             assert self.end is not None
             keep_alive = self.response.headers.get("connection", "").lower() != "close"
@@ -52,9 +58,13 @@ class Reply:
             return self.body(read_size)
         from freight.engine.http.httpx_reader import mapped
 
+        raw = mapped(self.response.iter_raw(read_size))
         if self.encoded:
-            return mapped(self.response.iter_bytes(read_size))
-        return mapped(self.response.iter_raw(read_size))
+            # Decoded here, not by httpx: its decoders inflate a whole chunk at once, without
+            # bound (a 64 KiB chunk of a gzip bomb is 64 MiB at once).
+            return decoded(raw, self.response.headers.get("content-encoding"),
+                           piece=read_size, max_expansion=max_expansion)
+        return raw
 
     def abort(self) -> None:
         """From another thread: wake the reader blocked on this reply's socket."""

@@ -34,7 +34,11 @@ from freight.urls import split_credentials as split_userinfo
 
 #: Headers a browser sends to any origin: they go after a cross-origin redirect too.
 PUBLIC_HEADERS = frozenset({"user-agent", "accept", "accept-language"})
-_ENGINE_HEADERS = ("range", "if-range")
+#: The engine's own: a user's value (a browser's "gzip, deflate, br") is dropped.
+_ENGINE_HEADERS = ("range", "if-range", "accept-encoding")
+#: RFC 9110 §14.1.1: a range is of the representation selected, content coding included;
+#: only identity bytes are the file's, to be split and spliced (§8.4, decoding.py).
+IDENTITY = "identity"
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 #: RFC 3986 §2.2 reserved, §2.3 unreserved, and "%" (an escape already made): kept as they are.
 _UNENCODED = re.compile(r"[^A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]")
@@ -118,9 +122,10 @@ class RangeRequest:
 
     def wire_headers(self, url: str | None = None) -> dict[str, str]:
         """The headers as sent to ``url`` (default: this request's): the download's (only to
-        their origin, see the module's docstring), then Range (RFC 9110 §14.2) and If-Range.
-        A Range or If-Range among the download's own is dropped: they are the engine's to set,
-        and two of them would make the server's answer ambiguous."""
+        their origin, see the module's docstring), then ``Accept-Encoding: identity`` and
+        Range (RFC 9110 §14.2) and If-Range. A Range, If-Range or Accept-Encoding among the
+        download's own is dropped: they are the engine's to set; two of them would make the
+        server's answer ambiguous, and a coded answer cannot be split (§14.1.1)."""
         target = url or self.url
         own = origin_of(target) == (self.origin or origin_of(self.url))
         sent: dict[str, str] = {}
@@ -136,6 +141,7 @@ class RangeRequest:
                     sent[name] = cut
         if own and self.authorization and not any(k.lower() == "authorization" for k in sent):
             sent["Authorization"] = self.authorization
+        sent["Accept-Encoding"] = IDENTITY
         if not self.whole:
             sent["Range"] = range_header(self.start, self.end)
             if_range = self.if_range()
