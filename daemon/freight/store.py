@@ -28,6 +28,7 @@ from typing import Any, Protocol
 from freight import config
 from freight.errors import InputError, NotFound, StoreError
 from freight.models import Download, DownloadState, Segment, can_transition, check_transition
+from freight.redact import redact_optional
 
 #: 'FRGT' — marks the file as Freight's so that a foreign SQLite file is never migrated.
 APPLICATION_ID = 0x46524754
@@ -445,13 +446,16 @@ class Store:
         error: str | None = None,
         error_kind: str | None = None,
     ) -> Download:
-        """Move a download through the state machine; raises IllegalTransition, NotFound."""
+        """Move a download through the state machine; raises IllegalTransition, NotFound.
+
+        ``error`` is redacted here, the one place it is written: whatever raised it, no
+        secret header value or URL userinfo is stored, returned by the API or shown."""
         now = time.time()
         finished = now if new == DownloadState.COMPLETED else None
         # One statement when the move is legal (the common case): the WHERE clause holds the
         # transition table's predecessors of ``new``. Otherwise read the state to say why.
         sources = _SOURCES[new]
-        values = (new.value, error, error_kind, now, finished, download_id)
+        values = (new.value, redact_optional(error), error_kind, now, finished, download_id)
         cur = self._execute(
             _SET_STATE + f" AND state IN ({', '.join('?' * len(sources))})", (*values, *sources)
         )
