@@ -45,8 +45,9 @@ _QUOTED_PAIR = re.compile(
 )
 
 #: ``scheme://userinfo@``: the userinfo runs to the last ``@`` before the authority ends
-#: (a raw ``@`` in a password is split there by urlsplit too).
-_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)[^/?#\s@]*(?:@[^/?#\s@]*)*@")
+#: (a raw ``@`` in a password is split there by urlsplit too). The scheme is bounded (real
+#: ones are short): unbounded, a long run of ``a.a.a...`` would cost quadratic time.
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]{0,31}://)[^/?#\s@]*(?:@[^/?#\s@]*)*@")
 
 
 def redact_text(text: str) -> str:
