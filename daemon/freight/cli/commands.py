@@ -16,7 +16,7 @@ from typing import Any
 
 from freight import config
 from freight.cli.common import client_command, say_error
-from freight.cli.terminal import cell, say
+from freight.cli.terminal import cell, terminal_text
 from freight.errors import InputError
 from freight.headers import parse_header_lines
 from freight.models import EXIT_FAILED, EXIT_NEEDS_REFRESH, EXIT_OK, EXIT_USAGE, DownloadState
@@ -120,7 +120,7 @@ def _add(client: Any, args: argparse.Namespace) -> int:
         print(json.dumps({"ids": [download_id for download_id, _ in added]}))
     else:
         for download_id, url in added:
-            say(f"{download_id}\t{url}")
+            print(f"{download_id}\t{terminal_text(url)}")  # the tab separates, unescaped
     errors = [(o, url) for o, url in zip(outcomes, shown) if isinstance(o, BaseException)]
     for exc, url in errors:
         say_error(f"{url}: {exc}")
