@@ -27,7 +27,10 @@ from typing import Any, Protocol
 
 from freight import config
 from freight.errors import InputError, NotFound, StoreError
+from freight.headers import with_basic
 from freight.models import Download, DownloadState, Segment, can_transition, check_transition
+from freight.redact import redact_optional
+from freight.urls import split_credentials
 
 #: 'FRGT' — marks the file as Freight's so that a foreign SQLite file is never migrated.
 APPLICATION_ID = 0x46524754
@@ -85,6 +88,8 @@ MIGRATIONS: list[str] = [
         done        INTEGER NOT NULL
     );
     """,
+    # version 3: URL userinfo out of the rows older versions wrote (_userinfo_out)
+    "",
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -218,11 +223,54 @@ def _journal_mode_wal(db: sqlite3.Connection, timeout: float) -> None:
             time.sleep(0.005)
 
 
-def _migrate(db: sqlite3.Connection, path: str) -> None:
+def _userinfo_out(db: sqlite3.Connection, sealer: Sealer | None) -> None:
+    """Version 3: rows written before userinfo left URLs where they enter (freight.urls)
+    may hold ``user:password@`` in ``url``, ``final_url`` or ``referrer``, in clear. The
+    userinfo of ``url`` is what the download authenticates with: it becomes the sealed
+    ``Authorization: Basic`` header (unless the row has an Authorization of its own, which
+    wins, as with_basic says); that of ``final_url`` and ``referrer`` is dropped (the engine
+    never sent it beyond the first origin). A URL that does not parse is left as it is: it
+    cannot be fetched, and nothing can be taken out of it reliably."""
+    def bare(url: str | None) -> tuple[str | None, str | None]:
+        if url is None or "@" not in url:
+            return url, None
+        try:
+            return split_credentials(url)
+        except ValueError:
+            return url, None
+
+    rows = db.execute(
+        "SELECT id, url, final_url, referrer, sealed_headers FROM downloads "
+        "WHERE instr(url, '@') OR instr(final_url, '@') OR instr(referrer, '@')"
+    ).fetchall()
+    for row in rows:
+        (url, basic), final_url, referrer = bare(row[1]), bare(row[2])[0], bare(row[3])[0]
+        sealed = row[4]
+        if basic is not None:
+            if sealer is None:
+                raise StoreError(
+                    "this database holds a password in a download's URL, and no key is "
+                    "available to store it sealed; Freight left it untouched"
+                )
+            secret = json.loads(sealer.open(sealed)) if sealed is not None else {}
+            sealed = sealer.seal(json.dumps(with_basic(secret, basic)).encode())
+        db.execute(
+            "UPDATE downloads SET url = ?, final_url = ?, referrer = ?, sealed_headers = ? "
+            "WHERE id = ?",
+            (url, final_url, referrer, sealed, row[0]),
+        )
+
+
+#: Migrations that are Python, not SQL, by the version they bring the schema to.
+_MIGRATION_STEPS = {3: _userinfo_out}
+
+
+def _migrate(db: sqlite3.Connection, path: str, sealer: Sealer | None = None) -> None:
     """Bring the schema to SCHEMA_VERSION in one write transaction, atomic across processes:
     two processes opening a fresh file at once both saw version 0 outside it, so the header
     is read again once this process holds the write lock, and what another process migrated
-    meanwhile is not migrated twice ("table downloads already exists")."""
+    meanwhile is not migrated twice ("table downloads already exists"). A failing step
+    (say no key to seal with) rolls back every step: the file stays as it was."""
     db.execute("BEGIN IMMEDIATE")
     try:
         app_id, version, tables = _header(db)
@@ -231,6 +279,9 @@ def _migrate(db: sqlite3.Connection, path: str) -> None:
             for statement in MIGRATIONS[number].split(";"):
                 if statement.strip():
                     db.execute(statement)
+            step = _MIGRATION_STEPS.get(number + 1)
+            if step is not None:
+                step(db, sealer)
         db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
     except BaseException:
@@ -251,7 +302,7 @@ class Store:
         self.sealer = sealer
         self._lock = threading.RLock()
         self._settings: dict[str, Any] | None = None
-        self._db = self._open(self.path, timeout)
+        self._db = self._open(self.path, timeout, sealer)
 
     @contextmanager
     def _mapped(self) -> Iterator[None]:
@@ -263,7 +314,7 @@ class Store:
     # -- opening and migrating -------------------------------------------------------------
 
     @staticmethod
-    def _open(path: str, timeout: float) -> sqlite3.Connection:
+    def _open(path: str, timeout: float, sealer: Sealer | None) -> sqlite3.Connection:
         if path != ":memory:" and not os.path.exists(path):
             # Private from the start (SQLite gives its -wal and -shm files the same mode).
             try:
@@ -306,7 +357,7 @@ class Store:
             db.execute("PRAGMA synchronous = NORMAL")
             db.execute("PRAGMA foreign_keys = ON")
             if version < SCHEMA_VERSION:
-                _migrate(db, path)
+                _migrate(db, path, sealer)
         except StoreError:
             db.close()
             raise
@@ -445,13 +496,16 @@ class Store:
         error: str | None = None,
         error_kind: str | None = None,
     ) -> Download:
-        """Move a download through the state machine; raises IllegalTransition, NotFound."""
+        """Move a download through the state machine; raises IllegalTransition, NotFound.
+
+        ``error`` is redacted here, the one place it is written: whatever raised it, no
+        secret header value or URL userinfo is stored, returned by the API or shown."""
         now = time.time()
         finished = now if new == DownloadState.COMPLETED else None
         # One statement when the move is legal (the common case): the WHERE clause holds the
         # transition table's predecessors of ``new``. Otherwise read the state to say why.
         sources = _SOURCES[new]
-        values = (new.value, error, error_kind, now, finished, download_id)
+        values = (new.value, redact_optional(error), error_kind, now, finished, download_id)
         cur = self._execute(
             _SET_STATE + f" AND state IN ({', '.join('?' * len(sources))})", (*values, *sources)
         )

@@ -20,6 +20,7 @@ from typing import Any
 
 from freight.config import Paths, paths_from_env
 from freight.logs import PrivateRotatingFileHandler
+from freight.redact import RedactingFilter
 from freight.rpc import PARSE_ERROR
 
 from freight_host import __version__
@@ -70,6 +71,7 @@ def _setup_logging(paths: Paths) -> None:
             paths.host_log_file, maxBytes=1024 * 1024, backupCount=2, encoding="utf-8")
     except OSError:
         handler = logging.StreamHandler(sys.stderr)  # stderr: the browser's log, never stdout
+        handler.addFilter(RedactingFilter())  # the file handler has its own
     handler.setFormatter(logging.Formatter(
         "%(asctime)s freight-host[%(process)d] %(levelname)s %(message)s"))
     root.addHandler(handler)

@@ -16,6 +16,7 @@ from typing import Any
 
 from freight import config
 from freight.cli.common import client_command, say_error
+from freight.cli.terminal import cell, terminal_text
 from freight.errors import InputError, RefreshRefused
 from freight.headers import parse_header_lines
 from freight.models import EXIT_FAILED, EXIT_NEEDS_REFRESH, EXIT_OK, EXIT_USAGE, DownloadState
@@ -122,7 +123,7 @@ def _add(client: Any, args: argparse.Namespace) -> int:
         print(json.dumps({"ids": [download_id for download_id, _ in added]}))
     else:
         for download_id, url in added:
-            print(f"{download_id}\t{url}")
+            print(f"{download_id}\t{terminal_text(url)}")  # the tab separates, unescaped
     errors = [(o, url) for o, url in zip(outcomes, shown) if isinstance(o, BaseException)]
     for exc, url in errors:
         say_error(f"{url}: {exc}")
@@ -175,7 +176,9 @@ def _table(rows: list[dict[str, Any]]) -> Any:
         name = d.get("name") or d["url"]
         if d.get("error"):
             name += f"  ({d['error']})"
-        table.add_row(str(d["id"]), d["state"], pct, format_size(d.get("size")), speed, eta, name)
+        # Cells as Text: a name or an error from a server is never markup, never a control.
+        table.add_row(*map(cell, (d["id"], d["state"], pct, format_size(d.get("size")), speed,
+                                  eta, name)))
     return table
 
 

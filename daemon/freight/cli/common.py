@@ -1,16 +1,17 @@
 """What the daemon's subcommands (:mod:`freight.cli.control`, :mod:`freight.cli.commands`)
-share: Freight's folders with logging to the file, messages on stderr, and the wrapper that
-connects a command to the daemon and turns Freight's errors into messages and exit codes.
+share: Freight's folders with logging to the file, messages on stderr (made safe for a
+terminal, :mod:`freight.cli.terminal`), and the wrapper that connects a command to the daemon
+and turns Freight's errors into messages and exit codes.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Callable
 from typing import Any
 
 from freight import config
+from freight.cli.terminal import say_error
 from freight.errors import FreightError, InputError
 from freight.models import EXIT_FAILED, EXIT_USAGE
 
@@ -22,10 +23,6 @@ def setup_paths() -> config.Paths:
     # Client commands log to the file only: their stderr is for the user's messages.
     logs.setup(paths.log_file)
     return paths
-
-
-def say_error(message: str) -> None:
-    print(f"freight: {message}", file=sys.stderr)
 
 
 def client_command(body: Callable[[Any, argparse.Namespace], int]) -> Callable[..., int]:

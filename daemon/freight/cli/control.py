@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 from freight.cli.common import say_error, setup_paths
+from freight.cli.terminal import say
 from freight.errors import FreightError
 from freight.models import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from freight.units import format_rate
@@ -102,18 +103,18 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(json.dumps(status))
     elif status["running"]:
         limit = status.get("global_limit")
-        print(
-            f"freight daemon running: pid {status['pid']}, {status['url']}\n"
+        say(f"freight daemon running: pid {status['pid']}, {status['url']}")
+        say(
             f"  {status['active']} active, {status['queued']} queued, {status['paused']} paused,"
             f" {status['failed']} need attention; {format_rate(status['speed'])}"
             f" (limit: {format_rate(limit) if limit else 'none'})"
         )
         keyring = status.get("keyring") or {}
         if keyring.get("fallback"):
-            print(f"  warning: no OS keyring; secrets kept in files under {keyring.get('path')}")
+            say(f"  warning: no OS keyring; secrets kept in files under {keyring.get('path')}")
     else:
-        print("freight daemon is not running" + (f" ({status['error']})" if "error" in status
-                                                 else ""))
+        say("freight daemon is not running" + (f" ({status['error']})" if "error" in status
+                                               else ""))
     return EXIT_OK if status["running"] else EXIT_FAILED
 
 

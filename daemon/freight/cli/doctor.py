@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from freight import config
+from freight.cli.terminal import say
 from freight.units import format_size
 
 OK, WARN, FAIL = "ok", "warn", "fail"
@@ -349,8 +350,8 @@ def main(json_output: bool = False, timeout: float = 10.0) -> int:
         print(json.dumps({"ok": healthy, "checks": [asdict(c) for c in checks]}, indent=2))
     else:
         for c in checks:
-            print(f"[{_MARK[c.status]}] {c.name}: {c.detail}")
+            say(f"[{_MARK[c.status]}] {c.name}: {c.detail}")
             if c.fix and c.status != OK:
-                print(f"       fix: {c.fix}")
+                say(f"       fix: {c.fix}")
         print("all is well" if healthy else "some checks failed: see the fixes above")
     return 0 if healthy else 1

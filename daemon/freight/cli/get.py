@@ -17,7 +17,6 @@ import json
 import os
 import shlex
 import signal
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -25,6 +24,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from freight import config, logs
+from freight.cli.terminal import console_for, terminal_text
 from freight.engine.checksum import normalize_checksum
 from freight.engine.transfer import Transfer
 from freight.errors import FreightError, InputError
@@ -65,29 +65,6 @@ def configure(sub: Any) -> None:
     p.set_defaults(func=run_get)
 
 
-class _Messages:
-    """Messages on stderr: through rich on a terminal, plain text otherwise (rich costs
-    memory and time that a scripted `--json` run does not need). Text is never markup:
-    a file name with [brackets] prints as it is."""
-
-    def __init__(self, console: Any | None) -> None:
-        self.console = console
-
-    def say(self, text: str, style: str | None = None) -> None:
-        if self.console is None:
-            print(text, file=sys.stderr, flush=True)
-        else:
-            self.console.print(text, style=style, markup=False, highlight=False)
-
-
-def _console(args: argparse.Namespace) -> _Messages:
-    if args.json or args.quiet or not sys.stderr.isatty():
-        return _Messages(None)
-    from rich.console import Console
-
-    return _Messages(Console(stderr=True))
-
-
 class LazySealer:
     """Asks the keyring for the key only when a secret header is stored or read."""
 
@@ -117,7 +94,7 @@ def open_store(paths: config.Paths) -> Store:
 
 
 def run_get(args: argparse.Namespace) -> int:
-    err = _console(args)
+    err = console_for(args)
     try:
         # Userinfo leaves the URL here: stored sealed as Basic auth, never in clear (urls.py).
         urls = [split_credentials(check_http_url(u)) for u in args.urls]
@@ -320,7 +297,7 @@ class _Display:
             TextColumn("{task.description}", markup=False), BarColumn(), done(), speed(),
             TimeRemainingColumn(), TextColumn("{task.fields[conns]} conn"), console=console,
         )
-        self.task = self.progress.add_task(label, total=None, conns=0)
+        self.task = self.progress.add_task(terminal_text(label), total=None, conns=0)
 
     def __enter__(self) -> _Display:
         self.progress.start()
@@ -331,7 +308,8 @@ class _Display:
 
     def update(self, done: int, size: int | None, connections: int, label: str) -> None:
         self.progress.update(
-            self.task, completed=done, total=size, conns=connections, description=label
+            self.task, completed=done, total=size, conns=connections,
+            description=terminal_text(label),
         )
 
 

@@ -43,6 +43,7 @@ from freight.errors import (
     ThrottledError,
     TransientError,
 )
+from freight.headers import TOKEN
 
 MAX_HEAD = 64 * 1024
 
@@ -162,14 +163,18 @@ class Connection:
                 lines[2] = f"User-Agent: {value}"
                 continue
             if any(c in name + value for c in "\r\n"):
-                raise ProtocolViolation("a header value holds a line break")
+                raise ProtocolViolation(f"{_header_named(name)} holds a line break")
             lines.append(f"{name}: {value}")
         try:
             payload = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", errors="strict")
         except UnicodeEncodeError:
             # RFC 9110 §5.5: field values are octets; a character beyond Latin-1 has no
-            # agreed encoding (the name is not quoted: it may be a secret's).
-            raise ProtocolViolation("a header value holds a character beyond Latin-1") from None
+            # agreed encoding. The error names the header, never its value nor the head
+            # (an encode error's own text and repr hold the whole head, cookies included).
+            raise ProtocolViolation(
+                f"{_beyond_latin1(lines)} holds a character beyond Latin-1, "
+                "which HTTP cannot carry"
+            ) from None
         for attempt in (0, 1):
             fresh = self.sock is None or not self.reusable
             if fresh:
@@ -284,6 +289,20 @@ class Connection:
                 self.close()
             raise
         self.reusable = keep_alive and len(early) <= length
+
+
+def _header_named(name: str) -> str:
+    """A header as an error may name it: by its name when that is a token (RFC 9110
+    §5.6.2), never by its value."""
+    return f"the {name} header" if TOKEN.match(name) else "a header"
+
+
+def _beyond_latin1(lines: list[str]) -> str:
+    """Which line of the request cannot be encoded, named as _header_named does."""
+    for line in lines[1:]:
+        if any(ord(c) > 0xFF for c in line):
+            return _header_named(line.partition(":")[0])
+    return "the request target"
 
 
 class _StaleConnection(Exception):
