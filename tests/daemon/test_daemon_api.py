@@ -124,3 +124,17 @@ def test_every_method_event_and_code_is_documented() -> None:
                  rpc.INTERNAL_ERROR, rpc.NOT_FOUND, rpc.ILLEGAL_TRANSITION, rpc.SHUTTING_DOWN):
         assert f"| {code} |" in doc, f"code {code}"
     assert f"version `{rpc.PROTOCOL_VERSION}`" in doc or f"version {rpc.PROTOCOL_VERSION}" in doc
+
+
+def test_an_error_reply_never_carries_a_credential() -> None:
+    """Whatever raised it, an error's message passes the one redaction point on its way out:
+    a Freight error that quotes a request head or a URL with userinfo answers without them."""
+    call = api.parse(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "version", "params": {}}))
+    assert isinstance(call, api.Call)
+    for exc in (
+        InputError("the server refused GET /x\r\nCookie: sid=hunter2-cookie\r\nHost: a"),
+        StoreError("cannot save https://alice:hunter2-cookie@example.com/f"),
+    ):
+        error = json.loads(api.failure(call, exc).encode())["error"]
+        assert "hunter2-cookie" not in error["message"], error
+        assert "<redacted>" in error["message"]

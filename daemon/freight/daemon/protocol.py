@@ -42,6 +42,7 @@ from freight.daemon.params import (
     valid_unicode,
 )
 from freight.errors import FreightError, InputError
+from freight.redact import redact_text
 from freight.rpc import (
     INTERNAL_ERROR,
     INVALID_PARAMS,
@@ -177,12 +178,15 @@ def check_params(method: str, params: Any) -> dict[str, Any]:
 def _error(
     id: int | str | None, code: int, message: str, kind: str, data: dict[str, Any] | None = None
 ) -> Reply:
+    # Every error message leaves through here: the one redaction point takes credentials out
+    # of it, whatever raised it (docs/SECURITY.md).
     return Reply(
         id,
         {
             "jsonrpc": "2.0",
             "id": id,
-            "error": {"code": code, "message": message, "data": {**(data or {}), "kind": kind}},
+            "error": {"code": code, "message": redact_text(message),
+                      "data": {**(data or {}), "kind": kind}},
         },
     )
 
