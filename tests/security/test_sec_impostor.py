@@ -231,6 +231,23 @@ def test_an_impostor_with_a_made_up_proof_is_refused(
     assert_nothing_usable(received, token, impostor.port)
 
 
+def test_doctor_names_the_program_on_the_port_not_a_restart(
+        live_looking_file: tuple[Path, Impostor, str]) -> None:
+    """Restarting Freight cannot help while another program answers on its port: doctor says
+    so, and never sends the token there either."""
+    home, impostor, token = live_looking_file
+    env = host_env(home)
+    env["PYTHON_KEYRING_BACKEND"] = "keyring.backends.fail.Keyring"
+    doctor = subprocess.run([FREIGHT, "doctor", "--json"], env=env, capture_output=True,
+                            text=True, timeout=60)
+    checks = {c["name"]: c for c in json.loads(doctor.stdout)["checks"]}
+    daemon = checks["daemon"]
+    assert daemon["status"] == "fail", daemon
+    assert "not this user's Freight daemon" in daemon["detail"], daemon
+    assert f"sport = :{impostor.port}" in daemon["fix"], daemon  # who holds it, not a restart
+    assert_nothing_usable(impostor.received(), token, impostor.port)
+
+
 # -- a stale daemon.json ----------------------------------------------------------------------
 
 HOLD_LOCK = """

@@ -24,6 +24,7 @@ import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from freight import config
 from freight.cli.terminal import say
@@ -42,14 +43,31 @@ class Check:
     fix: str = ""
 
 
+def _port_in(paths: config.Paths) -> str:
+    """The port daemon.json names, for a fix to quote ("?" when it names none)."""
+    from freight import daemonfile
+    from freight.errors import DaemonError
+
+    try:
+        return str(urlsplit(str(daemonfile.read(paths)["url"])).port or "?")
+    except (DaemonError, ValueError):
+        return "?"
+
+
 def check_daemon(paths: config.Paths, timeout: float) -> tuple[Check, Any]:
     """A real ``version`` call. Returns the check and an open client (or None)."""
     from freight.client import Client
-    from freight.errors import AuthError, FreightError
+    from freight.errors import AuthError, FreightError, ImpostorError
 
     try:
         client = Client.connect(paths, timeout=timeout)
         version = client.call("version", timeout=timeout)
+    except ImpostorError as exc:
+        # Another program answers on the daemon's port: starting Freight again cannot help.
+        port = _port_in(paths)
+        return Check("daemon", FAIL, str(exc),
+                     f"see which program listens there (ss -ltnp 'sport = :{port}'), stop it,"
+                     " then: freight start"), None
     except AuthError as exc:
         return Check("daemon", FAIL, str(exc),
                      "restart the daemon so that it reads the current token:"
