@@ -10,6 +10,7 @@ the markup as text; ``--json`` stays exact.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import os
 import pty
@@ -21,6 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from freight import config
 from rawserver import RawServer, read_head
 from secdaemon import FREIGHT, DaemonProcess, env_for
 
@@ -189,9 +191,20 @@ def test_freight_status_error_and_cli_errors_are_escaped(tmp_path: Path) -> None
     """An error the CLI prints (here: it cannot reach the URL daemon.json names, which holds
     control characters and a password) is escaped and redacted."""
     home = tmp_path / "home"
-    (home / "state").mkdir(parents=True)
-    (home / "state" / "daemon.json").write_text(json.dumps(
+    paths = config.paths_from_env({"FREIGHT_HOME": str(home)}).ensure()
+    paths.daemon_file.write_text(json.dumps(
         {"pid": os.getpid(), "url": "ws://u:PW-SECRET@127.0.0.1:9/\x1b]0;pwned\x07[bold]"}))
+    # A daemon.json is trusted only while its pid lives and the instance lock is held: this
+    # process plays the daemon for both, so that the CLI goes on to the URL and fails there.
+    lock = os.open(paths.lock_file, os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    try:
+        run_status_and_ls(home)
+    finally:
+        os.close(lock)
+
+
+def run_status_and_ls(home: Path) -> None:
     for command in ("status", "ls"):
         proc = subprocess.run([FREIGHT, command], env=env_for(home), capture_output=True,
                               timeout=60)
