@@ -11,7 +11,6 @@ decoded bytes may outgrow the coded ones (engine/http/decoding.py).
 from __future__ import annotations
 
 import gzip
-import threading
 import zlib
 from pathlib import Path
 from typing import Any
@@ -20,16 +19,12 @@ import pytest
 from faultserver import FaultServer, make_data
 from freight.config import EngineSettings
 from freight.engine.http.decoding import DECODED_FLOOR, decoded
-from freight.engine.transfer import Transfer
 from freight.errors import ProtocolViolation, TransientError
-from freight.models import Download, DownloadState
+from freight.models import Download
 from freight.store import Store
 
-FAST: dict[str, Any] = {
-    "connections": 4, "adaptive": False, "min_split_size": 64 * 1024, "read_size": 16 * 1024,
-    "retry_base": 0.0, "retry_max": 0.01, "max_tries": 4, "checkpoint_interval": 0.05,
-    "stall_timeout": 3.0, "connect_timeout": 3.0,
-}
+from .wire_support import FAST, run_transfer, saved
+
 #: The lean reader is the default; ``lean_reader`` off sends every request through httpx
 #: (as a proxy or an unusual body does).
 READERS = {"lean": {}, "httpx": {"lean_reader": False}}
@@ -39,21 +34,8 @@ HEX_TEXT = make_data(300_000, seed=20).hex().encode()
 
 
 def transfer(store: Store, tmp_path: Path, url: str, reader: str, **fields: Any) -> Download:
-    folder = tmp_path / "dl"
-    folder.mkdir(exist_ok=True)
-    download = store.add(url, str(folder), state=DownloadState.ACTIVE, **fields)
-    run = Transfer(store, download.id, EngineSettings(**FAST, **READERS[reader]))
-    thread = threading.Thread(target=run.run, daemon=True)
-    thread.start()
-    thread.join(60)
-    assert not thread.is_alive(), "the transfer did not end"
-    return store.get(download.id)
-
-
-def saved(download: Download) -> bytes:
-    assert download.state is DownloadState.COMPLETED, (download.state, download.error)
-    assert download.path is not None
-    return Path(download.path).read_bytes()
+    settings = EngineSettings(**{**FAST, "max_tries": 4, **READERS[reader]})
+    return run_transfer(store, tmp_path, url, settings, **fields)
 
 
 @pytest.mark.parametrize("reader", READERS)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import logging
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,16 +16,12 @@ from faultserver import FaultServer, make_data
 from freight.config import EngineSettings
 from freight.engine.http.request import RangeRequest
 from freight.engine.http.source import HttpSource
-from freight.engine.transfer import Transfer
 from freight.errors import FreightError, ProtocolViolation
-from freight.models import Download, DownloadState
+from freight.models import Download
 from freight.store import Store
 
-FAST: dict[str, Any] = {
-    "connections": 4, "adaptive": False, "min_split_size": 64 * 1024, "read_size": 16 * 1024,
-    "retry_base": 0.0, "retry_max": 0.01, "max_tries": 6, "checkpoint_interval": 0.05,
-    "stall_timeout": 3.0, "connect_timeout": 3.0,
-}
+from .wire_support import FAST, run_transfer, saved
+
 READERS = ["lean", "httpx"]
 SECRETS = {"Cookie": "session=zebra-7", "Authorization": "Bearer quokka-9", "X-Custom": "own"}
 
@@ -53,21 +48,7 @@ def fetch(source: HttpSource, reader: str, url: str, **request: Any) -> bytes:
 
 def transfer(store: Store, tmp_path: Path, url: str, **fields: Any) -> Download:
     """A real Transfer (its own HttpSource, both readers) to its end."""
-    folder = tmp_path / "dl"
-    folder.mkdir(exist_ok=True)
-    download = store.add(url, str(folder), state=DownloadState.ACTIVE, **fields)
-    run = Transfer(store, download.id, EngineSettings(**FAST))
-    thread = threading.Thread(target=run.run, daemon=True)
-    thread.start()
-    thread.join(60)
-    assert not thread.is_alive(), "the transfer did not end"
-    return store.get(download.id)
-
-
-def saved(download: Download) -> bytes:
-    assert download.state is DownloadState.COMPLETED, (download.state, download.error)
-    assert download.path is not None
-    return Path(download.path).read_bytes()
+    return run_transfer(store, tmp_path, url, EngineSettings(**FAST), **fields)
 
 
 @pytest.mark.parametrize("reader", READERS)
