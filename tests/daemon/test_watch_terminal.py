@@ -5,6 +5,7 @@ frame never outgrows the terminal, and what does not fit is counted."""
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import pty
 import select
@@ -92,6 +93,15 @@ def test_watch_shows_the_running_downloads_first_and_fits_the_terminal(
                 proc.kill()
                 proc.wait()
             os.close(master)
+
+        # The same filter flags in `ls` and `watch` (not on a terminal: every row, once).
+        listed = json.loads(daemon.cli("ls", "--json", "--state", "completed", "--limit",
+                                       "5").stdout)
+        assert len(listed) == 5 and {d["state"] for d in listed} == {"completed"}
+        piped = daemon.cli("watch", "--queued", "--active")
+        assert piped.returncode == 0, piped.stderr
+        states = [line.split()[1] for line in piped.stdout.splitlines()[1:]]
+        assert states == ["active"] * 3 + ["queued"] * 12, piped.stdout
 
     assert proc.returncode == 0
     text = screen.decode()

@@ -4,12 +4,13 @@ orders and fits it; this module keeps it live).
 On a terminal it draws on the alternate screen, as top(1) and watch(1) do: every frame is
 drawn from the top-left corner and has at most as many lines as the terminal has rows, so
 nothing ever scrolls; a resize is picked up at the next frame. Not on a terminal (a pipe, a
-file), it prints the board once and ends.
+file), it prints the board once, every row (or ``--limit``'s), and ends.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 from typing import Any, TextIO
@@ -59,14 +60,18 @@ def _watch(client: Any, args: argparse.Namespace) -> int:
     client.call("subscribe")
     rows = {d["id"]: d for d in list_all(client, wanted.state_list())}
 
-    def board() -> list[str]:
-        size = shutil.get_terminal_size()
-        return frame([d for d in rows.values() if wanted.matches(d)], size.lines,
-                     size.columns, wanted.limit)
-
     out = sys.stdout
-    if not out.isatty():
-        print("\n".join(board()))
+
+    def board(height: int | None = None) -> list[str]:
+        shown = [d for d in rows.values() if wanted.matches(d)]
+        try:  # the terminal's own size, read again for every frame: it follows a resize
+            columns, lines = os.get_terminal_size(out.fileno())
+        except (OSError, ValueError):
+            columns, lines = shutil.get_terminal_size()
+        return frame(shown, height or lines, columns, wanted.limit)
+
+    if not out.isatty():  # a pipe or a file: every row (or --limit's), once
+        print("\n".join(board(height=len(rows) + 2)))
         return EXIT_OK
     out.write(_ENTER)
     try:
