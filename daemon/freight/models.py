@@ -120,6 +120,7 @@ class Download:
             "id": self.id,
             "url": self.url,
             "final_url": self.final_url,
+            "referrer": self.referrer,
             "name": self.name,
             "dir": self.dir,
             "path": self.path,

@@ -18,6 +18,9 @@
 import { SeenRequests, downloadRequest } from './cookies.js';
 import * as ext from './ext.js';
 import { CODES, RpcClient, RpcError } from './rpc.js';
+import {
+  addOwned, dropOwned, keepKnown, notificationFor, ownedFrom,
+} from './owned.js';
 import { matchRefresh, trackRefresh, waitingEntry } from './refresh.js';
 import {
   DEFAULT_RULES, baseName, cookiePairs, decide, nameFromUrl, normalizeRules,
@@ -44,6 +47,7 @@ const postUrls = new Map(); // url → time: page navigations sent as form POST
 const seenRequests = new SeenRequests(POST_TTL_MS); // url → who started it (SameSite, cookies.js)
 const pagePorts = new Set(); // open popups, fed with live events
 const known = new Map(); // daemon download id → state, for the badge
+let owned = []; // ids of the downloads this browser sent: only these notify (owned.js)
 
 const rpc = new RpcClient({
   connect: () => ext.connectNative(HOST),
@@ -93,6 +97,7 @@ async function init() {
   rules = safeRules(await ext.getLocal('rules', DEFAULT_RULES));
   recent = await ext.getSession('recent', []);
   refreshWanted = await ext.getSession('refreshWanted', []);
+  owned = ownedFrom(await ext.getLocal('owned', []));
   for (const [url, time] of await ext.getSession('handBacks', [])) handBacks.set(url, time);
   updateBadge();
   rpc.start(); // connect now: the port keeps the worker alive and brings live events
@@ -169,10 +174,20 @@ async function sendToDaemon(step, params) {
       throw err;
     });
     await setRefreshWanted(refreshWanted.filter((r) => r.id !== id));
+    await setOwned(addOwned(owned, res.id ?? id));
     return res.id ?? id;
   }
   const res = await rpc.request('add', params);
+  await setOwned(addOwned(owned, res.id));
   return res.id;
+}
+
+/** Replace this browser's list of its own downloads; storage.local keeps it across restarts.
+ * The memory copy changes at once: a state event that follows the reply finds it there. */
+async function setOwned(next) {
+  if (next === owned) return;
+  owned = next;
+  await ext.setLocal('owned', owned);
 }
 
 /** Chromium: the browser's download waits (in onDeterminingFilename) until we decide. */
@@ -345,7 +360,10 @@ async function refreshKnown() {
       waiting = trackRefresh(waiting, d);
     }
     // A complete list also tells which waiting downloads are gone (removed elsewhere).
-    if (downloads.length >= (total ?? 0)) waiting = waiting.filter((w) => known.has(w.id));
+    if (downloads.length >= (total ?? 0)) {
+      waiting = waiting.filter((w) => known.has(w.id));
+      await setOwned(keepKnown(owned, new Set(known.keys())));
+    }
     await setRefreshWanted(waiting);
     updateBadge();
   } catch { /* the status banner already says why */ }
@@ -358,13 +376,15 @@ function onDaemonEvent(method, params) {
   } else if (method === 'download.removed') {
     known.delete(params.id);
     setRefreshWanted(refreshWanted.filter((r) => r.id !== params.id));
+    setOwned(dropOwned(owned, params.id));
   } else if (method === 'download.state') {
     const before = known.get(params.id);
     known.set(params.id, params.state);
     setRefreshWanted(trackRefresh(refreshWanted, {
       ...(params.download ?? {}), id: params.id, state: params.state,
     }));
-    if (before !== params.state) notifyState(params);
+    const note = notificationFor(owned, rules.notify, before, params);
+    if (note) ext.notify(note.id, note.title, note.message);
   }
   updateBadge();
 }
@@ -375,16 +395,6 @@ async function setRefreshWanted(next) {
   refreshWanted = next;
   broadcast({ type: 'refreshWanted', refreshWanted });
   await ext.setSession('refreshWanted', refreshWanted);
-}
-
-function notifyState({ id, state, error, download }) {
-  if (!rules.notify) return;
-  const name = download?.name || `download #${id}`;
-  if (state === 'completed') ext.notify(`freight-done-${id}`, 'Download complete', name);
-  else if (state === 'failed') ext.notify(`freight-fail-${id}`, 'Download failed', `${name}: ${error || 'error'}`);
-  else if (state === 'needs_refresh') {
-    ext.notify(`freight-refresh-${id}`, 'Link expired', `${name}: open the page and click the link again`);
-  }
 }
 
 async function onNotificationClick(notificationId) {
@@ -491,4 +501,6 @@ async function handlePageMessage(msg) {
 }
 
 // Exposed for tests that drive the worker through Playwright's sw.evaluate().
-globalThis.freight = { rpc, ready, plan: (item) => plan(item), rules: () => rules, recent: () => recent };
+globalThis.freight = {
+  rpc, ready, plan: (item) => plan(item), rules: () => rules, recent: () => recent, owned: () => owned,
+};

@@ -111,3 +111,28 @@ export function applyEvent(downloads, method, params) {
       return false;
   }
 }
+
+/** The page the popup's "Refresh link" opens for a download waiting for a fresh link: the page
+ * it came from (the daemon's `referrer`), else its site's front page (the URL's origin); null
+ * when neither is an http(s) URL (a page of another scheme is never opened from here). */
+export function refreshPage(d) {
+  for (const candidate of [d?.referrer, d?.url]) {
+    let u;
+    try {
+      u = new URL(candidate);
+    } catch {
+      continue;
+    }
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') continue;
+    u.username = '';
+    u.password = '';
+    return candidate === d.referrer ? u.href : `${u.origin}/`;
+  }
+  return null;
+}
+
+/** What the popup tells the user once it opened that page. */
+export function refreshHint(d) {
+  const name = d?.name || 'the file';
+  return `Click the link to ${name} on that page: Freight takes the new link for download #${d.id}`;
+}

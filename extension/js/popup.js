@@ -3,7 +3,8 @@
 
 import * as ext from './ext.js';
 import {
-  actionsFor, applyEvent, formatBytes, formatEta, formatSpeed, parseRate, percent,
+  actionsFor, applyEvent, formatBytes, formatEta, formatSpeed, parseRate, percent, refreshHint,
+  refreshPage,
 } from './format.js';
 import { nameFromUrl } from './rules.js';
 
@@ -175,6 +176,7 @@ function fill(r, d) {
   ].filter(Boolean);
   r.querySelector('.meta').replaceChildren(...meta.map((m) => el('span', '', m)));
   r.querySelector('.err').textContent = d.state === 'failed' || d.state === 'needs_refresh' ? (d.error ?? '') : '';
+  if (d.state !== 'needs_refresh') r.querySelector('.hint')?.remove(); // the wait is over
   const acts = actionsFor(d.state);
   const box = r.querySelector('.actions');
   if (box.dataset.state !== d.state) {
@@ -201,10 +203,7 @@ $('list').addEventListener('click', async (ev) => {
       case 'remove': await call('remove', { id }); break;
       case 'open': await call('open', { id }); break;
       case 'reveal': await call('open', { id, reveal: true }); break;
-      case 'refresh':
-        refreshWanted = await page('wantRefresh', { id, name: d.name, size: d.size ?? null });
-        render();
-        break;
+      case 'refresh': await refreshFromPage(id, d); break;
       default: break;
     }
   } catch (err) {
@@ -213,6 +212,24 @@ $('list').addEventListener('click', async (ev) => {
     button.disabled = false;
   }
 });
+
+/** "Refresh link": wait for a fresh link for this download, open the page it came from in a
+ * new tab and say what to click there. The click is matched to this download by identity in
+ * the background (refresh.js); the hint is shown first, as opening a tab may close a popup. */
+async function refreshFromPage(id, d) {
+  const full = await call('get', { id }); // the daemon's record: its referrer, not the page's
+  refreshWanted = await page('wantRefresh', { id, name: d?.name, size: d?.size ?? null });
+  render();
+  const target = refreshPage(full);
+  const r = rows.get(id);
+  if (r) {
+    let hint = r.querySelector('.hint');
+    if (!hint) r.append(hint = el('div', 'hint'));
+    hint.textContent = target ? refreshHint(full) : 'This download has no web page to open: '
+      + `give it a fresh link with \`freight refresh ${id} URL\``;
+  }
+  if (target) await ext.openTab(target);
+}
 
 function r_error(id, text) {
   const r = rows.get(id);

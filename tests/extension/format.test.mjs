@@ -63,3 +63,17 @@ test('applyEvent keeps the map in step with the daemon', () => {
   assert.equal(m.size, 0);
   assert.equal(applyEvent(m, 'something.else', {}), false);
 });
+
+test('refreshPage: the referrer, else the origin of the URL, never another scheme', async () => {
+  const { refreshPage, refreshHint } = await import('../../extension/js/format.js');
+  assert.equal(refreshPage({ referrer: 'https://files.example/page?x=1#top', url: 'https://cdn.example/a' }),
+    'https://files.example/page?x=1#top');
+  assert.equal(refreshPage({ referrer: null, url: 'https://cdn.example/dl/a.bin?sig=1' }), 'https://cdn.example/');
+  assert.equal(refreshPage({ referrer: 'javascript:alert(1)', url: 'http://h.example:8080/a' }),
+    'http://h.example:8080/');
+  assert.equal(refreshPage({ referrer: 'https://u:pw@files.example/p', url: 'x' }), 'https://files.example/p');
+  assert.equal(refreshPage({ referrer: 'file:///etc/passwd', url: 'ftp://h/x' }), null);
+  assert.equal(refreshPage({}), null);
+  assert.equal(refreshHint({ id: 7, name: 'movie (1).bin' }),
+    'Click the link to movie (1).bin on that page: Freight takes the new link for download #7');
+});

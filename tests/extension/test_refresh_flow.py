@@ -121,13 +121,25 @@ def start_and_expire(b: Browser, srv: FaultServer) -> Expired:
     return Expired(page, signed, data, d["id"], stuck["done"])
 
 
-def click_fresh_link(b: Browser, srv: FaultServer, ex: Expired) -> None:
-    """The site signs a fresh URL for the same object, the page links to it, the user clicks
-    it: the SAME download resumes and completes, and nothing is fetched twice."""
-    fresh_path = "/dl/movie.bin?sig=second"
-    fresh = srv.refresh(ex.signed, fresh_path, rate=FAST)
-    ex.page.goto(publish_page(srv, fresh))
-    ex.page.click("#dl")
+FRESH_PATH = "/dl/movie.bin?sig=second"
+
+
+def sign_fresh_link(srv: FaultServer, ex: Expired) -> str:
+    """The site signs a fresh URL for the same object and its page now links to it."""
+    fresh = srv.refresh(ex.signed, FRESH_PATH, rate=FAST)
+    publish_page(srv, fresh)
+    return fresh
+
+
+def click_fresh_link(b: Browser, srv: FaultServer, ex: Expired, page: Any = None) -> None:
+    """The user clicks the fresh link on the page (reloaded, or the one `page` shows): the
+    SAME download resumes and completes, and nothing is fetched twice."""
+    fresh = srv.url(FRESH_PATH) if page is not None else sign_fresh_link(srv, ex)
+    if page is None:
+        page = ex.page
+        page.goto(srv.url("/page.html"))
+    page.click("#dl")
+    fresh_path = FRESH_PATH
 
     done = wait_for(lambda: (x := the_download(b))["state"] in ("completed", "failed") and x,
                     timeout=30, what="the refreshed download to end")
@@ -172,11 +184,25 @@ def test_expired_link_refreshed_from_the_popup_resumes_the_same_download(browser
     popup.wait_for_selector("#refresh-note:not([hidden])", timeout=5_000)
     assert "movie.bin" in popup.inner_text("#refresh-note")
     b.screenshot(popup, "popup-needs-refresh.png")
-    button.click()
+    sign_fresh_link(srv, ex)  # what the site's page offers when it is opened again
+
+    # Refresh link opens the download's page (its referrer) in a new tab and says what to
+    # click there.
+    with b.ctx.expect_page(timeout=10_000) as opened:
+        button.click()
+    tab = opened.value
+    tab.wait_for_load_state()
+    assert tab.url == srv.url("/page.html")
+    popup.wait_for_selector(".dl .hint", timeout=5_000)
+    assert popup.inner_text(".dl .hint") == (
+        f"Click the link to movie.bin on that page: Freight takes the new link for download "
+        f"#{ex.id}")
+    b.screenshot(popup, "popup-refresh-opened-page.png")
     wait_for(lambda: [w["id"] for w in b.state()["refreshWanted"]] == [ex.id],
              what="the popup's choice to reach the worker")
 
-    click_fresh_link(b, srv, ex)
+    click_fresh_link(b, srv, ex, page=tab)
+    wait_for(lambda: popup.locator(".dl .hint").count() == 0, what="the hint to go")
 
 
 def test_clicking_the_link_again_refreshes_without_the_popup(browser, srv) -> None:

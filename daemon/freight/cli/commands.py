@@ -1,6 +1,6 @@
 """The queue's subcommands, clients of the daemon's API: `add`, `ls`, `pause`, `resume`,
-`cancel`, `rm`, `wait`, `watch`, `limit`, `refresh`, `move`, `settings` (the daemon itself is
-driven by :mod:`freight.cli.control`).
+`cancel`, `rm`, `wait`, `limit`, `refresh`, `move`, `settings` (the daemon itself is driven by
+:mod:`freight.cli.control`; `watch` is :mod:`freight.cli.watch`).
 
 Each ``func(args) -> int`` returns the exit code: 0 fine, 1 failed (or no daemon), 2 bad usage
 or input, 3 a download needs a fresh link (as `freight get`).
@@ -16,6 +16,8 @@ from typing import Any
 
 from freight import config
 from freight.cli.common import client_command, say_error
+from freight.cli.filters import Filter, add_filter_flags
+from freight.cli.filters import list_all as _list_all
 from freight.cli.terminal import cell, terminal_text
 from freight.errors import InputError, RefreshRefused
 from freight.headers import parse_header_lines
@@ -41,7 +43,7 @@ def configure(sub: Any) -> None:
 
     p = sub.add_parser("ls", help="list downloads")
     p.add_argument("--json", action="store_true")
-    p.add_argument("--state", action="append", choices=[s.value for s in S], help="filter")
+    add_filter_flags(p)
     p.set_defaults(func=cmd_ls)
 
     for name, help_text in (
@@ -61,9 +63,6 @@ def configure(sub: Any) -> None:
     p.add_argument("ids", nargs="+", type=int, metavar="ID")
     p.add_argument("--timeout", type=float, metavar="SECONDS")
     p.set_defaults(func=cmd_wait)
-
-    p = sub.add_parser("watch", help="a live table of the downloads")
-    p.set_defaults(func=cmd_watch)
 
     p = sub.add_parser("limit", help="the global speed limit: RATE (500K, 2M) or none")
     p.add_argument("rate")
@@ -135,20 +134,9 @@ def _add(client: Any, args: argparse.Namespace) -> int:
 cmd_add = client_command(_add)
 
 
-def _list_all(client: Any, states: list[str] | None = None) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
-    while True:
-        params: dict[str, Any] = {"offset": len(rows), "limit": 1000}
-        if states:
-            params["states"] = states
-        page = client.call("list", **params)
-        rows.extend(page["downloads"])
-        if not page["downloads"] or len(rows) >= page["total"]:
-            return rows
-
-
 def _ls(client: Any, args: argparse.Namespace) -> int:
-    rows = _list_all(client, args.state)
+    wanted = Filter.from_args(args)
+    rows = wanted.select(_list_all(client, wanted.state_list()))
     if args.json:
         print(json.dumps(rows))
         return EXIT_OK
@@ -262,33 +250,6 @@ def _wait(client: Any, args: argparse.Namespace) -> int:
 
 
 cmd_wait = client_command(_wait)
-
-
-def _watch(client: Any, args: argparse.Namespace) -> int:
-    from rich.live import Live
-
-    client.call("subscribe")
-    rows = {d["id"]: d for d in _list_all(client)}
-    try:
-        with Live(_table(list(rows.values())), refresh_per_second=4, screen=False) as live:
-            while True:
-                for event, params in client.notifications(timeout=0.5):
-                    if event == "download.progress":
-                        for p in params["downloads"]:
-                            if p["id"] in rows:
-                                rows[p["id"]].update(p)
-                    elif event in ("download.added", "download.state", "download.changed"):
-                        d = params["download"]
-                        rows[d["id"]] = d
-                    elif event == "download.removed":
-                        rows.pop(params["id"], None)
-                    live.update(_table(sorted(rows.values(), key=lambda d: d["position"])))
-                    break
-    except KeyboardInterrupt:
-        return EXIT_OK
-
-
-cmd_watch = client_command(_watch)
 
 
 def _limit(client: Any, args: argparse.Namespace) -> int:

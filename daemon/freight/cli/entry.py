@@ -15,9 +15,10 @@ _COMMAND_MODULES = {
     "freight.cli.get": ("get",),
     "freight.cli.control": ("daemon", "start", "stop", "status", "token"),
     "freight.cli.commands": (
-        "add", "ls", "pause", "resume", "cancel", "rm", "wait", "watch", "limit", "refresh",
-        "move", "settings",
+        "add", "ls", "pause", "resume", "cancel", "rm", "wait", "limit", "refresh", "move",
+        "settings",
     ),
+    "freight.cli.watch": ("watch",),
     "freight.cli.install": ("install", "uninstall", "doctor"),
 }
 

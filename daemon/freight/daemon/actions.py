@@ -222,10 +222,18 @@ def _check(download: Download, new: DownloadState) -> None:
 
 
 def open_path(path: str) -> None:
-    """Open a file or folder with the desktop's handler, detached from the daemon."""
+    """Open a file or folder with the desktop's handler, detached from the daemon.
+
+    The opener runs in its own session (a signal to the daemon's group never reaches it) and
+    a thread waits for it: a child that exits and is never waited for stays a defunct entry
+    in the process table for as long as the daemon runs (wait(2)). Its exit status is only
+    logged: xdg-open returns at once for most desktops, and its handler's failures are not
+    the daemon's to report.
+    """
     import shutil
     import subprocess
     import sys
+    import threading
 
     if sys.platform == "darwin":
         cmd = ["open", path]
@@ -235,9 +243,22 @@ def open_path(path: str) -> None:
     else:
         opener = shutil.which("xdg-open")
         if opener is None:
-            raise InputError("no xdg-open here to open files with")
+            raise InputError(
+                "cannot open files here: xdg-open is not installed (it comes with xdg-utils)"
+            )
         cmd = [opener, path]
-    subprocess.Popen(
-        cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    try:
+        child = subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL, start_new_session=True,
+        )
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise InputError(f"cannot open files here: {cmd[0]} does not start ({reason})") from None
+
+    def reap() -> None:
+        code = child.wait()
+        if code:
+            log.info("%s exited with %s for %s", os.path.basename(cmd[0]), code, path)
+
+    threading.Thread(target=reap, name=f"reap-opener-{child.pid}", daemon=True).start()
