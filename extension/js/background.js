@@ -142,7 +142,7 @@ function rulesChanged() {
 
 /** Make the rules the daemon's own before a download is decided: a worker just woken, or
  * one that lost the daemon, may hold rules changed meanwhile. Returns the error when the
- * daemon cannot be asked (the last known rules then decide). */
+ * daemon cannot be asked (the last known rules then decide), else null. */
 async function freshRules() {
   if (rulesInfo.source === 'daemon') return null;
   try {
@@ -187,12 +187,11 @@ async function markHandBack(url) {
   await ext.setSession('handBacks', [...handBacks]);
 }
 
-/** plan(), with the daemon's current rules when it can be asked: {action: 'fail', error}
- * when a download the last known rules would send cannot reach the daemon. */
+/** plan(), with the daemon's current rules when it can be asked, else the last known ones
+ * (a download they send then fails to reach the daemon, and the browser keeps it). */
 async function planFresh(item) {
-  const error = await freshRules();
-  const step = plan(item);
-  return error && step.action !== 'skip' ? { action: 'fail', reason: explain(error) } : step;
+  await freshRules();
+  return plan(item);
 }
 
 /** What to do with a browser download: {action: 'skip'|'add'|'refresh', reason, target?}. */
@@ -258,7 +257,7 @@ async function captureHeld(item, suggest) {
   try {
     await ready;
     const step = await planFresh(item);
-    if (step.action === 'skip' || step.action === 'fail') {
+    if (step.action === 'skip') {
       release();
       if (step.reason !== 'handed back by Freight') remember(name, item.url, 'browser', step.reason);
       return;
@@ -294,7 +293,7 @@ async function captureAfterCancel(item) {
   try {
     await ready;
     const step = await planFresh(item);
-    if (step.action === 'skip' || step.action === 'fail') {
+    if (step.action === 'skip') {
       if (step.reason !== 'handed back by Freight') remember(name, item.url, 'browser', step.reason);
       return;
     }
