@@ -289,3 +289,17 @@ def test_ids_match_what_freight_install_reads() -> None:
     assert (ROOT / "extension" / "EXTENSION_ID").read_text().strip() == EXTENSION_ID
     ids = json.loads((ROOT / "extension" / "ids.json").read_text())
     assert ids["chromium"] == EXTENSION_ID
+
+
+def test_a_worker_woken_by_a_download_obeys_a_change_made_while_it_slept(
+    connected, env, site
+) -> None:
+    b = connected
+    digest = site.add("asleep.bin", 300_000)
+    worker_rule(b, "enabled", True)
+    b.stop_workers()  # its port to the host closes: no settings.changed can reach it now
+    freight(env, "settings", "capture", "off")
+    click(b, site, "a[href='/files/asleep.bin']")  # wakes it, with capture on in storage
+    stays_with_the_browser(b, "asleep.bin", digest)
+    assert b.recent()[0]["reason"] == "capture is off"
+    assert "running" in b.worker_statuses[b.worker_statuses.index("stopped"):]
