@@ -161,10 +161,11 @@ function rulesStale() {
 }
 
 /** Change rules the way every other control does: set_settings in the daemon, which tells
- * every browser (settings.changed). Throws, saving nothing, when the daemon says no or
- * cannot be reached. */
-async function writeRules(next) {
-  const { settings } = await rpc.request('set_settings', { settings: settingsFromRules(next) });
+ * every browser (settings.changed). `changes`: the daemon's names, only those meant (a
+ * toggle must not write back other rules this worker may hold from before). Throws, saving
+ * nothing, when the daemon says no or cannot be reached. */
+async function writeSettings(changes) {
+  const { settings } = await rpc.request('set_settings', { settings: changes });
   await adoptDaemonSettings(settings);
   return rules;
 }
@@ -492,7 +493,8 @@ function updateBadge() {
 
 async function toggleCapture() {
   await ready;
-  return (await writeRules({ ...rules, enabled: !rules.enabled })).enabled;
+  await freshRules(); // flip what is in force now, not what this worker last heard
+  return (await writeSettings({ capture: !rules.enabled })).enabled;
 }
 
 // --- our own pages --------------------------------------------------------------------------
@@ -531,7 +533,8 @@ async function handlePageMessage(msg) {
       rpc.start();
       return rpc.status;
     case 'setRules':
-      return writeRules(normalizeRules(msg.rules)); // bad input throws; nothing is saved
+      // The page's whole form, as the user saves it; bad input throws and nothing is saved.
+      return writeSettings(settingsFromRules(normalizeRules(msg.rules)));
     case 'toggleCapture':
       return toggleCapture();
     case 'wantRefresh': {
