@@ -51,8 +51,8 @@ export function settingsFromRules(rulesInput) {
  */
 export function rulesSourceText(info, { timeText = (t) => new Date(t).toLocaleString() } = {}) {
   if (info?.source === 'daemon') {
-    return 'These are Freight\'s settings, shared by every browser, the tray and `freight settings`; '
-      + 'a change applies at once.';
+    return 'These are Freight\'s settings, shared by every browser, the tray and the freight settings '
+      + 'command; a change applies at once.';
   }
   if (info?.source === 'stored') {
     return `Freight's daemon is not reachable: these are the rules it last sent (${timeText(info.at)}), `
