@@ -25,6 +25,10 @@ DEFAULT_MIN_SIZE = 0
 MAX_MIN_SIZE = 2**53 - 1
 MAX_ENTRIES = 1000
 MAX_ENTRY_CHARS = 2048
+#: All of one list: every setting travels in one get_settings answer and twice in a
+#: settings.changed (all, and what changed), which the host passes to the browser only under
+#: 1 MiB (docs/HOST.md); three lists at 6 bytes a character (JSON escapes) stay well below.
+MAX_LIST_CHARS = 16 * 1024
 #: What the options page and `freight settings` split a typed list on.
 _SEPARATORS = re.compile(r"[\s,]+")
 
@@ -50,6 +54,9 @@ def _entries(name: str, value: list[str], what: str) -> list[str]:
             raise InputError(f"setting {name!r} takes one {what} per entry, without spaces or "
                              f"commas: {entry[:60]!r}", setting=name)
         kept.append(entry)
+    if sum(len(entry) for entry in kept) > MAX_LIST_CHARS:
+        raise InputError(f"setting {name!r} holds more than {MAX_LIST_CHARS} characters in all",
+                         setting=name)
     return kept
 
 

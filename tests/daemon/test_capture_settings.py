@@ -49,7 +49,8 @@ def test_capture_rules_are_normalised_as_the_extension_reads_them(
     ("capture_never_types", ["iso zip"], "one type per entry"),
     ("capture_never_sites", ["a.test,b.test"], "one site per entry"),
     ("capture_never_sites", ["x" * 2049], "longer than"),
-    ("capture_always_types", [f"t{i}" for i in range(1001)], "more than 1000"),
+    ("capture_always_types", [f"t{i}" for i in range(1001)], "more than 1000 entries"),
+    ("capture_never_sites", ["s" * 2000 + str(i) for i in range(9)], "16384 characters in all"),
 ])
 def test_bad_capture_rules_are_refused_with_a_clear_message(
     name: str, value: object, says: str
