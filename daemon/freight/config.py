@@ -8,12 +8,14 @@ that folder (tests and portable installs); otherwise the platform's usual places
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
+from freight import capture
 from freight.errors import InputError
 
 APP = "freight"
@@ -205,10 +207,17 @@ SETTINGS: dict[str, Setting] = {
         Setting("max_expansion", int, 100, 0, None,
                 help="a compressed body past 64 MiB may expand this many times; 0: no bound"),
         Setting("lean_reader", bool, True, help="read range bodies without httpx (faster)"),
-        Setting("capture", bool, True, help="the extension captures browser downloads"),
-        Setting("capture_min_size", int, 0, 0, None, help="smaller downloads stay in browser"),
         Setting("allowed_origins", list, [], help="extra extension origins for the API"),
-        Setting("notify", bool, True, help="desktop notifications"),
+        # The capture rules every browser's extension obeys, live (freight/capture.py).
+        Setting("capture", bool, True, help="the extension captures browser downloads"),
+        Setting("capture_min_size", int, capture.DEFAULT_MIN_SIZE, 0, capture.MAX_MIN_SIZE,
+                help="bytes; a smaller download of known size stays in the browser; 0: none"),
+        Setting("capture_always_types", list, [],
+                help="extensions or MIME globs captured whatever their size: iso video/*"),
+        Setting("capture_never_types", list, [], help="extensions or MIME globs never captured"),
+        Setting("capture_never_sites", list, [],
+                help="hosts (and their subdomains) or URL globs never captured"),
+        Setting("notify", bool, True, help="notify when a download completes or fails"),
     ]
 }
 
@@ -266,7 +275,8 @@ def validate_setting(name: str, value: Any) -> Any:
         if not all(is_unicode(v) for v in value):
             raise InputError(f"setting {name!r} must be a list of valid Unicode strings",
                              setting=name)
-        return list(value)
+        check = capture.CHECKS.get(name)
+        return check(name, list(value)) if check else list(value)
     if not isinstance(value, spec.type) or (spec.type is not bool and isinstance(value, bool)):
         raise InputError(
             f"setting {name!r} must be {spec.type.__name__}, not {type(value).__name__}",
@@ -282,6 +292,32 @@ def validate_setting(name: str, value: Any) -> Any:
     if spec.maximum is not None and number > spec.maximum:
         raise InputError(f"setting {name!r} must be <= {spec.maximum}", setting=name)
     return value
+
+
+_WORDS = {"on": True, "yes": True, "true": True, "off": False, "no": False, "false": False}
+
+
+def setting_from_text(name: str, text: str) -> Any:
+    """A value as a user types it after `freight settings NAME`: JSON (null, 5, true,
+    [..]); for a switch also on/off and yes/no; for a list also words split on commas and
+    spaces; for a text setting the text as it is. validate_setting checks the result."""
+    spec = SETTINGS.get(name)
+    if spec is None:
+        raise InputError(f"unknown setting {name!r}", setting=name)
+    if spec.type is str:
+        return text
+    if spec.type is bool and text.strip().lower() in _WORDS:
+        return _WORDS[text.strip().lower()]
+    try:
+        return json.loads(text)
+    except ValueError:
+        pass
+    if spec.type is list:
+        return capture.split_list(text)
+    if spec.type is bool:
+        raise InputError(f"setting {name!r} must be bool: on or off, not {text[:40]!r}",
+                         setting=name)
+    return text  # validate_setting names the type it wants
 
 
 def defaults() -> dict[str, Any]:

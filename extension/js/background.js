@@ -5,7 +5,8 @@
 //   stopped worker (a download click) finds its listener at once;
 // - every listener awaits the one `ready` promise before it reads state;
 // - the worker's memory is rebuilt from storage on every start: nothing important lives only
-//   in a variable (the daemon holds the downloads; storage holds the rules and recent events);
+//   in a variable (the daemon holds the downloads and the capture rules; storage keeps the
+//   rules last read from it, and recent events);
 // - messages from our own pages go through one switch, after checking the sender.
 //
 // Capture is "never both, never neither":
@@ -23,7 +24,8 @@ import {
 } from './owned.js';
 import { matchRefresh, trackRefresh, waitingEntry } from './refresh.js';
 import {
-  DEFAULT_RULES, baseName, cookiePairs, decide, nameFromUrl, normalizeRules,
+  DEFAULT_RULES, baseName, cookiePairs, decide, nameFromUrl, normalizeRules, rulesFromSettings,
+  settingsFromRules,
 } from './rules.js';
 
 const HOST = 'dev.freight.host';
@@ -39,6 +41,12 @@ const PAGE_METHODS = new Set([
 // --- state (rebuilt by init() on every worker start) ----------------------------------------
 
 let rules = { ...DEFAULT_RULES };
+// Where `rules` came from: 'daemon' (read from it, and followed through settings.changed
+// while connected), 'stored' (the last ones it sent, kept in storage.local RULES_KEY),
+// 'default' (it was never reached). `at`: when the daemon sent them.
+let rulesInfo = { source: 'default', at: 0 };
+const RULES_KEY = 'daemonRules';
+const OLD_RULES_KEY = 'rules'; // per-browser rules of older versions: dropped at start (init)
 let recent = []; // [{time, name, url, to: 'freight'|'browser', reason}] newest first
 let refreshWanted = []; // [{id, name, size, url, finalUrl}] downloads waiting for a new link
 // (every needs_refresh download the daemon reports, and any the user picked in the popup)
@@ -70,15 +78,15 @@ if (ext.canHoldDownloads) {
 ext.onPostNavigation((url) => { postUrls.set(url, Date.now()); });
 ext.onRequestStarted((req) => { seenRequests.add(req, Date.now()); });
 ext.onMenuClicked((info, tab) => { onMenu(info, tab); });
-ext.onCommand((command) => { if (command === 'toggle-capture') toggleCapture(); });
+ext.onCommand((command) => { if (command === 'toggle-capture') toggleCapture().catch(() => undefined); });
 ext.onNotificationClicked((id) => { onNotificationClick(id); });
 ext.onInstalled(() => { installMenus(); });
 ext.onStartup(() => { installMenus(); });
 ext.onStorageChanged((changes, area) => {
-  if (area === 'local' && changes.rules) {
-    rules = safeRules(changes.rules.newValue);
-    updateBadge();
-    broadcast({ type: 'rules', rules });
+  // Our own writes come back here with the rules we hold already; anything else (another
+  // of our pages, a test) is last-known rules to follow until the daemon answers again.
+  if (area === 'local' && changes[RULES_KEY] && rulesInfo.source !== 'daemon') {
+    adoptStoredRules(changes[RULES_KEY].newValue);
   }
 });
 ext.onConnect((port) => { onPagePort(port); });
@@ -94,7 +102,10 @@ ext.onMessage((msg, sender, sendResponse) => {
 const ready = init();
 
 async function init() {
-  rules = safeRules(await ext.getLocal('rules', DEFAULT_RULES));
+  // Rules an older version kept per browser are dropped, not sent to the daemon: with two
+  // browsers, one would silently overwrite the other's (docs/HOST.md "Capture rules").
+  await ext.removeLocal(OLD_RULES_KEY);
+  adoptStoredRules(await ext.getLocal(RULES_KEY, null));
   recent = await ext.getSession('recent', []);
   refreshWanted = await ext.getSession('refreshWanted', []);
   owned = ownedFrom(await ext.getLocal('owned', []));
@@ -103,12 +114,65 @@ async function init() {
   rpc.start(); // connect now: the port keeps the worker alive and brings live events
 }
 
-function safeRules(value) {
+// --- capture rules: the daemon's settings ---------------------------------------------------
+
+function adoptStoredRules(stored) {
   try {
-    return normalizeRules(value);
+    rules = rulesFromSettings(stored?.settings ?? {});
+    rulesInfo = stored?.settings ? { source: 'stored', at: Number(stored.at) || 0 } : { source: 'default', at: 0 };
   } catch {
-    return { ...DEFAULT_RULES };
+    rules = { ...DEFAULT_RULES };
+    rulesInfo = { source: 'default', at: 0 };
   }
+  rulesChanged();
+}
+
+/** The daemon's settings (all, from get_settings / set_settings / settings.changed) → the
+ * rules in force now, and kept for the times the daemon cannot be reached. */
+async function adoptDaemonSettings(settings) {
+  try {
+    rules = rulesFromSettings(settings, rules);
+  } catch {
+    return; // a daemon that sends a bad rule is not followed; the last good rules stay
+  }
+  rulesInfo = { source: 'daemon', at: Date.now() };
+  rulesChanged();
+  await ext.setLocal(RULES_KEY, { settings: settingsFromRules(rules), at: rulesInfo.at });
+}
+
+function rulesChanged() {
+  updateBadge();
+  broadcast({ type: 'rules', rules, rulesInfo });
+}
+
+/** Make the rules the daemon's own before a download is decided: a worker just woken, or
+ * one that lost the daemon, may hold rules changed meanwhile. Returns the error when the
+ * daemon cannot be asked (the last known rules then decide), else null. */
+async function freshRules() {
+  if (rulesInfo.source === 'daemon') return null;
+  try {
+    await adoptDaemonSettings((await rpc.request('get_settings')).settings);
+    return null;
+  } catch (err) {
+    return err;
+  }
+}
+
+/** Rules lost their link to the daemon: they are the last known ones until it answers. */
+function rulesStale() {
+  if (rulesInfo.source !== 'daemon') return;
+  rulesInfo = { ...rulesInfo, source: 'stored' };
+  rulesChanged();
+}
+
+/** Change rules the way every other control does: set_settings in the daemon, which tells
+ * every browser (settings.changed). `changes`: the daemon's names, only those meant (a
+ * toggle must not write back other rules this worker may hold from before). Throws, saving
+ * nothing, when the daemon says no or cannot be reached. */
+async function writeSettings(changes) {
+  const { settings } = await rpc.request('set_settings', { settings: changes });
+  await adoptDaemonSettings(settings);
+  return rules;
 }
 
 // --- capture --------------------------------------------------------------------------------
@@ -127,6 +191,13 @@ function isHandBack(item) {
 async function markHandBack(url) {
   handBacks.set(url, Date.now());
   await ext.setSession('handBacks', [...handBacks]);
+}
+
+/** plan(), with the daemon's current rules when it can be asked, else the last known ones
+ * (a download they send then fails to reach the daemon, and the browser keeps it). */
+async function planFresh(item) {
+  await freshRules();
+  return plan(item);
 }
 
 /** What to do with a browser download: {action: 'skip'|'add'|'refresh', reason, target?}. */
@@ -201,7 +272,7 @@ async function captureHeld(item, suggest) {
   const name = baseName(item.filename) || nameFromUrl(item.finalUrl || item.url);
   try {
     await ready;
-    const step = plan(item);
+    const step = await planFresh(item);
     if (step.action === 'skip') {
       release();
       if (step.reason !== 'handed back by Freight') remember(name, item.url, 'browser', step.reason);
@@ -237,7 +308,7 @@ async function captureAfterCancel(item) {
   let stopped = false;
   try {
     await ready;
-    const step = plan(item);
+    const step = await planFresh(item);
     if (step.action === 'skip') {
       if (step.reason !== 'handed back by Freight') remember(name, item.url, 'browser', step.reason);
       return;
@@ -347,6 +418,8 @@ function collectPageLinks() {
 function onRpcStatus(status) {
   broadcast({ type: 'status', status });
   if (status.state === 'connected') refreshKnown();
+  if (status.state === 'connected') freshRules();
+  else rulesStale();
   updateBadge();
 }
 
@@ -371,6 +444,11 @@ async function refreshKnown() {
 
 function onDaemonEvent(method, params) {
   broadcast({ type: 'event', method, params });
+  if (method === 'settings.changed' && params.settings) adoptDaemonSettings(params.settings);
+  if (method === 'host.daemon') { // the host lost the daemon, or found it again
+    rulesStale();
+    if (params.connected) freshRules();
+  }
   if (method === 'download.added' && params.download) {
     known.set(params.download.id, params.download.state);
   } else if (method === 'download.removed') {
@@ -425,10 +503,8 @@ function updateBadge() {
 
 async function toggleCapture() {
   await ready;
-  rules = { ...rules, enabled: !rules.enabled };
-  await ext.setLocal('rules', rules);
-  updateBadge();
-  return rules.enabled;
+  await freshRules(); // flip what is in force now, not what this worker last heard
+  return (await writeSettings({ capture: !rules.enabled })).enabled;
 }
 
 // --- our own pages --------------------------------------------------------------------------
@@ -447,7 +523,7 @@ async function onPagePort(port) {
   pagePorts.add(port);
   port.onDisconnect.addListener(() => pagePorts.delete(port));
   await ready;
-  port.postMessage({ type: 'hello', status: rpc.status, rules, recent, refreshWanted });
+  port.postMessage({ type: 'hello', status: rpc.status, rules, rulesInfo, recent, refreshWanted });
 }
 
 function errorInfo(err) {
@@ -462,15 +538,13 @@ async function handlePageMessage(msg) {
       if (!PAGE_METHODS.has(msg.method)) throw new Error(`method not allowed: ${msg.method}`);
       return rpc.request(msg.method, msg.params ?? {});
     case 'state':
-      return { status: rpc.status, rules, recent, refreshWanted };
+      return { status: rpc.status, rules, rulesInfo, recent, refreshWanted };
     case 'reconnect':
       rpc.start();
       return rpc.status;
     case 'setRules':
-      rules = normalizeRules(msg.rules); // throws a clear message on bad input; nothing saved
-      await ext.setLocal('rules', rules);
-      updateBadge();
-      return rules;
+      // The page's whole form, as the user saves it; bad input throws and nothing is saved.
+      return writeSettings(settingsFromRules(normalizeRules(msg.rules)));
     case 'toggleCapture':
       return toggleCapture();
     case 'wantRefresh': {
@@ -502,5 +576,6 @@ async function handlePageMessage(msg) {
 
 // Exposed for tests that drive the worker through Playwright's sw.evaluate().
 globalThis.freight = {
-  rpc, ready, plan: (item) => plan(item), rules: () => rules, recent: () => recent, owned: () => owned,
+  rpc, ready, plan: (item) => plan(item), rules: () => rules, rulesInfo: () => rulesInfo,
+  recent: () => recent, owned: () => owned,
 };

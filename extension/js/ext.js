@@ -43,6 +43,7 @@ export async function getLocal(key, fallback) {
   return got[key] ?? fallback;
 }
 export const setLocal = (key, value) => api.storage.local.set({ [key]: value });
+export const removeLocal = (key) => api.storage.local.remove(key);
 
 // storage.session survives a service-worker restart but not a browser restart: the right place
 // for the worker's short-lived memory (recent hand-backs, links waiting for a refresh).

@@ -236,9 +236,17 @@ function r_error(id, text) {
   if (r) r.querySelector('.err').textContent = text;
 }
 
+// The daemon's `capture` setting, as the tray and `freight settings capture` change it: when
+// the daemon cannot be reached nothing changes, and the switch goes back to what is in force.
 $('capture').addEventListener('change', async () => {
-  const enabled = await page('toggleCapture');
-  $('capture').checked = enabled;
+  const wanted = $('capture').checked;
+  try {
+    $('capture').checked = await page('toggleCapture');
+    $('capture').title = 'Capture browser downloads (Alt+Shift+F)';
+  } catch (err) {
+    $('capture').checked = !wanted;
+    $('capture').title = `Not changed: ${err.message}`;
+  }
 });
 $('options').addEventListener('click', () => page('openOptions'));
 $('retry-connect').addEventListener('click', async () => {

@@ -5,14 +5,62 @@
 // always {capture: boolean, reason: string}; the reason is shown in the popup so that a user
 // can see why a download stayed with the browser.
 
+// The rules are the daemon's settings, one source for every browser, the tray and
+// `freight settings` (docs/ARCHITECTURE.md "Capture rules"); these defaults are the daemon's
+// (freight/config.py SETTINGS; tests/extension/test_rules_settings.py holds them equal) and
+// apply only until the daemon has been reached once.
 export const DEFAULT_RULES = Object.freeze({
-  enabled: true, // the popup toggle and the keyboard shortcut flip this
-  minSize: 0, // bytes; a smaller download (of known size) stays with the browser
+  enabled: true, // the popup toggle, the keyboard shortcut and the tray flip this
+  minSize: 0, // bytes; a smaller download (of known size) stays with the browser; 0: none
   alwaysTypes: [], // extensions ("iso") or MIME globs ("video/*") captured whatever the size
   neverTypes: [], // extensions or MIME globs never captured
   neverSites: [], // host globs ("*.example.com") or URL globs ("https://x.org/private/*")
   notify: true, // notifications when a download completes or fails
 });
+
+/** The daemon's setting behind each rule (get_settings, set_settings, settings.changed). */
+export const RULE_SETTINGS = Object.freeze({
+  enabled: 'capture',
+  minSize: 'capture_min_size',
+  alwaysTypes: 'capture_always_types',
+  neverTypes: 'capture_never_types',
+  neverSites: 'capture_never_sites',
+  notify: 'notify',
+});
+
+/** The daemon's settings (all of them, or the changed ones) → rules; a rule the settings
+ * do not name keeps its value from `base`. Throws on a bad value, as normalizeRules does. */
+export function rulesFromSettings(settings, base = DEFAULT_RULES) {
+  if (settings === null || typeof settings !== 'object') throw new TypeError('settings must be an object');
+  const out = { ...base };
+  for (const [rule, name] of Object.entries(RULE_SETTINGS)) {
+    if (name in settings) out[rule] = settings[name];
+  }
+  return normalizeRules(out);
+}
+
+/** Rules → the `settings` param of set_settings. */
+export function settingsFromRules(rulesInput) {
+  const rules = normalizeRules(rulesInput);
+  return Object.fromEntries(Object.entries(RULE_SETTINGS).map(([rule, name]) => [name, rules[rule]]));
+}
+
+/**
+ * What the options page says about where the rules it shows come from.
+ * `info`: {source: 'daemon' | 'stored' | 'default', at (ms since the epoch, when stored)}.
+ */
+export function rulesSourceText(info, { timeText = (t) => new Date(t).toLocaleString() } = {}) {
+  if (info?.source === 'daemon') {
+    return 'These are Freight\'s settings, shared by every browser, the tray and the freight settings '
+      + 'command; a change applies at once.';
+  }
+  if (info?.source === 'stored') {
+    return `Freight's daemon is not reachable: these are the rules it last sent (${timeText(info.at)}), `
+      + 'and downloads follow them until it runs again. Changes cannot be saved meanwhile.';
+  }
+  return 'Freight\'s daemon has not been reached yet: its default rules apply. Changes cannot be '
+    + 'saved until it runs.';
+}
 
 // Schemes the daemon cannot fetch: the bytes exist only inside the browser (blob:, data:) or on
 // this machine already (file:). Everything not http(s) stays with the browser.
@@ -30,7 +78,7 @@ export function normalizeRules(input) {
   }
   if ('minSize' in src) {
     const n = src.minSize;
-    if (!Number.isSafeInteger(n) || n < 0) throw new TypeError('minSize must be a whole number of bytes ≥ 0');
+    if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0) throw new TypeError('minSize must be a whole number of bytes ≥ 0');
     out.minSize = n;
   }
   for (const key of ['alwaysTypes', 'neverTypes', 'neverSites']) {
@@ -39,8 +87,9 @@ export function normalizeRules(input) {
     if (!Array.isArray(list) || !list.every((v) => typeof v === 'string')) {
       throw new TypeError(`${key} must be a list of strings`);
     }
-    out[key] = list.map((v) => v.trim()).filter(Boolean);
-    if (key !== 'neverSites') out[key] = out[key].map(normalizeType);
+    let kept = list.map((v) => v.trim()).filter(Boolean);
+    if (key !== 'neverSites') kept = kept.map(normalizeType).filter(Boolean);
+    out[key] = [...new Set(kept)]; // each once, in the order given (as freight/capture.py)
   }
   return out;
 }

@@ -27,6 +27,10 @@ EXTENSION_ID = (EXTENSION / "EXTENSION_ID").read_text().strip()
 OUTPUT = ROOT / "test-output"
 CHROMIUM = "/usr/bin/chromium"
 HOST_NAME = "dev.freight.host"
+#: rules.js rule → the daemon's setting (extension/js/rules.js RULE_SETTINGS)
+RULE_SETTINGS = {"enabled": "capture", "minSize": "capture_min_size",
+                 "alwaysTypes": "capture_always_types", "neverTypes": "capture_never_types",
+                 "neverSites": "capture_never_sites", "notify": "notify"}
 
 
 def need(condition: bool, what: str) -> None:
@@ -97,8 +101,13 @@ class Browser:
     def recent(self) -> list[dict[str, Any]]:
         return self.state()["recent"]
 
-    def set_rules(self, rules: dict[str, Any]) -> None:
-        self.page_ev(f"chrome.storage.local.set({{rules: {json.dumps(rules)}}})")
+    def set_stored_rules(self, rules: dict[str, Any]) -> None:
+        """Make `rules` (rules.js names) the last ones a daemon sent, as the worker keeps them
+        in storage.local, for tests without a daemon: the worker follows them until a daemon
+        answers. With a daemon, rules change only through its settings."""
+        settings = {RULE_SETTINGS[name]: value for name, value in rules.items()}
+        stored = json.dumps({"settings": settings, "at": 1})
+        self.page_ev(f"chrome.storage.local.set({{daemonRules: {stored}}})")
         wait_for(lambda: self.state()["rules"] == {**self.state()["rules"], **rules},
                  what="rules to reach the worker")
 

@@ -3,8 +3,9 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import {
-  DEFAULT_RULES, decide, extensionOf, filterLinks, formatRulesSize, globMatch,
-  nameFromUrl, normalizeRules, parseSize, siteMatches, splitList,
+  DEFAULT_RULES, RULE_SETTINGS, decide, extensionOf, filterLinks, formatRulesSize, globMatch,
+  nameFromUrl, normalizeRules, parseSize, rulesFromSettings, rulesSourceText, settingsFromRules,
+  siteMatches, splitList,
 } from '../../extension/js/rules.js';
 
 const item = (over = {}) => ({
@@ -145,4 +146,71 @@ test('filterLinks by kind and extension', () => {
   assert.deepEqual(urls(filterLinks(links, { kind: 'archives' })), ['a.iso', 'c.ZIP']);
   assert.deepEqual(urls(filterLinks(links, { kind: 'all', exts: 'zip, .mp4' })), ['b.mp4', 'c.ZIP']);
   assert.equal(filterLinks(links, { kind: 'all' }).length, 5);
+});
+
+// --- the rules come from the daemon's settings ----------------------------------------------
+
+const daemonSettings = (over = {}) => ({
+  port: 6817, max_active: 3, capture: true, capture_min_size: 0, capture_always_types: [],
+  capture_never_types: [], capture_never_sites: [], notify: true, ...over,
+});
+
+test('the daemon\'s settings decide: capture off, then on again', () => {
+  const off = rulesFromSettings(daemonSettings({ capture: false }));
+  assert.deepEqual(decide(item(), off), { capture: false, reason: 'capture is off' });
+  const on = rulesFromSettings({ capture: true }, off); // a settings.changed with one key
+  assert.equal(decide(item(), on).capture, true);
+});
+
+test('capture_min_size from the daemon keeps a smaller file with the browser', () => {
+  const rules = rulesFromSettings(daemonSettings({ capture_min_size: 2_000_000 }));
+  assert.equal(rules.minSize, 2_000_000);
+  const v = decide(item({ fileSize: 1024 * 1024 }), rules);
+  assert.equal(v.capture, false);
+  assert.match(v.reason, /smaller than 2000000 bytes/);
+  assert.equal(decide(item({ fileSize: 2_000_000 }), rules).capture, true);
+});
+
+test('type and site rules from the daemon mean what they meant in the options page', () => {
+  const rules = rulesFromSettings(daemonSettings({
+    capture_min_size: 10 * 1024 * 1024, capture_always_types: ['iso'],
+    capture_never_types: ['exe', 'video/*'], capture_never_sites: ['bank.test'],
+  }));
+  assert.equal(decide(item({ fileSize: 1000 }), rules).capture, true); // always iso
+  assert.equal(decide(item({ filename: 'setup.exe', url: 'https://x.org/setup.exe' }), rules).capture, false);
+  assert.equal(decide(item({ filename: 'a.mkv', mime: 'video/x-matroska' }), rules).capture, false);
+  assert.equal(decide(item({ url: 'https://dl.bank.test/debian.iso' }), rules).capture, false);
+});
+
+test('settings the rules do not name are ignored; a rule missing keeps its last value', () => {
+  const last = rulesFromSettings(daemonSettings({ capture_never_sites: ['a.test'] }));
+  const next = rulesFromSettings({ global_limit: 5, max_active: 1 }, last);
+  assert.deepEqual(next, last);
+  assert.equal(Object.keys(next).length, Object.keys(DEFAULT_RULES).length);
+});
+
+test('a bad value from anywhere is refused, not guessed', () => {
+  assert.throws(() => rulesFromSettings(daemonSettings({ capture: 'off' })), /enabled/);
+  assert.throws(() => rulesFromSettings(daemonSettings({ capture_min_size: -5 })), /minSize/);
+  assert.throws(() => rulesFromSettings(daemonSettings({ capture_never_sites: 'a.test' })), /neverSites/);
+  assert.throws(() => rulesFromSettings(null), /settings must be an object/);
+});
+
+test('settingsFromRules writes every rule under the daemon\'s name, and reads back', () => {
+  const rules = normalizeRules({ enabled: false, minSize: 4096, neverTypes: ['.EXE', 'exe'], notify: false });
+  const settings = settingsFromRules(rules);
+  assert.deepEqual(Object.keys(settings).sort(), Object.values(RULE_SETTINGS).sort());
+  assert.equal(settings.capture, false);
+  assert.equal(settings.capture_min_size, 4096);
+  assert.deepEqual(settings.capture_never_types, ['exe']); // each once
+  assert.deepEqual(rulesFromSettings(settings), rules);
+  assert.throws(() => settingsFromRules({ minSize: 'big' }), /minSize/);
+});
+
+test('the options page says where the rules it shows come from', () => {
+  assert.match(rulesSourceText({ source: 'daemon' }), /shared by every browser/);
+  const stored = rulesSourceText({ source: 'stored', at: 0 }, { timeText: () => 'noon' });
+  assert.match(stored, /not reachable/);
+  assert.match(stored, /last sent \(noon\)/);
+  assert.match(rulesSourceText(undefined), /not been reached yet/);
 });

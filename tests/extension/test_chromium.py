@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -85,11 +84,13 @@ def test_without_host_the_browser_downloads_the_file_itself(make_browser, site) 
     assert "not installed" in b.recent()[0]["reason"]
 
 
-def test_capture_off_is_a_rule_the_worker_obeys(make_browser, site) -> None:
+def test_last_known_rules_survive_a_worker_restart_without_a_daemon(make_browser, site) -> None:
     site.add("a.bin", 10_000)
     b: Browser = make_browser()
-    b.set_rules({"enabled": False})
+    b.set_stored_rules({"enabled": False})
     assert b.ev("freight.rules().enabled") is False
+    assert b.ev("freight.rulesInfo()")["source"] == "stored"
+    b.stop_workers()  # the woken worker reads the last known rules back from storage
     page = b.ctx.new_page()
     page.goto(f"{site.base}/page.html")
     page.click("#f0")
@@ -101,7 +102,7 @@ def test_capture_off_is_a_rule_the_worker_obeys(make_browser, site) -> None:
 def test_small_file_below_the_minimum_stays_with_the_browser(make_browser, site) -> None:
     digest = site.add("tiny.txt", 2_000)
     b: Browser = make_browser()
-    b.set_rules({"minSize": 1024 * 1024})
+    b.set_stored_rules({"minSize": 1024 * 1024})
     page = b.ctx.new_page()
     page.goto(f"{site.base}/page.html")
     page.click("#f0")
@@ -141,20 +142,32 @@ def test_download_after_the_worker_was_stopped_is_still_seen(make_browser, site)
     assert "running" in b.worker_statuses[b.worker_statuses.index("stopped"):]
 
 
-def test_options_page_saves_rules_and_refuses_bad_input(make_browser) -> None:
+def test_options_page_without_a_daemon_says_so_and_saves_nothing(make_browser) -> None:
     b: Browser = make_browser()
     page = b.ctx.new_page()
     page.goto(f"chrome-extension://{EXTENSION_ID}/options.html")
+    page.wait_for_selector("#source[data-source=default]")
+    assert "not been reached yet" in page.inner_text("#source")
     page.fill("#minSize", "lots")
     page.click("#save")
     page.wait_for_selector("#msg.bad")
     assert "not a size" in page.inner_text("#msg")
-    assert b.ev("freight.rules().minSize") == 0  # nothing changed
     page.fill("#minSize", "2 MB")
     page.fill("#neverSites", "*.bank.test\nexample.org")
     page.click("#save")
-    page.wait_for_selector("#msg.ok")
-    time.sleep(0.2)
+    page.wait_for_selector("#msg.bad")
+    assert "Not saved" in page.inner_text("#msg")  # only the daemon keeps rules
     rules = b.ev("freight.rules()")
-    assert rules["minSize"] == 2 * 1024 * 1024
-    assert rules["neverSites"] == ["*.bank.test", "example.org"]
+    assert rules["minSize"] == 0 and rules["neverSites"] == []
+    assert b.page_ev("chrome.storage.local.get('rules')") == {}
+
+
+def test_rules_an_older_version_kept_in_the_browser_are_dropped(make_browser) -> None:
+    b: Browser = make_browser()
+    b.page_ev("chrome.storage.local.set({rules: {enabled: false, minSize: 1048576}})")
+    b.stop_workers()
+    b.page_ev("chrome.runtime.sendMessage({type: 'state'})")  # wakes the worker
+    wait_for(lambda: b.page_ev("chrome.storage.local.get('rules')") == {},
+             what="the old per-browser rules to be removed")
+    assert b.state()["rules"]["enabled"] is True  # the daemon's defaults, not the old rules
+    assert b.state()["rulesInfo"]["source"] == "default"

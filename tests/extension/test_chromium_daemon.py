@@ -135,14 +135,99 @@ def test_cookies_reach_the_server(connected, site) -> None:
     assert_browser_wrote_nothing(b)
 
 
-def test_small_file_below_the_minimum_stays_with_the_browser(connected, site) -> None:
+def freight(env: dict[str, str], *args: str) -> str:
+    """The real CLI against this test's daemon; its stdout."""
+    res = subprocess.run([str(FREIGHT), *args], env=env, capture_output=True, text=True,
+                         timeout=30)
+    assert res.returncode == 0, res.stdout + res.stderr
+    return res.stdout
+
+
+def worker_rule(b: Browser, rule: str, value: Any) -> None:
+    """Wait until the worker, as it runs (never reloaded), holds the daemon's rule."""
+    wait_for(lambda: b.state()["rules"][rule] == value
+             and b.state()["rulesInfo"]["source"] == "daemon",
+             what=f"the worker to follow {rule} = {value!r}")
+
+
+def stays_with_the_browser(b: Browser, name: str, digest: str) -> None:
+    try:
+        wait_for(lambda: (b.downloads / name).exists() and sha256(b.downloads / name) == digest,
+                 what=f"the browser's own download of {name}")
+    except AssertionError as e:
+        raise AssertionError(f"{e}; decisions {b.recent()}; the browser's downloads "
+                             f"{b.browser_downloads()}; files {b.downloaded()}") from None
+    assert [d for d in daemon_downloads(b) if d["name"] == name] == []
+    assert [r["to"] for r in b.recent() if r["name"] == name] == ["browser"], b.recent()
+
+
+def test_freight_settings_change_what_the_running_extension_captures(
+    connected, env, site
+) -> None:
     b = connected
-    digest = site.add("small.txt", 3_000)
-    b.set_rules({"minSize": 64 * 1024})
-    click(b, site, "#f0")
-    wait_for(lambda: (b.downloads / "small.txt").exists()
-             and sha256(b.downloads / "small.txt") == digest, what="the browser download")
-    assert daemon_downloads(b) == []
+    off = site.add("while-off.bin", 300_000)
+    on = site.add("while-on.bin", 300_000)
+    small = site.add("one-mebibyte.bin", 1024 * 1024)
+    assert b.state()["rules"]["enabled"] is True
+
+    assert freight(env, "settings", "capture", "off").strip() == "capture = false"
+    worker_rule(b, "enabled", False)
+    click(b, site, "a[href='/files/while-off.bin']")
+    stays_with_the_browser(b, "while-off.bin", off)
+    assert b.recent()[0]["reason"] == "capture is off"
+
+    freight(env, "settings", "capture", "on")
+    worker_rule(b, "enabled", True)
+    click(b, site, "a[href='/files/while-on.bin']")
+    assert sha256(Path(completed(b, "while-on.bin")["path"])) == on
+    assert not (b.downloads / "while-on.bin").exists()
+
+    freight(env, "settings", "capture_min_size", "2000000")
+    worker_rule(b, "minSize", 2_000_000)
+    click(b, site, "a[href='/files/one-mebibyte.bin']")
+    stays_with_the_browser(b, "one-mebibyte.bin", small)
+    assert b.recent()[0]["reason"] == "smaller than 2000000 bytes"
+
+
+def test_options_page_and_popup_show_and_change_the_daemons_rules(
+    connected, env, daemon
+) -> None:
+    b = connected
+    freight(env, "settings", "capture_never_sites", "example.org, *.bank.test")
+    freight(env, "settings", "capture_min_size", "1048576")
+    page = b.ctx.new_page()
+    page.goto(f"chrome-extension://{EXTENSION_ID}/options.html")
+    page.wait_for_selector("#source[data-source=daemon]")
+    assert page.input_value("#minSize") == "1 MiB"
+    assert page.input_value("#neverSites") == "example.org\n*.bank.test"
+    assert "shared by every browser" in page.inner_text("#source")
+
+    freight(env, "settings", "capture_never_types", "exe")  # while the page is open
+    wait_for(lambda: page.input_value("#neverTypes") == "exe", what="the page to follow")
+
+    page.fill("#minSize", "5 MiB")
+    page.fill("#alwaysTypes", "iso video/*")
+    page.click("#save")
+    page.wait_for_selector("#msg.ok")
+    assert freight(env, "settings", "capture_min_size").strip() == str(5 * 1024 * 1024)
+    assert json.loads(freight(env, "settings", "capture_always_types")) == ["iso", "video/*"]
+    assert json.loads(freight(env, "settings", "capture_never_sites")) == [
+        "example.org", "*.bank.test"]  # kept as they were
+    b.screenshot(page, "options-daemon-rules.png")
+
+    popup = b.ctx.new_page()
+    popup.goto(f"chrome-extension://{EXTENSION_ID}/popup.html")
+    wait_for(lambda: popup.is_checked("#capture"), what="the popup's toggle to show capture on")
+    popup.click(".switch")  # the popup's toggle
+    wait_for(lambda: freight(env, "settings", "capture").strip() == "false",
+             what="the popup's toggle to reach the daemon")
+    wait_for(lambda: not page.is_checked("#enabled"), what="the options page to follow")
+
+    freight(env, "stop")  # the daemon goes away: the page says its rules are the last known
+    page.wait_for_selector("#source[data-source=stored]", timeout=30_000)
+    assert "not reachable" in page.inner_text("#source")
+    assert page.input_value("#minSize") == "5 MiB" and not page.is_checked("#enabled")
+    daemon.wait(timeout=15)
 
 
 def test_popup_shows_live_progress(connected, site) -> None:
@@ -204,3 +289,17 @@ def test_ids_match_what_freight_install_reads() -> None:
     assert (ROOT / "extension" / "EXTENSION_ID").read_text().strip() == EXTENSION_ID
     ids = json.loads((ROOT / "extension" / "ids.json").read_text())
     assert ids["chromium"] == EXTENSION_ID
+
+
+def test_a_worker_woken_by_a_download_obeys_a_change_made_while_it_slept(
+    connected, env, site
+) -> None:
+    b = connected
+    digest = site.add("asleep.bin", 300_000)
+    worker_rule(b, "enabled", True)
+    b.stop_workers()  # its port to the host closes: no settings.changed can reach it now
+    freight(env, "settings", "capture", "off")
+    click(b, site, "a[href='/files/asleep.bin']")  # wakes it, with capture on in storage
+    stays_with_the_browser(b, "asleep.bin", digest)
+    assert b.recent()[0]["reason"] == "capture is off"
+    assert "running" in b.worker_statuses[b.worker_statuses.index("stopped"):]

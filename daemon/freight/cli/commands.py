@@ -84,7 +84,8 @@ def configure(sub: Any) -> None:
 
     p = sub.add_parser("settings", help="show or change settings")
     p.add_argument("name", nargs="?")
-    p.add_argument("value", nargs="?", help="JSON (null, 5, true, [..]) or a plain string")
+    p.add_argument("value", nargs="?",
+                   help="JSON (null, 5, true, [..]), on/off, words for a list, or plain text")
     p.set_defaults(func=cmd_settings)
 
 
@@ -301,12 +302,7 @@ def _settings(client: Any, args: argparse.Namespace) -> int:
     if args.value is None:
         print(json.dumps(client.call("get_settings")["settings"][args.name]))
         return EXIT_OK
-    try:
-        value = json.loads(args.value)
-    except ValueError:
-        value = args.value  # a plain string (a folder, for one)
-    if config.SETTINGS[args.name].type is str and not isinstance(value, str):
-        value = args.value
+    value = config.setting_from_text(args.name, args.value)  # on/off, 5, [..], a folder
     settings = client.call("set_settings", settings={args.name: value})["settings"]
     print(f"{args.name} = {json.dumps(settings[args.name])}")
     return EXIT_OK

@@ -147,9 +147,13 @@ class ApiHandler(Handler):
 
     def _change_settings(self, changes: dict[str, Any]) -> dict[str, Any]:
         # download_dir is checked by config.validate_setting, in the store, before it is saved.
+        before = self.store.settings()
         settings = self.store.set_settings(changes)
         self.scheduler.apply_settings(settings)
-        self.hub.publish("settings.changed", {"settings": settings})
+        # Every browser's extension follows the capture rules from this event, live; `changed`
+        # names what this request changed (the values as stored, after normalising).
+        changed = {name: settings[name] for name in changes if settings[name] != before[name]}
+        self.hub.publish("settings.changed", {"settings": settings, "changed": changed})
         return settings
 
     async def pause_all(self, session: Session) -> dict[str, Any]:
