@@ -170,11 +170,17 @@ class Relay:
                 if self._ws is not None and self._url is not None:
                     return self._url
             now = time.monotonic()
+            remembered = None
             if self._failure and now - self._failure[0] < FAILURE_MEMORY and start:
-                raise self._failure[1]
+                # A burst of requests starts the daemon once; but one that the user started
+                # meanwhile (the fix they were given) is connected to at once.
+                remembered = self._failure[1]
             try:
-                ws, url = self.link.connect(start and self.link.options.start_daemon)
+                ws, url = self.link.connect(start and remembered is None
+                                            and self.link.options.start_daemon)
             except Unavailable as exc:
+                if remembered is not None:
+                    raise remembered from None
                 if start:
                     self._failure = (time.monotonic(), exc)
                     log.warning("daemon unavailable: %s", exc)
