@@ -13,10 +13,10 @@
 // - While `start()` is in force, a lost port is reopened with exponential backoff, so that
 //   daemon events keep flowing to the popup and notifications. A request made meanwhile opens
 //   the port immediately instead of waiting for the timer.
-// - `status` tells the truth about the daemon, not only about the port: a -32010 answer to any
-//   request, or the host's `host.daemon {connected: false}`, makes it `daemon_unavailable`
-//   with the host's reason and fix (docs/PROTOCOL.md, -32010 data), and the next request runs
-//   the handshake again (host.hello starts the daemon when it can).
+// - `status` tells the truth about the daemon, not only about the port: a DAEMON_UNAVAILABLE
+//   answer to any request, or the host's `host.daemon {connected: false}`, makes it
+//   `daemon_unavailable` with the host's reason and fix (docs/PROTOCOL.md), and the next
+//   request runs the handshake again (host.hello starts the daemon when it can).
 
 /**
  * Every JSON-RPC error code the extension names (docs/PROTOCOL.md, "Error codes"), by the

@@ -127,6 +127,7 @@ def test_port_taken_banner_then_counts_after_the_fix(
                           count(popup, "paused")) == ("1", "2", "1"), timeout=30,
                  what="the popup to count 1 active, 2 queued, 1 paused")
         assert popup.is_hidden("#banner") and not popup.is_visible("#empty")
+        popup.set_viewport_size({"width": 460, "height": 480})  # room for all four
         keep(b, popup, "popup-counts.png")
         # The port the fix named is the one kept: the next start uses it.
         assert freight(env, "stop").returncode == 0

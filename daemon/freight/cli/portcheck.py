@@ -6,7 +6,7 @@ works. Its port may be held by another program (named when this user can see it,
 
 from __future__ import annotations
 
-from freight import config, ports, starterror
+from freight import config, daemonfile, ports, starterror
 from freight.store import saved_setting
 
 
@@ -14,6 +14,12 @@ def daemon_down(paths: config.Paths, error: Exception) -> tuple[str, str]:
     """(detail, fix) for a daemon that is not reachable."""
     port = int(saved_setting(paths.database, "port"))
     recorded = starterror.read(paths)
+    live = daemonfile.read_live(paths)
+    if live is not None:
+        # Freight's own daemon runs (it holds the instance lock) but did not answer: the port
+        # is its own, and moving Freight elsewhere would not help.
+        return (f"the daemon (pid {live['pid']}) runs but does not answer: {error}",
+                "freight stop && freight start")
     if port and not ports.is_free(port):
         found = ports.holder(port)
         who = found.describe() if found else "another program"
