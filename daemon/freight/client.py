@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 from websockets.sync.client import ClientConnection, connect
 
-from freight import config, daemonfile, handshake, rpc
+from freight import config, daemonfile, handshake, rpc, starterror
 from freight.errors import (
     AuthError,
     DaemonError,
@@ -272,19 +272,29 @@ def ping(paths: config.Paths, timeout: float = 2.0) -> dict[str, Any] | None:
         return None
 
 
-def start_daemon(paths: config.Paths, timeout: float = 10.0) -> dict[str, Any]:
-    """Make sure a daemon runs; start one detached if needed. Returns its daemon.json."""
+def start_daemon(
+    paths: config.Paths, timeout: float = 10.0, port: int | None = None
+) -> dict[str, Any]:
+    """Make sure a daemon runs; start one detached if needed (on ``port`` when given, which
+    the daemon then records for every later start). Returns its daemon.json.
+
+    Raises :class:`DaemonStartFailed` with the daemon's own words on why it could not start
+    (:mod:`freight.starterror`) and the command that fixes it.
+    """
     paths.ensure()
     if ping(paths) is not None:
         info = daemon_info(paths)
         assert info is not None
         return info
+    starterror.clear(paths)  # what the daemon started now says is the news, not an old record
+    command = daemon_command() + ([] if port is None else ["--port", str(port)])
     # The daemon writes its own log file; its stderr (tracebacks of a crash at start) goes
     # next to it, not into it, so that no line is written twice.
-    log_file = open(paths.log_dir / "daemon-stderr.log", "ab")  # noqa: SIM115 - to the child
+    log_file = open(paths.daemon_stderr_file, "ab")  # noqa: SIM115 - to the child
+    stderr_from = log_file.tell()
     try:
         proc = subprocess.Popen(
-            daemon_command(),
+            command,
             stdin=subprocess.DEVNULL,
             stdout=log_file,
             stderr=log_file,
@@ -304,8 +314,32 @@ def start_daemon(paths: config.Paths, timeout: float = 10.0) -> dict[str, Any]:
             exited_at = time.monotonic()
         # Exit code 1 may mean another daemon won a start race: give it a moment to answer.
         if exited_at is not None and time.monotonic() - exited_at > 2.0:
-            raise DaemonError(
-                f"the daemon exited with code {proc.returncode} at start; see {paths.log_file}"
-            )
+            raise _start_failed(paths, proc.returncode, stderr_from)
         time.sleep(0.05)
-    raise DaemonError(f"the daemon did not answer within {timeout:.0f} s; see {paths.log_file}")
+    raise DaemonStartFailed(f"the daemon did not answer within {timeout:.0f} s",
+                            reason=f"the daemon did not answer within {timeout:.0f} s",
+                            fix=f"freight doctor (the log: {paths.log_file})", cause="failed")
+
+
+class DaemonStartFailed(DaemonError):
+    """The daemon could not start; ``data`` holds ``reason``, ``fix`` and ``cause`` (the
+    start-error kind) and, for a port, ``port``."""
+
+
+def _start_failed(paths: config.Paths, code: int | None, stderr_from: int) -> DaemonStartFailed:
+    recorded = starterror.read(paths)
+    if recorded is not None:
+        return DaemonStartFailed(recorded.message, **recorded.data())
+    # No record: the daemon died before it could write one (a crash): its last words are
+    # what it wrote to stderr since we started it.
+    last = ""
+    try:
+        with open(paths.daemon_stderr_file, "rb") as f:
+            f.seek(stderr_from)
+            lines = f.read(64 * 1024).decode("utf-8", "replace").strip().splitlines()
+        last = lines[-1].strip() if lines else ""
+    except OSError:
+        pass
+    reason = f"the daemon exited with code {code} at start" + (f": {last}" if last else "")
+    return DaemonStartFailed(reason, reason=reason, cause="failed",
+                             fix=f"freight doctor (the log: {paths.daemon_stderr_file})")

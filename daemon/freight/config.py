@@ -49,6 +49,11 @@ class Paths:
         return self.state_dir / "daemon.json"
 
     @property
+    def start_error_file(self) -> Path:
+        """Why the last daemon could not start (:mod:`freight.starterror`)."""
+        return self.state_dir / "start-error.json"
+
+    @property
     def lock_file(self) -> Path:
         return self.state_dir / "daemon.lock"
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from freight import config
-from freight.errors import InputError, NotFound, StoreError
+from freight.errors import FreightError, InputError, NotFound, StoreError
 from freight.headers import with_basic
 from freight.models import Download, DownloadState, Segment, can_transition, check_transition
 from freight.redact import redact_optional
@@ -744,3 +744,23 @@ class Store:
             )
         self._settings = None
         return self.settings()
+
+
+def saved_setting(path: str | Path, name: str) -> Any:
+    """One setting as saved, for a process that does not own the database (`freight doctor`
+    while no daemon runs): read-only, so nothing is created, migrated or locked. The default
+    when the database, its table or the row is missing or unreadable."""
+    default = config.SETTINGS[name].default
+    if not os.path.exists(path):
+        return default
+    try:
+        db = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True, timeout=1.0)
+    except sqlite3.Error:
+        return default
+    try:
+        row = db.execute("SELECT value FROM settings WHERE name = ?", (name,)).fetchone()
+        return default if row is None else config.validate_setting(name, json.loads(row[0]))
+    except (sqlite3.Error, ValueError, FreightError):
+        return default
+    finally:
+        db.close()

@@ -540,7 +540,9 @@ async function handlePageMessage(msg) {
     case 'state':
       return { status: rpc.status, rules, rulesInfo, recent, refreshWanted };
     case 'reconnect':
-      rpc.start();
+      // The popup's "Try again" (and its opening while the daemon is down): host.hello again,
+      // which starts the daemon if it can, and the status says what happened.
+      await rpc.recheck().catch(() => undefined);
       return rpc.status;
     case 'setRules':
       // The page's whole form, as the user saves it; bad input throws and nothing is saved.

@@ -12,7 +12,10 @@ const $ = (id) => document.getElementById(id);
 const downloads = new Map();
 const rows = new Map(); // id → row element
 let status = { state: 'connecting' };
+let counts = null; // the daemon's `status` answer: active, queued, paused, failed, speed
+let countsTimer = null;
 let refreshWanted = [];
+let rechecked = false;
 
 if (new URLSearchParams(location.search).has('page')) document.body.classList.add('page');
 
@@ -46,6 +49,7 @@ port.onMessage.addListener((msg) => {
     case 'event':
       if (msg.method === 'settings.changed') showLimit(msg.params.settings?.global_limit);
       else if (applyEvent(downloads, msg.method, msg.params)) render();
+      if (msg.method.startsWith('download.')) loadCountsSoon();
       break;
     default: break;
   }
@@ -57,6 +61,7 @@ async function load() {
     downloads.clear();
     for (const d of list) downloads.set(d.id, d);
     render();
+    await loadCounts();
     const { settings } = await call('get_settings');
     showLimit(settings.global_limit);
   } catch {
@@ -64,24 +69,69 @@ async function load() {
   }
 }
 
+/** The counts come from the daemon's `status`, not from the list: the list may be cut. */
+async function loadCounts() {
+  try {
+    counts = await call('status');
+  } catch {
+    counts = null;
+  }
+  render();
+}
+
+function loadCountsSoon() {
+  if (countsTimer) return;
+  countsTimer = setTimeout(() => { countsTimer = null; loadCounts(); }, 250);
+}
+
+const DOWN = new Set(['host_unavailable', 'daemon_unavailable', 'error']);
+
+function bannerFor(s) {
+  if (s.state === 'host_unavailable') {
+    return {
+      title: 'Freight is not connected',
+      reason: s.reason,
+      text: 'The browser could not start Freight\'s native host, so downloads stay with the '
+        + 'browser. Install it (once), then try again:',
+      cmd: 'freight install',
+    };
+  }
+  if (s.state === 'daemon_unavailable') {
+    return {
+      title: 'Freight\'s daemon is not running',
+      reason: s.reason,
+      text: 'Downloads stay with the browser until it runs. Fix it with:',
+      cmd: s.fix || 'freight start',
+    };
+  }
+  return {
+    title: 'Freight\'s daemon refused the connection',
+    reason: s.reason,
+    text: 'Downloads stay with the browser. Find out why with:',
+    cmd: s.fix || 'freight doctor',
+  };
+}
+
 function setStatus(s) {
   const was = status.state;
   status = s ?? { state: 'connecting' };
-  const banner = $('banner');
-  const down = status.state === 'host_unavailable' || status.state === 'daemon_unavailable'
-    || status.state === 'error';
-  banner.hidden = !down;
-  if (status.state === 'host_unavailable') {
-    $('banner-title').textContent = 'Freight is not connected';
-    $('banner-text').textContent = 'The browser could not start Freight\'s native host, so downloads stay '
-      + 'with the browser. Install it (once), then try again:';
-    $('banner-cmd').textContent = 'freight install';
-  } else if (status.state === 'daemon_unavailable' || status.state === 'error') {
-    $('banner-title').textContent = 'Freight\'s daemon is not running';
-    $('banner-text').textContent = 'Downloads stay with the browser until it runs. Start it:';
-    $('banner-cmd').textContent = 'freight start';
+  const down = DOWN.has(status.state);
+  $('banner').hidden = !down;
+  document.body.classList.toggle('down', down);
+  if (down) {
+    const b = bannerFor(status);
+    $('banner-title').textContent = b.title;
+    $('banner-reason').textContent = b.reason ?? '';
+    $('banner-text').textContent = b.text;
+    $('banner-cmd').textContent = b.cmd;
+    counts = null;
+    // Opening the popup asks once whether the daemon is back (host.hello starts it if it can),
+    // so that what it shows is the state now, not when the last request failed.
+    if (!rechecked) {
+      rechecked = true;
+      page('reconnect').then(setStatus).catch(() => undefined);
+    }
   }
-  if (status.reason && down) $('banner-text').title = status.reason;
   if (status.state === 'connected' && was !== 'connected') load();
   render();
 }
@@ -146,19 +196,42 @@ function render() {
     fill(r, d);
     if (main.children[i] !== r) main.insertBefore(r, main.children[i] ?? null);
   });
+  // "No downloads yet" only from a daemon that answered with an empty list.
   $('empty').hidden = list.length > 0 || status.state !== 'connected';
-  const active = list.filter((d) => d.state === 'active');
-  const speed = active.reduce((s, d) => s + (d.speed ?? 0), 0);
-  $('summary').textContent = status.state === 'connected'
-    ? `${active.length} active${speed ? ` · ${formatSpeed(speed)}` : ''}` : '';
+  renderSummary(list);
   const waiting = refreshWanted.map((w) => w.name);
   $('refresh-note').hidden = waiting.length === 0;
   $('refresh-note').textContent = waiting.length
     ? `Waiting for a fresh link to ${waiting.join(', ')}: open its page and click the download link again.` : '';
 }
 
+function renderSummary(list) {
+  const summary = $('summary');
+  if (status.state !== 'connected') {
+    summary.textContent = DOWN.has(status.state) ? 'not running' : 'connecting…';
+    summary.dataset.state = status.state;
+    return;
+  }
+  summary.dataset.state = 'connected';
+  const live = counts ?? {
+    active: list.filter((d) => d.state === 'active').length,
+    queued: list.filter((d) => d.state === 'queued').length,
+    paused: list.filter((d) => d.state === 'paused').length,
+    speed: list.reduce((s, d) => s + (d.state === 'active' ? d.speed ?? 0 : 0), 0),
+  };
+  const parts = ['active', 'queued', 'paused'].map((name) => {
+    const span = el('span', 'count');
+    span.dataset.state = name;
+    const n = el('b', '', String(live[name] ?? 0));
+    span.append(n, ` ${name}`);
+    return span;
+  });
+  if (live.speed) parts.push(el('span', 'count', formatSpeed(live.speed)));
+  summary.replaceChildren(...parts);
+}
+
 function fill(r, d) {
-  r.querySelector('.name').textContent = d.name || d.url;
+  r.querySelector('.name').textContent = d.name || nameFromUrl(d.url) || d.url;
   r.querySelector('.name').title = d.path || d.url;
   const pill = r.querySelector('.pill');
   pill.className = `pill ${d.state}`;

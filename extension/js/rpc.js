@@ -13,6 +13,10 @@
 // - While `start()` is in force, a lost port is reopened with exponential backoff, so that
 //   daemon events keep flowing to the popup and notifications. A request made meanwhile opens
 //   the port immediately instead of waiting for the timer.
+// - `status` tells the truth about the daemon, not only about the port: a DAEMON_UNAVAILABLE
+//   answer to any request, or the host's `host.daemon {connected: false}`, makes it
+//   `daemon_unavailable` with the host's reason and fix (docs/PROTOCOL.md), and the next
+//   request runs the handshake again (host.hello starts the daemon when it can).
 
 /**
  * Every JSON-RPC error code the extension names (docs/PROTOCOL.md, "Error codes"), by the
@@ -50,9 +54,10 @@ export class RpcClient {
   #wanted = false;
   #retryTimer = null;
   #failures = 0;
+  #handshaken = false; // the handshake on the current port has completed
   #timers;
   #opts;
-  status = { state: 'idle', reason: '' };
+  status = { state: 'idle', reason: '', fix: '' };
 
   /**
    * @param {object} o
@@ -112,8 +117,29 @@ export class RpcClient {
     return this.#send(method, params, timeoutMs);
   }
 
-  #setStatus(state, reason = '', hello = undefined) {
-    this.status = { state, reason, ...(hello ? { hello } : {}) };
+  /** Run the handshake again now (host.hello may start the daemon), unless one is running. */
+  recheck() {
+    this.#wanted = true;
+    this.#failures = 0;
+    if (this.#port && this.#ready && !this.#handshaken) return this.#ready; // one in flight
+    if (this.status.state !== 'connected') {
+      this.#ready = null;
+      this.#handshaken = false;
+    }
+    return this.#ensureReady();
+  }
+
+  /** What the host said about the daemon, as status fields: reason, fix, cause, port. */
+  static #why(err) {
+    const data = err?.data ?? {};
+    const out = { fix: typeof data.fix === 'string' ? data.fix : '' };
+    if (typeof data.cause === 'string') out.cause = data.cause;
+    if (Number.isInteger(data.port)) out.port = data.port;
+    return out;
+  }
+
+  #setStatus(state, reason = '', hello = undefined, why = {}) {
+    this.status = { state, reason, fix: '', ...why, ...(hello ? { hello } : {}) };
     try { this.#opts.onStatus(this.status); } catch { /* a listener's bug is not ours */ }
   }
 
@@ -122,6 +148,7 @@ export class RpcClient {
     this.#clearRetry();
     if (!this.#port && !this.#attach()) return this.#ready;
     const port = this.#port;
+    this.#handshaken = false;
     this.#ready = this.#handshake(port);
     // A failed handshake (say the daemon is down) is not remembered: the next request or the
     // retry timer runs it again on the same port.
@@ -129,7 +156,8 @@ export class RpcClient {
       if (this.#port !== port) return; // the port died; #lost already reported it
       this.#ready = null;
       const reason = err?.data?.reason || err?.message || String(err);
-      this.#setStatus(err?.code === DAEMON_UNAVAILABLE ? 'daemon_unavailable' : 'error', reason);
+      this.#setStatus(err?.code === DAEMON_UNAVAILABLE ? 'daemon_unavailable' : 'error', reason,
+        undefined, RpcClient.#why(err));
       this.#scheduleRetry();
     });
     return this.#ready;
@@ -164,6 +192,7 @@ export class RpcClient {
       results.push(await this.#send(method, params ?? {}, undefined, port));
     }
     this.#failures = 0;
+    if (this.#port === port) this.#handshaken = true;
     this.#setStatus('connected', '', results[0]);
     return results;
   }
@@ -193,6 +222,7 @@ export class RpcClient {
   #receive(msg) {
     if (msg === null || typeof msg !== 'object') return; // not JSON-RPC: ignore, never crash
     if (msg.id === undefined || msg.id === null) {
+      if (msg.method === 'host.daemon') this.#daemonLink(msg.params ?? {});
       if (typeof msg.method === 'string') {
         try { this.#opts.onNotification(msg.method, msg.params ?? {}); } catch { /* listener bug */ }
       }
@@ -204,15 +234,36 @@ export class RpcClient {
     this.#timers.clearTimeout(entry.timer);
     if (msg.error) {
       const e = msg.error;
-      entry.reject(new RpcError(Number(e.code) || CODES.INTERNAL_ERROR, String(e.message ?? 'error'), e.data));
+      const err = new RpcError(Number(e.code) || CODES.INTERNAL_ERROR, String(e.message ?? 'error'), e.data);
+      if (err.code === DAEMON_UNAVAILABLE && this.#handshaken) this.#daemonLost(err);
+      entry.reject(err);
     } else {
       entry.resolve(msg.result);
+    }
+  }
+
+  /** A request after the handshake found no daemon: say so, and shake hands again next time. */
+  #daemonLost(err) {
+    this.#ready = null;
+    this.#handshaken = false;
+    this.#setStatus('daemon_unavailable', err.data?.reason || err.message, undefined, RpcClient.#why(err));
+    this.#scheduleRetry();
+  }
+
+  /** The host's word on its link to the daemon (`host.daemon`, docs/PROTOCOL.md). */
+  #daemonLink(params) {
+    if (!this.#handshaken) return;
+    if (params.connected === false) {
+      this.#setStatus('daemon_unavailable', 'the daemon stopped', undefined, { fix: 'freight start' });
+    } else if (params.connected === true) {
+      this.#setStatus('connected', '', this.status.hello);
     }
   }
 
   #lost(reason) {
     this.#port = null;
     this.#ready = null;
+    this.#handshaken = false;
     const pending = [...this.#pending.values()];
     this.#pending.clear();
     for (const p of pending) {

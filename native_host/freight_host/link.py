@@ -14,8 +14,9 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from typing import Any
 
-from freight import daemonfile
+from freight import daemonfile, starterror
 from freight.client import DaemonUnreachable, open_daemon_socket
 from freight.config import Paths
 from freight.errors import DaemonError
@@ -30,7 +31,12 @@ CONNECT_TIMEOUT = 5.0
 
 
 class Unavailable(Exception):
-    """The daemon cannot be reached; ``str()`` is the reason given to the extension."""
+    """The daemon cannot be reached; ``str()`` is the reason given to the extension, and
+    ``data`` what else it is told (-32010's ``data``: ``fix``, ``cause``, ``port``)."""
+
+    def __init__(self, reason: str, **data: Any) -> None:
+        super().__init__(reason)
+        self.data = data
 
 
 class NotRunning(Unavailable):
@@ -97,34 +103,44 @@ class DaemonLink:
         return ws, url
 
     def start(self) -> None:
-        """Run `freight start`; raises Unavailable with the reason when it fails."""
+        """Run `freight start`; raises Unavailable with the reason when it fails: the daemon's
+        own record of why it could not start (:mod:`freight.starterror`) and its fix, or,
+        without one, the last line `freight start` printed."""
         cmd = start_command()
         log.info("starting the daemon: %s", cmd)
         self.paths.log_dir.mkdir(parents=True, exist_ok=True)
         # Its output goes to our log, never to our stdout; it gets its own session so that the
         # browser killing the host's process group does not kill the daemon.
-        with open(self.paths.host_log_file, "ab") as sink:
-            try:
-                proc = subprocess.run(
-                    cmd,
-                    stdin=subprocess.DEVNULL,
-                    stdout=sink,
-                    stderr=sink,
-                    timeout=self.options.start_timeout,
-                    start_new_session=True,
-                    check=False,
-                )
-            except subprocess.TimeoutExpired:
-                raise Unavailable(
-                    f"`freight start` did not finish within {self.options.start_timeout:g} s"
-                ) from None
-            except OSError as exc:
-                raise Unavailable(f"cannot run `freight start`: {exc}") from None
-        if proc.returncode != 0:
-            raise Unavailable(
-                f"`freight start` failed with exit code {proc.returncode}"
-                f" (see {self.paths.host_log_file})"
+        try:
+            proc = subprocess.run(
+                cmd,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                timeout=self.options.start_timeout,
+                start_new_session=True,
+                check=False,
             )
+        except subprocess.TimeoutExpired:
+            raise Unavailable(
+                f"`freight start` did not finish within {self.options.start_timeout:g} s",
+                fix="freight doctor",
+            ) from None
+        except OSError as exc:
+            raise Unavailable(f"cannot run `freight start`: {exc}", fix="freight install") \
+                from None
+        output = (proc.stdout + proc.stderr).decode("utf-8", "replace").strip()
+        if output:
+            log.info("`freight start` said: %s", output)
+        if proc.returncode != 0:
+            log.warning("`freight start` failed with exit code %s", proc.returncode)
+            recorded = starterror.read(self.paths)
+            if recorded is not None:
+                data = recorded.data()
+                raise Unavailable(data.pop("reason"), **data)
+            last = output.splitlines()[-1].removeprefix("freight: ") if output else \
+                f"exit code {proc.returncode}"
+            raise Unavailable(f"`freight start` failed: {last}", fix="freight doctor",
+                              cause="failed")
 
     def connect(self, start: bool) -> tuple[ClientConnection, str]:
         """Connect; when nothing runs and ``start`` allows, start the daemon and connect."""

@@ -64,6 +64,14 @@ def response_error(
     }
 
 
+def unavailable_error(id_: Any, exc: Unavailable, **extra: Any) -> dict[str, Any]:
+    """-32010 with the reason and, when known, the fix (``data.fix``), what failed
+    (``data.cause``: the daemon's start-error kind) and the port (docs/PROTOCOL.md)."""
+    return response_error(id_, DAEMON_UNAVAILABLE, "daemon_unavailable",
+                          f"Freight's daemon is unavailable: {exc}",
+                          **{"fix": "freight start", **exc.data, "reason": str(exc), **extra})
+
+
 def notification(method: str, params: dict[str, Any]) -> dict[str, Any]:
     return {"jsonrpc": "2.0", "method": method, "params": params}
 
@@ -145,7 +153,7 @@ class Relay:
         self._url: str | None = None
         self._pending: dict[str, Any] = {}  # key → the extension's id
         self._subscribe: dict[str, Any] | None = None  # params of the extension's subscribe
-        self._failure: tuple[float, str] | None = None
+        self._failure: tuple[float, Unavailable] | None = None
         self._closing = False
         self._own_ids = 0
         self._reconnecting = False
@@ -162,13 +170,19 @@ class Relay:
                 if self._ws is not None and self._url is not None:
                     return self._url
             now = time.monotonic()
+            remembered = None
             if self._failure and now - self._failure[0] < FAILURE_MEMORY and start:
-                raise Unavailable(self._failure[1])
+                # A burst of requests starts the daemon once; but one that the user started
+                # meanwhile (the fix they were given) is connected to at once.
+                remembered = self._failure[1]
             try:
-                ws, url = self.link.connect(start and self.link.options.start_daemon)
+                ws, url = self.link.connect(start and remembered is None
+                                            and self.link.options.start_daemon)
             except Unavailable as exc:
+                if remembered is not None:
+                    raise remembered from None
                 if start:
-                    self._failure = (time.monotonic(), str(exc))
+                    self._failure = (time.monotonic(), exc)
                     log.warning("daemon unavailable: %s", exc)
                 else:  # the reconnect loop polls: once per attempt would flood the log
                     log.debug("daemon unavailable: %s", exc)
@@ -315,9 +329,7 @@ class Relay:
                 self.ensure()
             except Unavailable as exc:
                 if has_id:
-                    self.out.send(response_error(
-                        id_, DAEMON_UNAVAILABLE, "daemon_unavailable",
-                        f"Freight's daemon is unavailable: {exc}", reason=str(exc)))
+                    self.out.send(unavailable_error(id_, exc))
                 return
             with self._lock:
                 ws = self._ws
@@ -357,10 +369,7 @@ class Relay:
             url = self.ensure(start=start)
         except Unavailable as exc:
             if has_id:
-                self.out.send(response_error(
-                    id_, DAEMON_UNAVAILABLE, "daemon_unavailable",
-                    f"Freight's daemon is unavailable: {exc}", reason=str(exc),
-                    host=__version__))
+                self.out.send(unavailable_error(id_, exc, host=__version__))
             return
         if has_id:
             self.out.send({"jsonrpc": "2.0", "id": id_, "result": {

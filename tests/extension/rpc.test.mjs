@@ -253,3 +253,76 @@ test('bad arguments are refused before anything is sent', async () => {
   assert.equal(s.ports.length, 0);
   assert.throws(() => new RpcClient({}), /connect/);
 });
+
+test('the host\'s reason and fix for a daemon that cannot start reach the status', async () => {
+  const s = setup();
+  const p = s.client.request('list');
+  await tick();
+  const port = s.ports[0];
+  port.fail(port.sent[0].id, DAEMON_UNAVAILABLE, 'no daemon', {
+    kind: 'daemon_unavailable', reason: 'port 6817 on 127.0.0.1 is held by nginx (pid 12)',
+    fix: 'freight start --port 6818', cause: 'port_taken', port: 6817,
+  });
+  await assert.rejects(p);
+  await tick();
+  assert.deepEqual(s.client.status, {
+    state: 'daemon_unavailable', reason: 'port 6817 on 127.0.0.1 is held by nginx (pid 12)',
+    fix: 'freight start --port 6818', cause: 'port_taken', port: 6817,
+  });
+});
+
+test('a daemon lost after the handshake: the status says so and the next request shakes hands again', async () => {
+  const s = setup();
+  const { p, port } = await handshaken(s);
+  port.reply(port.last().id, { downloads: [] });
+  await p;
+  assert.equal(s.client.status.state, 'connected');
+  // The host's port stays open; the daemon behind it is gone and cannot be started.
+  const q = s.client.request('status');
+  await tick();
+  port.fail(port.last().id, DAEMON_UNAVAILABLE, 'gone', { reason: 'port 6817 is held by x', fix: 'freight start --port 6820' });
+  await assert.rejects(q, (e) => e.code === DAEMON_UNAVAILABLE);
+  assert.equal(s.client.status.state, 'daemon_unavailable');
+  assert.equal(s.client.status.fix, 'freight start --port 6820');
+  const r = s.client.request('status');
+  await tick();
+  assert.equal(port.last().method, 'host.hello', 'the handshake runs again: it may start the daemon');
+  port.reply(port.last().id, {});
+  await tick();
+  assert.equal(s.client.status.state, 'connected');
+  port.reply(port.last().id, { active: 0 });
+  assert.deepEqual(await r, { active: 0 });
+});
+
+test('host.daemon notifications move the status both ways', async () => {
+  const s = setup();
+  const { p, port } = await handshaken(s);
+  port.reply(port.last().id, {});
+  await p;
+  port.push({ jsonrpc: '2.0', method: 'host.daemon', params: { connected: false } });
+  assert.equal(s.client.status.state, 'daemon_unavailable');
+  assert.equal(s.client.status.fix, 'freight start');
+  port.push({ jsonrpc: '2.0', method: 'host.daemon', params: { connected: true, url: 'ws://127.0.0.1:1/' } });
+  assert.equal(s.client.status.state, 'connected');
+  assert.deepEqual(s.events.map((e) => e[0]), ['host.daemon', 'host.daemon']);
+});
+
+test('recheck() runs host.hello again when the daemon is down, and not while connected', async () => {
+  const s = setup();
+  const p = s.client.request('list');
+  await tick();
+  const port = s.ports[0];
+  port.fail(port.sent[0].id, DAEMON_UNAVAILABLE, 'no daemon', { reason: 'down' });
+  await assert.rejects(p);
+  await tick();
+  const sent = port.sent.length;
+  const again = s.client.recheck();
+  await tick();
+  assert.equal(port.sent.length, sent + 1);
+  assert.equal(port.last().method, 'host.hello');
+  port.reply(port.last().id, {});
+  await again;
+  assert.equal(s.client.status.state, 'connected');
+  await s.client.recheck();
+  assert.equal(port.sent.length, sent + 1, 'connected: nothing sent');
+});

@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from freight.cli.common import say_error, setup_paths
-from freight.cli.terminal import say
+from freight.cli.terminal import say, terminal_text
 from freight.errors import FreightError
 from freight.models import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from freight.units import format_rate
@@ -26,6 +26,8 @@ def configure(sub: Any) -> None:
     p.set_defaults(func=cmd_daemon)
 
     p = sub.add_parser("start", help="start the daemon in the background")
+    p.add_argument("--port", type=int, metavar="N",
+                   help="API port, kept for every later start (0: any free port)")
     p.set_defaults(func=cmd_start)
     p = sub.add_parser("stop", help="stop the daemon gracefully")
     p.set_defaults(func=cmd_stop)
@@ -38,22 +40,43 @@ def configure(sub: Any) -> None:
     p.set_defaults(func=cmd_token)
 
 
+def _port_ok(port: int | None) -> bool:
+    if port is not None and not 0 <= port <= 65535:
+        say_error("--port must be between 0 and 65535")
+        return False
+    return True
+
+
 def cmd_daemon(args: argparse.Namespace) -> int:
     from freight.daemon.app import run_daemon
 
-    if args.port is not None and not 0 <= args.port <= 65535:
-        say_error("--port must be between 0 and 65535")
+    if not _port_ok(args.port):
         return EXIT_USAGE
     return run_daemon(setup_paths(), port=args.port, tray=not args.no_tray)
 
 
 def cmd_start(args: argparse.Namespace) -> int:
-    from freight.client import start_daemon
+    from urllib.parse import urlsplit
 
+    from freight.client import daemon_info, ping, start_daemon
+
+    if not _port_ok(args.port):
+        return EXIT_USAGE
+    paths = setup_paths()
+    running = daemon_info(paths) if ping(paths) is not None else None
+    if running is not None and args.port not in (None, 0):
+        at = urlsplit(str(running["url"])).port
+        if at != args.port:
+            say_error(f"the daemon already runs on port {at} (pid {running['pid']}); to move it"
+                      f" to port {args.port}: freight stop && freight start --port {args.port}")
+            return EXIT_FAILED
     try:
-        info = start_daemon(setup_paths())
+        info = start_daemon(paths, port=args.port)
     except FreightError as exc:
-        say_error(str(exc))
+        say_error(f"cannot start the daemon: {exc}")
+        fix = exc.data.get("fix")
+        if fix:
+            print(f"  fix: {terminal_text(fix)}", file=sys.stderr)
         return EXIT_FAILED
     print(f"freight daemon running: pid {info['pid']}, {info['url']}")
     return EXIT_OK

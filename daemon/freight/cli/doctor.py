@@ -73,7 +73,9 @@ def check_daemon(paths: config.Paths, timeout: float) -> tuple[Check, Any]:
                      "restart the daemon so that it reads the current token:"
                      " freight stop && freight start"), None
     except FreightError as exc:
-        return Check("daemon", FAIL, f"not reachable: {exc}", "freight start"), None
+        from freight.cli.portcheck import daemon_down
+
+        return Check("daemon", FAIL, *daemon_down(paths, exc)), None
     return Check("daemon", OK, f"freight {version.get('version')} (protocol"
                  f" {version.get('protocol')}, pid {version.get('pid')}) at {client.url}"), client
 

@@ -33,13 +33,14 @@ from collections.abc import Callable
 from typing import Any
 
 from freight import __version__, config, daemonfile, rpc, secrets
+from freight.daemon import startfail
 from freight.daemon.events import Hub
 from freight.daemon.handler import ApiHandler
 from freight.daemon.instance import InstanceLock
 from freight.daemon.origins import extension_origins
 from freight.daemon.scheduler import Scheduler
 from freight.daemon.server import ApiServer
-from freight.errors import FreightError
+from freight.errors import FreightError, StoreError
 from freight.store import Store
 
 log = logging.getLogger("freight.daemon")
@@ -106,7 +107,11 @@ async def serve(
     info = secrets.backend_info(paths)
     if info["fallback"]:
         log.warning("secrets are kept in files under %s (no OS keyring works)", paths.secrets_dir)
-    store = Store(paths.database, sealer=sealer)
+    try:
+        store = Store(paths.database, sealer=sealer)
+    except StoreError as exc:
+        startfail.store_failed(paths, exc)
+        return 1
     try:
         settings = store.settings()
         hub = Hub()
@@ -131,9 +136,16 @@ async def serve(
         try:
             await server.start()
         except OSError as exc:
-            log.error("cannot listen on 127.0.0.1:%s: %s", settings["port"] if port is None
-                      else port, exc)
+            startfail.listen_failed(paths, settings["port"] if port is None else port, exc)
             return 1
+        startfail.started(paths)
+        if port is not None and port != settings["port"]:
+            # `--port N` is how a user moves Freight off a taken port: every later start (by
+            # the host, the CLI, the tray's autostart) must use it too. Saved here, by the
+            # daemon, because the daemon owns the database (Store.settings), and only once
+            # the port has proved usable.
+            store.set_settings({"port": port})
+            log.info("port %d recorded in the settings: later starts use it", port)
         await scheduler.start()
         # Signals reach the handler before daemon.json exists: a client that found the file
         # may SIGTERM at once.
@@ -187,8 +199,12 @@ def _want_tray(tray: bool) -> bool:
 
 def run_daemon(paths: config.Paths, *, port: int | None = None, tray: bool = True) -> int:
     """`freight daemon`: run in the foreground until stopped. Returns the exit code."""
-    paths.ensure()
-    setup_logging(paths)
+    try:
+        paths.ensure()
+        setup_logging(paths)
+    except OSError as exc:
+        startfail.folder_failed(paths, exc)
+        return 1
     lock = InstanceLock(paths.lock_file)
     if not lock.acquire():
         other = daemonfile.read_live(paths) or {}
@@ -206,7 +222,7 @@ def run_daemon(paths: config.Paths, *, port: int | None = None, tray: bool = Tru
             return _run_with_tray(paths, port, signals)
         return asyncio.run(serve(paths, port=port, signals=signals))
     except FreightError as exc:
-        log.error("%s", exc)
+        startfail.other_failed(paths, exc)
         return 1
     finally:
         lock.release()
