@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -22,6 +24,7 @@ from typing import Any
 import pytest
 from freight import config
 from freight.store import Store
+from freight_host.framing import BROWSER_TO_HOST_MAX, FrameDecoder, encode
 from test_tray_daemon import docked_icon, wait_for
 from test_tray_display import open_menu
 from xsession import XSession, missing_tools, session_bus, x_session
@@ -110,6 +113,76 @@ def test_freight_start_on_a_display_shows_the_icon_and_its_menu(desktop, tmp_pat
         xs.xdotool("key", "Escape")
         check = doctor_tray(env)
         assert check["status"] == "ok" and check["detail"].startswith("icon with a menu"), check
+
+
+class Host:
+    """A real freight-host on pipes, spoken to as the browser does (native messaging)."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "freight_host.host", "chrome-extension://test/"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
+            start_new_session=True,  # as a browser's child: a process group of its own
+        )
+        self.frames: queue.Queue[Any] = queue.Queue()
+        decoder = FrameDecoder(max_size=2 * 1024 * 1024)
+
+        def read() -> None:
+            assert self.proc.stdout is not None
+            while chunk := self.proc.stdout.read1(65536):
+                for item in decoder.feed(chunk):
+                    self.frames.put(item)
+
+        threading.Thread(target=read, daemon=True).start()
+        self._id = 0
+
+    def call(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        self._id += 1
+        assert self.proc.stdin is not None
+        message = {"jsonrpc": "2.0", "id": self._id, "method": method, "params": params or {}}
+        self.proc.stdin.write(encode(message, limit=BROWSER_TO_HOST_MAX))
+        self.proc.stdin.flush()
+        while True:
+            reply = self.frames.get(timeout=60)
+            if isinstance(reply, dict) and reply.get("id") == self._id:
+                return reply
+
+    def close(self) -> int:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()  # the browser closed the port
+        return self.proc.wait(20)
+
+
+@pytest.mark.display
+def test_the_native_host_starts_a_daemon_that_shows_its_tray_and_outlives_it(desktop, tmp_path):
+    """The browser (here: a test playing it) has a display; the host it starts runs
+    `freight start`; the daemon shows its icon with a menu, says so through the host, and
+    keeps running, icon and all, after the browser has closed the host."""
+    xs, base = desktop
+    env = _env(base, tmp_path / "freight")
+    paths = config.paths_from_env(env)
+    host = Host(env)
+    pid = 0
+    try:
+        hello = host.call("host.hello", {"start": True})
+        assert "result" in hello, (hello, _log(paths))
+        pid = int(json.loads(paths.daemon_file.read_text())["pid"])
+        assert os.getsid(pid) == pid and os.getsid(pid) != os.getsid(host.proc.pid)
+        docked_icon(xs, "Freight — idle")
+        tray = host.call("status")["result"]["tray"]
+        assert tray["shown"] and tray["menu"] and tray["backend"] == "appindicator", tray
+        assert host.close() == 0
+        time.sleep(1.0)  # a daemon tied to the host would be going by now
+        os.kill(pid, 0)
+        docked_icon(xs, "Freight — idle", timeout=5)
+    finally:
+        if host.proc.poll() is None:
+            host.proc.kill()
+        stop = freight(env, "stop")
+        if pid and paths.daemon_file.exists():
+            with suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    assert stop.returncode == 0, stop.stderr
 
 
 @pytest.mark.display
