@@ -18,7 +18,6 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from freight.tray import deps
 from freight.tray import model as tray_icon
 
 #: Backends pystray knows on each platform, in our order of preference.
@@ -88,7 +87,7 @@ def available(
             return (
                 True,
                 f"xorg backend, patched for clicks and docking; no menu (PyGObject: {why}; "
-                f"for a menu: {deps.short_fix()}){_host_note(env)}",
+                f"`freight doctor` says what to install for a menu){_host_note(env)}",
                 "xorg",
             )
         return False, f"no tray: PyGObject: {why}; X: {x_why}", None
