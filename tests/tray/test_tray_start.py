@@ -221,6 +221,20 @@ def test_doctor_on_a_desktop_says_no_icon_when_the_daemon_has_no_display(desktop
 
 
 @pytest.mark.display
+def test_doctor_says_no_icon_when_the_backend_cannot_start(desktop, tmp_path):
+    xs, base = desktop
+    env = _env(base, tmp_path / "freight", PYSTRAY_BACKEND="no-such-backend")
+    with started(env):
+        status = json.loads(freight(env, "status", "--json").stdout)
+        assert status["tray"]["shown"] is False, status
+        check = doctor_tray(env)
+        assert check["status"] == "warn", check
+        assert check["detail"].startswith("no icon: unknown tray backend 'no-such-backend'")
+        assert "unset PYSTRAY_BACKEND" in check["fix"] and "freight.log" in check["fix"], check
+        assert not any(str(w["name"]).startswith("Freight") for w in xs.windows())
+
+
+@pytest.mark.display
 def test_doctor_without_a_daemon_probes_itself_and_says_so(desktop, tmp_path):
     _xs, base = desktop
     env = _env(base, tmp_path / "freight", PYSTRAY_BACKEND="xorg")

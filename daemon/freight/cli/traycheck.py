@@ -66,6 +66,9 @@ def tray_verdict(tray: dict[str, Any], environ: dict[str, str], note: str = "") 
             return WARN, detail, ("the daemon was started without a display: restart it"
                                   " from this desktop: freight stop && freight start")
         return WARN, detail, "start Freight from a desktop session"
+    if "PYSTRAY_BACKEND" in reason or reason.startswith("unknown tray backend"):
+        return WARN, detail, ("unset PYSTRAY_BACKEND (or name a backend that works here),"
+                              " then: freight stop && freight start; see freight.log")
     return WARN, detail, f"{tray_deps.short_fix()}; see freight.log"
 
 
