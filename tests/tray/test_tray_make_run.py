@@ -76,8 +76,9 @@ def test_with_pygobject_present_the_step_says_nothing(tmp_path):
 
 
 def test_make_run_goes_through_the_dependency_step(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
     done = subprocess.run(["make", "-n", "-C", str(ROOT), f"VENV={tmp_path / 'venv'}", "run"],
-                          capture_output=True, text=True, timeout=60)
+                          capture_output=True, text=True, timeout=60, env=env)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     step = next(i for i, line in enumerate(lines) if "tools/tray_deps.py" in line)
@@ -93,7 +94,9 @@ def test_after_make_runs_install_steps_the_tray_has_its_menu(tmp_path):
     venv = tmp_path / "venv"
     home = tmp_path / "home"
     home.mkdir()
-    make_env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
+    # Not the outer `make test`'s flags and variables: this is a make run of its own.
+    make_env = {k: v for k, v in os.environ.items()
+                if k not in ("VIRTUAL_ENV", "PYTHONPATH", "MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
     make_env["HOME"] = str(home)
     built = subprocess.run(
         ["make", "-C", str(ROOT), f"VENV={venv}", f"PYTHON={sys._base_executable}",
