@@ -68,7 +68,20 @@ def started(env: dict[str, str]) -> Iterator[int]:
         if stop.returncode != 0 or paths.daemon_file.exists():
             with suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+        # Gone, and its windows with it (the X server drops them with its connection): the
+        # next test on this display must not see this daemon's icon.
+        wait_for(lambda: not _alive(pid), 20, f"the daemon (pid {pid}) to exit")
         assert stop.returncode == 0, stop.stderr
+
+
+def _alive(pid: int) -> bool:
+    """Running: not gone, and not a zombie waiting for a parent that may never reap it
+    (the detached daemon's parent is whatever init this machine has)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def _log(paths: config.Paths) -> str:
@@ -182,6 +195,8 @@ def test_the_native_host_starts_a_daemon_that_shows_its_tray_and_outlives_it(des
         if pid and paths.daemon_file.exists():
             with suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+        if pid:
+            wait_for(lambda: not _alive(pid), 20, f"the daemon (pid {pid}) to exit")
     assert stop.returncode == 0, stop.stderr
 
 
