@@ -7,6 +7,9 @@
   before it starts the daemon), then that venv's `freight daemon` on Xvfb: its icon docks,
   and a real click opens a menu whose items are all there. With FREIGHT_SCREENSHOTS=DIR the
   open menu is saved as DIR/tray-menu.png (docs/img/tray-menu.png comes from this run).
+  The daemon picks its backend itself, as for a user: appindicator. With no
+  StatusNotifierWatcher on the test's session bus it falls back to an XEmbed icon, which
+  docks in trayer and opens its menu on a left click, so no backend needs forcing here.
 """
 
 from __future__ import annotations
