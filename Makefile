@@ -17,8 +17,14 @@ venv: $(BIN)/python
 venv-test: $(BIN)/python
 	$(BIN)/pip install -q -e '.[test,tray-gtk]'
 
+# The tray's menu needs PyGObject: built into the venv when this system can build it, else
+# one message says what to install and the icon runs without a menu (tools/tray_deps.py).
+.PHONY: venv-tray
+venv-tray: venv
+	@$(BIN)/python tools/tray_deps.py
+
 # Runs Freight's main job: registers the native host, then the daemon with its tray.
-run: venv
+run: venv-tray
 ifdef URL
 	$(BIN)/freight get $(URL)
 else

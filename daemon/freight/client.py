@@ -258,8 +258,12 @@ class Client:
 
 
 def daemon_command() -> list[str]:
-    """How to run ``freight daemon --no-tray`` with this very Python."""
-    return [sys.executable, "-m", "freight", "daemon", "--no-tray"]
+    """How to run ``freight daemon`` with this very Python.
+
+    With its tray: the daemon itself decides from the DISPLAY / WAYLAND_DISPLAY it inherits
+    (the native host runs this from the browser, which has them) whether to show an icon.
+    """
+    return [sys.executable, "-m", "freight", "daemon"]
 
 
 def ping(paths: config.Paths, timeout: float = 2.0) -> dict[str, Any] | None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from PIL import Image
 
-TOOLS = ("Xvfb", "trayer", "xdotool", "import", "dbus-run-session")
+TOOLS = ("Xvfb", "trayer", "xdotool", "import", "dbus-run-session", "dbus-daemon")
 
 
 def missing_tools() -> list[str]:
@@ -167,3 +167,28 @@ def x_session(workdir: Path, width: int = 800, height: int = 600) -> Iterator[XS
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+@contextmanager
+def session_bus(base_env: dict[str, str]) -> Iterator[dict[str, str]]:
+    """A private D-Bus session bus that outlives the processes it serves, as a desktop's does.
+
+    ``dbus-run-session`` ends its bus when its child exits; a daemon started detached by
+    `freight start` (or the native host) must keep its bus after the starter has gone.
+    Yields ``base_env`` with DBUS_SESSION_BUS_ADDRESS set."""
+    bus = subprocess.Popen(
+        ["dbus-daemon", "--session", "--nofork", "--nopidfile", "--print-address=1"],
+        env=base_env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )
+    try:
+        assert bus.stdout is not None
+        address = bus.stdout.readline().strip()
+        assert address, "dbus-daemon printed no address"
+        yield {**base_env, "DBUS_SESSION_BUS_ADDRESS": address}
+    finally:
+        bus.terminate()
+        try:
+            bus.wait(5)
+        except subprocess.TimeoutExpired:
+            bus.kill()
+            bus.wait()

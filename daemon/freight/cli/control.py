@@ -132,6 +132,10 @@ def cmd_status(args: argparse.Namespace) -> int:
             f" {status['failed']} need attention; {format_rate(status['speed'])}"
             f" (limit: {format_rate(limit) if limit else 'none'})"
         )
+        if isinstance(status.get("tray"), dict):
+            from freight.cli.traycheck import tray_line
+
+            say(f"  tray: {tray_line(status['tray'])}")
         keyring = status.get("keyring") or {}
         if keyring.get("fallback"):
             say(f"  warning: no OS keyring; secrets kept in files under {keyring.get('path')}")

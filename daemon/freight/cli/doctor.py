@@ -27,6 +27,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from freight import config
+from freight.cli import traycheck
 from freight.cli.terminal import say
 from freight.units import format_size
 
@@ -309,24 +310,10 @@ def check_downloads(folder: str) -> Check:
     return Check(name, OK, detail)
 
 
-def check_tray(environ: dict[str, str] | None = None, timeout: float = 10.0) -> Check:
-    env = dict(os.environ if environ is None else environ)
-    if sys.platform.startswith("linux") and not (env.get("DISPLAY")
-                                                 or env.get("WAYLAND_DISPLAY")):
-        return Check("tray", WARN, "no display (DISPLAY is not set): the daemon runs without"
-                     " a tray icon", "start Freight from a desktop session")
-    # In a child: importing pystray opens the display and may raise (not ImportError) or hang.
-    code = "import pystray, sys; sys.stdout.write(pystray.Icon.__module__)"
-    try:
-        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                              timeout=timeout, env=env)
-    except subprocess.TimeoutExpired:
-        return Check("tray", WARN, "importing pystray hung", "check the display connection")
-    if proc.returncode != 0:
-        last = (proc.stderr.strip().splitlines() or ["unknown error"])[-1]
-        return Check("tray", WARN, f"pystray cannot start: {last}",
-                     "pip install 'freight[tray-gtk]' (needs gir1.2-ayatanaappindicator3-0.1)")
-    return Check("tray", OK, f"pystray backend {proc.stdout.strip().removeprefix('pystray.')}")
+def check_tray(environ: dict[str, str] | None = None, timeout: float = 10.0, *,
+               report: dict[str, Any] | None = None) -> Check:
+    """The tray as the daemon shows it (:mod:`freight.cli.traycheck`)."""
+    return Check("tray", *traycheck.check_tray(environ, timeout, report=report))
 
 
 def run_checks(paths: config.Paths, timeout: float = 10.0) -> list[Check]:
@@ -335,12 +322,17 @@ def run_checks(paths: config.Paths, timeout: float = 10.0) -> list[Check]:
     checks.append(daemon)
     checks.append(check_token(paths))
     download_dir = ""
+    tray: dict[str, Any] | None = None
     if client is not None:
         try:
             download_dir = client.call("get_settings", timeout=timeout)["settings"].get(
                 "download_dir", "")
         except Exception:
             download_dir = ""
+        try:
+            tray = client.call("status", timeout=timeout).get("tray")
+        except Exception:
+            tray = None  # probed from here instead, and said so
         client.close()
     launchers: list[Path] = []
     targets = _manifest_targets(paths)
@@ -355,7 +347,7 @@ def run_checks(paths: config.Paths, timeout: float = 10.0) -> list[Check]:
     for launcher in launchers:
         checks.append(check_launcher(launcher, timeout, daemon.status == OK))
     checks.append(check_downloads(download_dir or config.default_download_dir()))
-    checks.append(check_tray(timeout=timeout))
+    checks.append(check_tray(timeout=timeout, report=tray))
     return checks
 
 

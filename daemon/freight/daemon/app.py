@@ -35,7 +35,7 @@ from typing import Any
 from freight import __version__, config, daemonfile, rpc, secrets
 from freight.daemon import startfail
 from freight.daemon.events import Hub
-from freight.daemon.handler import ApiHandler
+from freight.daemon.handler import ApiHandler, no_tray
 from freight.daemon.instance import InstanceLock
 from freight.daemon.origins import extension_origins
 from freight.daemon.scheduler import Scheduler
@@ -184,17 +184,29 @@ async def shutdown(server: ApiServer, scheduler: Scheduler) -> None:
     # Stage 4 (the caller): close the store, remove daemon.json, release the lock.
 
 
-def _want_tray(tray: bool) -> bool:
-    """Whether to show a tray icon; when not, the log says why, once."""
+def _want_tray(tray: bool) -> tuple[bool, str]:
+    """Whether to show a tray icon, and why not; when not, the log says why, once.
+
+    Decided here, from this process's own environment, whoever started it: a terminal, or
+    `freight start` run by the native host, which inherits the browser's DISPLAY /
+    WAYLAND_DISPLAY. Only ``--no-tray`` turns it off on a display.
+    """
     if not tray:
         log.info("no tray icon: --no-tray")
-        return False
+        return False, "--no-tray"
     from freight.tray import icon as tray_mod
 
     ok, reason, _ = tray_mod.available()
     if not ok:
         log.info("no tray icon: %s", reason)
-    return ok
+    return ok, reason
+
+
+def _says_no_tray(reason: str) -> Callable[[ApiHandler], None]:
+    def on_ready(handler: ApiHandler) -> None:
+        handler.tray_report = lambda: no_tray(reason)
+
+    return on_ready
 
 
 def run_daemon(paths: config.Paths, *, port: int | None = None, tray: bool = True) -> int:
@@ -218,9 +230,11 @@ def run_daemon(paths: config.Paths, *, port: int | None = None, tray: bool = Tru
     signals = StopSignals()
     signals.install()
     try:
-        if _want_tray(tray):
+        show_tray, why_not = _want_tray(tray)
+        if show_tray:
             return _run_with_tray(paths, port, signals)
-        return asyncio.run(serve(paths, port=port, signals=signals))
+        return asyncio.run(serve(paths, port=port, signals=signals,
+                                 on_ready=_says_no_tray(why_not)))
     except FreightError as exc:
         startfail.other_failed(paths, exc)
         return 1
@@ -245,6 +259,7 @@ def _run_with_tray(paths: config.Paths, port: int | None, signals: StopSignals) 
         bridge = TrayBridge(handler, asyncio.get_running_loop())
         bridge.start()
         tray_ref["tray"] = Tray(bridge)
+        handler.tray_report = tray_ref["tray"].report
         ready.set()
 
     def loop_thread() -> None:

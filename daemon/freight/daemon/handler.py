@@ -33,6 +33,11 @@ Ids = list[int]
 Names = list[str]
 
 
+def no_tray(reason: str) -> dict[str, Any]:
+    """``status``'s ``tray`` when the daemon shows no icon (docs/PROTOCOL.md "status")."""
+    return {"shown": False, "backend": None, "menu": False, "reason": reason}
+
+
 class ApiHandler(Handler):
     """Serves the API's methods; :attr:`stop_requested` is set when the daemon should stop
     (the ``shutdown`` method, a signal, the tray's Quit)."""
@@ -46,6 +51,9 @@ class ApiHandler(Handler):
         self.server: ApiServer | None = None
         self.stop_requested = asyncio.Event()
         self.started_at = time.time()
+        #: The tray as a user sees it, read afresh by each ``status``: freight.daemon.app
+        #: points it at the running tray's report, or at why there is none.
+        self.tray_report: Callable[[], dict[str, Any]] = lambda: no_tray("not decided yet")
         #: protocol method name → the method serving it (each returns a value or a coroutine)
         self.methods: dict[str, Callable[..., Any]] = {
             "version": self.version,
@@ -99,6 +107,7 @@ class ApiHandler(Handler):
             "protocol": rpc.PROTOCOL_VERSION,
             "started_at": self.started_at,
             "keyring": secrets.backend_info(self.paths),
+            "tray": self.tray_report(),
         }
 
     def add(self, session: Session, **params: Any) -> dict[str, Any]:

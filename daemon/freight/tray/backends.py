@@ -24,6 +24,26 @@ from freight.tray import model as tray_icon
 LINUX_BACKENDS = ("appindicator", "gtk", "xorg")
 ALL_BACKENDS = (*LINUX_BACKENDS, "darwin", "win32")
 GTK_BACKENDS = ("appindicator", "gtk")
+#: Backends whose icon has a menu: pystray's xorg backend has none (a click only runs the
+#: default entry).
+MENU_BACKENDS = (*GTK_BACKENDS, "darwin", "win32")
+
+
+def report(shown: bool, backend: str | None, reason: str) -> dict[str, Any]:
+    """The tray as a user sees it: the ``tray`` object of the daemon's ``status`` reply
+    (docs/PROTOCOL.md), read by `freight status` and `freight doctor`."""
+    return {
+        "shown": shown,
+        "backend": backend if shown else None,
+        "menu": shown and backend in MENU_BACKENDS,
+        "reason": reason,
+    }
+
+
+def probe_report(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """What a daemon started now with ``environ`` would show (for `doctor` without a daemon)."""
+    ok, reason, backend = available(environ=environ)
+    return report(ok, backend, reason)
 
 
 def available(
@@ -67,7 +87,7 @@ def available(
             return (
                 True,
                 f"xorg backend, patched for clicks and docking; no menu (PyGObject: {why}; "
-                f"install freight[tray-gtk] for a menu){_host_note(env)}",
+                f"`freight doctor` says what to install for a menu){_host_note(env)}",
                 "xorg",
             )
         return False, f"no tray: PyGObject: {why}; X: {x_why}", None

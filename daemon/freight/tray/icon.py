@@ -25,7 +25,7 @@ from typing import Any, Protocol
 from freight.config import parse_rate
 from freight.errors import FreightError, InputError
 from freight.tray import model as tray_icon
-from freight.tray.backends import ALL_BACKENDS, GTK_BACKENDS, available, icon_class
+from freight.tray.backends import ALL_BACKENDS, GTK_BACKENDS, available, icon_class, report
 from freight.tray.model import Action, MenuEntry, TraySnapshot
 
 __all__ = ["Tray", "TrayController", "TraySnapshot", "available"]
@@ -94,6 +94,13 @@ class Tray:
         self._shown_image: bytes | None = None
         self._shown_model: tuple[MenuEntry, ...] | None = None
         self._snapshot_failed = False
+        self._shown_report: dict[str, Any] = {}
+        # What the user sees, for the daemon's `status`: replaced whole (atomic for readers).
+        self._report = report(False, None, "the tray is starting")
+
+    def report(self) -> dict[str, Any]:
+        """The tray as a user sees it (``status``'s ``tray``, docs/PROTOCOL.md); any thread."""
+        return dict(self._report)
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -102,6 +109,7 @@ class Tray:
         global _said_unavailable
         ok, reason, backend = available(self._backend)
         if not ok or backend is None:
+            self._report = report(False, None, reason)
             if not _said_unavailable:
                 log.warning("no tray icon: %s", reason)
                 _said_unavailable = True
@@ -112,8 +120,10 @@ class Tray:
             icon_cls = icon_class(backend)
         except Exception as exc:  # pystray and Xlib raise their own errors on a broken display
             log.warning("no tray icon: the %s backend failed to load: %s", backend, exc)
+            self._report = report(False, None, f"the {backend} backend failed to load: {exc}")
             return False
         self.backend = backend
+        self._shown_report = report(True, backend, reason)
         log.info("tray icon: %s", reason)
         self._snap = self._read_snapshot()
         model = self._model(self._snap)
@@ -134,6 +144,7 @@ class Tray:
             # After stop(), the gtk backends' run() may raise a GLib error when no
             # notification service exists (headless sessions): that is a normal end.
             if not self._stopping.is_set():
+                self._report = report(False, None, "the tray icon failed (see freight.log)")
                 raise
             log.debug("tray loop ended with an error after stop", exc_info=True)
         return True
@@ -169,6 +180,7 @@ class Tray:
             self._stop_icon(icon)
             return
         icon.visible = True
+        self._report = self._shown_report  # the icon's loop runs: it is on screen
         while not self._stopping.wait(self._interval):
             try:
                 self.refresh()
