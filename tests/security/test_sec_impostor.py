@@ -244,6 +244,8 @@ def test_doctor_names_the_program_on_the_port_not_a_restart(
     daemon = checks["daemon"]
     assert daemon["status"] == "fail", daemon
     assert "not this user's Freight daemon" in daemon["detail"], daemon
+    # /proc shows who it is: root sees every process, and without root it runs as our uid.
+    assert f"port {impostor.port} is held by python" in daemon["detail"], daemon
     assert f"sport = :{impostor.port}" in daemon["fix"], daemon  # who holds it, not a restart
     assert_nothing_usable(impostor.received(), token, impostor.port)
 

@@ -65,8 +65,11 @@ def check_daemon(paths: config.Paths, timeout: float) -> tuple[Check, Any]:
         version = client.call("version", timeout=timeout)
     except ImpostorError as exc:
         # Another program answers on the daemon's port: starting Freight again cannot help.
+        from freight.ports import who_holds
+
         port = _port_in(paths)
-        return Check("daemon", FAIL, str(exc),
+        holder = who_holds(int(port)) if port.isdigit() else "another program"
+        return Check("daemon", FAIL, f"{exc}; port {port} is held by {holder}",
                      f"see which program listens there (ss -ltnp 'sport = :{port}'), stop it,"
                      " then: freight start"), None
     except AuthError as exc:
