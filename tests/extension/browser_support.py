@@ -144,11 +144,12 @@ def playwright_sync() -> Iterator[Any]:
 def make_browser(
     playwright_sync: Any, tmp_path: Path
 ) -> Iterator[Callable[..., Browser]]:
-    """Start Chromium with the unpacked extension; `before_launch(udd)` may add host manifests."""
+    """Start Chromium with the unpacked extension (the source tree's, or `extension`);
+    `before_launch(udd)` may add host manifests."""
     contexts: list[Any] = []
 
     def start(before_launch: Callable[[Path], None] | None = None,
-              extra_env: dict[str, str] | None = None) -> Browser:
+              extra_env: dict[str, str] | None = None, extension: Path = EXTENSION) -> Browser:
         udd = tmp_path / f"profile{len(contexts)}"
         downloads = tmp_path / f"browser-downloads{len(contexts)}"
         (udd / "Default").mkdir(parents=True)
@@ -161,7 +162,7 @@ def make_browser(
         env = {**os.environ, **(extra_env or {})}
         ctx = playwright_sync.chromium.launch_persistent_context(
             str(udd), executable_path=CHROMIUM, headless=True, env=env,
-            args=[f"--disable-extensions-except={EXTENSION}", f"--load-extension={EXTENSION}"],
+            args=[f"--disable-extensions-except={extension}", f"--load-extension={extension}"],
         )
         contexts.append(ctx)
         # Playwright takes over downloads by default; give them back to the browser so that
@@ -207,6 +208,34 @@ def rpc_via_page(b: Browser, method: str, params: dict[str, Any] | None = None) 
 
 
 # --- the real daemon and host (shared by the end-to-end tests) --------------------------------
+
+
+def daemon_downloads(b: Browser) -> list[dict[str, Any]]:
+    return rpc_via_page(b, "list")["downloads"]
+
+
+def completed(b: Browser, name: str) -> dict[str, Any]:
+    """The daemon's download `name` once it ended; fails unless it completed."""
+    def find() -> dict[str, Any] | None:
+        for d in daemon_downloads(b):
+            if d["name"] == name and d["state"] in ("completed", "failed", "needs_refresh"):
+                return d
+        return None
+    d = wait_for(find, timeout=60, what=f"the daemon to finish {name}")
+    assert d["state"] == "completed", d
+    return d
+
+
+def click(b: Browser, site: Any, selector: str) -> None:
+    page = b.ctx.new_page()
+    page.goto(f"{site.base}/page.html")
+    page.click(selector)
+
+
+def assert_browser_wrote_nothing(b: Browser) -> None:
+    assert b.downloaded() == []
+    assert b.browser_downloads() == []
+
 
 FREIGHT = Path(sys.executable).parent / "freight"
 
