@@ -258,18 +258,20 @@ def daemon_env(tmp_path: Path) -> dict[str, str]:
 
 
 class Daemon:
-    """`freight daemon --port 0` in a throwaway FREIGHT_HOME, and a client to ask it directly."""
+    """`freight daemon --port 0` in a throwaway FREIGHT_HOME, and a client to ask it directly
+    (`freight`: the console script of another install than the tests' own)."""
 
-    def __init__(self, env: dict[str, str], log: Path) -> None:
+    def __init__(self, env: dict[str, str], log: Path, freight: Path = FREIGHT) -> None:
         import subprocess
 
-        if not FREIGHT.exists():
-            pytest.fail("the freight console script is missing: pip install -e .")
+        if not freight.exists():
+            pytest.fail(f"the freight console script is missing ({freight}): pip install -e .")
         self.env = env
+        self.freight = freight
         self.log_path = log
         self._log = open(log, "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [str(FREIGHT), "daemon", "--no-tray", "--port", "0"], env=env,
+            [str(freight), "daemon", "--no-tray", "--port", "0"], env=env,
             stdout=self._log, stderr=subprocess.STDOUT)
         state = Path(env["FREIGHT_HOME"]) / "state" / "daemon.json"
         wait_for(lambda: state.exists() or self.proc.poll() is not None, timeout=30,
@@ -280,7 +282,7 @@ class Daemon:
         """Run `freight ARGS` against this daemon (its own HOME and FREIGHT_HOME); stdout."""
         import subprocess
 
-        res = subprocess.run([str(FREIGHT), *args], env=self.env, capture_output=True,
+        res = subprocess.run([str(self.freight), *args], env=self.env, capture_output=True,
                              text=True, timeout=30)
         assert res.returncode == 0, res.stdout + res.stderr
         return res.stdout
@@ -293,7 +295,8 @@ class Daemon:
     def stop(self) -> None:
         import subprocess
 
-        subprocess.run([str(FREIGHT), "stop"], env=self.env, timeout=30, capture_output=True)
+        subprocess.run([str(self.freight), "stop"], env=self.env, timeout=30,
+                       capture_output=True)
         try:
             self.proc.wait(timeout=15)
         except subprocess.TimeoutExpired:

@@ -22,6 +22,7 @@ from browser_support import (
     HOST_NAME,
     ROOT,
     Browser,
+    Daemon,
     assert_browser_wrote_nothing,
     click,
     completed,
@@ -169,11 +170,18 @@ def test_a_capture_runs_on_the_installed_package(install: Install, make_browser:
                           str(udd), "--no-autostart")
         assert res.returncode == 0, res.stdout + res.stderr
 
+    # The installed daemon, on a free port (6817 may be anyone's on a shared machine); the
+    # installed host finds it through daemon.json.
+    daemon = Daemon(env, tmp_path / "daemon.out", freight=install.bin("freight"))
     try:
-        # No daemon runs: the installed host starts the installed daemon (`freight start`).
         b: Browser = make_browser(register, extra_env=env, extension=folder)
-        wait_for(lambda: b.state()["status"]["state"] == "connected", timeout=60,
-                 what="the extension to reach the daemon")
+        try:
+            wait_for(lambda: b.state()["status"]["state"] == "connected", timeout=60,
+                     what="the extension to reach the daemon")
+        except AssertionError as e:
+            logs = Path(env["FREIGHT_HOME"]) / "logs"
+            raise AssertionError(f"{e}; status {b.state()['status']}; logs: " + " | ".join(
+                p.read_text(errors="replace")[-2000:] for p in logs.glob("*.log"))) from None
         digest = site.add("from-the-wheel.bin", 2 * 1024 * 1024)
         click(b, site, "#f0")
         d = completed(b, "from-the-wheel.bin")
@@ -182,6 +190,7 @@ def test_a_capture_runs_on_the_installed_package(install: Install, make_browser:
         assert_browser_wrote_nothing(b)
         freight_home = Path(env["FREIGHT_HOME"])
         pid = json.loads((freight_home / "state" / "daemon.json").read_text())["pid"]
+        assert pid == daemon.proc.pid
         argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()
         assert Path(argv0) == install.bin("python"), argv0  # so sys.prefix is the venv
         loaded = Path(f"/proc/{pid}/maps").read_text()
@@ -190,4 +199,4 @@ def test_a_capture_runs_on_the_installed_package(install: Install, make_browser:
         host_log = (freight_home / "logs" / "freight-host.log").read_text()
         assert f"python {install.bin('python')}" in host_log, host_log
     finally:
-        install.run(env, "stop")
+        daemon.stop()
