@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint bench clean venv venv-test
+.PHONY: run test lint bench clean venv venv-test dist web-ext
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,10 +30,6 @@ ifdef URL
 else
 	$(BIN)/freight install
 	@echo
-	@echo "Load the extension: open chrome://extensions, turn on Developer mode,"
-	@echo "click 'Load unpacked' and choose $(CURDIR)/extension"
-	@echo "(Firefox: about:debugging -> This Firefox -> Load Temporary Add-on -> extension/manifest.json)"
-	@echo
 	$(BIN)/freight daemon
 endif
 
@@ -44,8 +40,22 @@ lint: venv-test
 test: venv-test lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# Everything a release ships, into $(DIST)/: the wheel and the sdist (the wheel carries the
+# extension and the native host), the Chromium .zip and the Firefox .xpi (docs/HOST.md).
+DIST ?= dist
+dist: $(BIN)/python
+	$(BIN)/pip install -q 'build>=1.2'
+	rm -rf $(DIST)
+	$(BIN)/python -m build --outdir $(DIST) .
+	$(BIN)/python tools/build_extension.py --out $(DIST)
+
+# Mozilla's add-on linter, which the tests run on the Firefox package (.ci/run calls this).
+WEB_EXT_DIR ?= .tools/web-ext
+web-ext:
+	npm install --no-save --no-audit --no-fund --prefix $(WEB_EXT_DIR) web-ext@8
+
 bench: venv
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) build dist .tools *.egg-info .pytest_cache .ruff_cache .mypy_cache

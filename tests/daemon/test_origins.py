@@ -1,18 +1,20 @@
-"""The extension's own origins, read from extension/ids.json in the source tree."""
+"""The extension's own origins, read from the extension's ids.json (in an editable install,
+the source tree's extension/ folder; tests/extension/test_wheel_install.py checks a wheel's)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from freight.daemon.origins import IDS_FILE, extension_origins
+from freight.daemon.origins import extension_origins
+from freight.extension_files import ids_file
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_ids_file_is_the_source_trees() -> None:
-    assert IDS_FILE == ROOT / "extension" / "ids.json"
-    chromium = json.loads(IDS_FILE.read_text())["chromium"]
+    assert ids_file() == ROOT / "extension" / "ids.json"
+    chromium = json.loads(ids_file().read_text())["chromium"]
     assert f"chrome-extension://{chromium}" in extension_origins()
 
 

@@ -153,11 +153,12 @@ def playwright_sync() -> Iterator[Any]:
 def make_browser(
     playwright_sync: Any, tmp_path: Path
 ) -> Iterator[Callable[..., Browser]]:
-    """Start Chromium with the unpacked extension; `before_launch(udd)` may add host manifests."""
+    """Start Chromium with the unpacked extension (the source tree's, or `extension`);
+    `before_launch(udd)` may add host manifests."""
     contexts: list[Any] = []
 
     def start(before_launch: Callable[[Path], None] | None = None,
-              extra_env: dict[str, str] | None = None) -> Browser:
+              extra_env: dict[str, str] | None = None, extension: Path = EXTENSION) -> Browser:
         udd = tmp_path / f"profile{len(contexts)}"
         downloads = tmp_path / f"browser-downloads{len(contexts)}"
         (udd / "Default").mkdir(parents=True)
@@ -170,7 +171,7 @@ def make_browser(
         env = {**os.environ, **(extra_env or {})}
         ctx = playwright_sync.chromium.launch_persistent_context(
             str(udd), executable_path=CHROMIUM, headless=True, env=env,
-            args=[f"--disable-extensions-except={EXTENSION}", f"--load-extension={EXTENSION}"],
+            args=[f"--disable-extensions-except={extension}", f"--load-extension={extension}"],
         )
         contexts.append(ctx)
         # Playwright takes over downloads by default; give them back to the browser so that
@@ -217,6 +218,34 @@ def rpc_via_page(b: Browser, method: str, params: dict[str, Any] | None = None) 
 
 # --- the real daemon and host (shared by the end-to-end tests) --------------------------------
 
+
+def daemon_downloads(b: Browser) -> list[dict[str, Any]]:
+    return rpc_via_page(b, "list")["downloads"]
+
+
+def completed(b: Browser, name: str) -> dict[str, Any]:
+    """The daemon's download `name` once it ended; fails unless it completed."""
+    def find() -> dict[str, Any] | None:
+        for d in daemon_downloads(b):
+            if d["name"] == name and d["state"] in ("completed", "failed", "needs_refresh"):
+                return d
+        return None
+    d = wait_for(find, timeout=60, what=f"the daemon to finish {name}")
+    assert d["state"] == "completed", d
+    return d
+
+
+def click(b: Browser, site: Any, selector: str) -> None:
+    page = b.ctx.new_page()
+    page.goto(f"{site.base}/page.html")
+    page.click(selector)
+
+
+def assert_browser_wrote_nothing(b: Browser) -> None:
+    assert b.downloaded() == []
+    assert b.browser_downloads() == []
+
+
 FREIGHT = Path(sys.executable).parent / "freight"
 
 
@@ -238,18 +267,20 @@ def daemon_env(tmp_path: Path) -> dict[str, str]:
 
 
 class Daemon:
-    """`freight daemon --port 0` in a throwaway FREIGHT_HOME, and a client to ask it directly."""
+    """`freight daemon --port 0` in a throwaway FREIGHT_HOME, and a client to ask it directly
+    (`freight`: the console script of another install than the tests' own)."""
 
-    def __init__(self, env: dict[str, str], log: Path) -> None:
+    def __init__(self, env: dict[str, str], log: Path, freight: Path = FREIGHT) -> None:
         import subprocess
 
-        if not FREIGHT.exists():
-            pytest.fail("the freight console script is missing: pip install -e .")
+        if not freight.exists():
+            pytest.fail(f"the freight console script is missing ({freight}): pip install -e .")
         self.env = env
+        self.freight = freight
         self.log_path = log
         self._log = open(log, "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [str(FREIGHT), "daemon", "--no-tray", "--port", "0"], env=env,
+            [str(freight), "daemon", "--no-tray", "--port", "0"], env=env,
             stdout=self._log, stderr=subprocess.STDOUT)
         state = Path(env["FREIGHT_HOME"]) / "state" / "daemon.json"
         wait_for(lambda: state.exists() or self.proc.poll() is not None, timeout=30,
@@ -260,7 +291,7 @@ class Daemon:
         """Run `freight ARGS` against this daemon (its own HOME and FREIGHT_HOME); stdout."""
         import subprocess
 
-        res = subprocess.run([str(FREIGHT), *args], env=self.env, capture_output=True,
+        res = subprocess.run([str(self.freight), *args], env=self.env, capture_output=True,
                              text=True, timeout=30)
         assert res.returncode == 0, res.stdout + res.stderr
         return res.stdout
@@ -273,7 +304,8 @@ class Daemon:
     def stop(self) -> None:
         import subprocess
 
-        subprocess.run([str(FREIGHT), "stop"], env=self.env, timeout=30, capture_output=True)
+        subprocess.run([str(self.freight), "stop"], env=self.env, timeout=30,
+                       capture_output=True)
         try:
             self.proc.wait(timeout=15)
         except subprocess.TimeoutExpired:

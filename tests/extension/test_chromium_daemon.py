@@ -13,7 +13,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_support import EXTENSION_ID, ROOT, Browser, rpc_via_page, wait_for
+from browser_support import (
+    EXTENSION_ID,
+    ROOT,
+    Browser,
+    assert_browser_wrote_nothing,
+    click,
+    completed,
+    daemon_downloads,
+    wait_for,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -75,32 +84,6 @@ def connected(make_browser, env, daemon) -> Browser:
     wait_for(lambda: b.state()["status"]["state"] == "connected", timeout=30,
              what="the extension to reach the daemon")
     return b
-
-
-def daemon_downloads(b: Browser) -> list[dict[str, Any]]:
-    return rpc_via_page(b, "list")["downloads"]
-
-
-def completed(b: Browser, name: str) -> dict[str, Any]:
-    def find() -> dict[str, Any] | None:
-        for d in daemon_downloads(b):
-            if d["name"] == name and d["state"] in ("completed", "failed", "needs_refresh"):
-                return d
-        return None
-    d = wait_for(find, timeout=60, what=f"the daemon to finish {name}")
-    assert d["state"] == "completed", d
-    return d
-
-
-def click(b: Browser, site: Any, selector: str) -> None:
-    page = b.ctx.new_page()
-    page.goto(f"{site.base}/page.html")
-    page.click(selector)
-
-
-def assert_browser_wrote_nothing(b: Browser) -> None:
-    assert b.downloaded() == []
-    assert b.browser_downloads() == []
 
 
 def test_click_goes_to_the_daemon_and_the_browser_writes_nothing(connected, site) -> None:

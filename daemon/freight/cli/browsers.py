@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from freight import extension_files
 from freight.errors import InputError
 
 #: The name browsers know the host by (the manifest's ``name`` and file name).
@@ -94,8 +95,9 @@ def extension_id_from_key(key_b64: str) -> str:
 
 
 def default_extension_manifest() -> Path:
-    """extension/manifest.json of the source tree this package runs from."""
-    return Path(__file__).resolve().parents[3] / "extension" / "manifest.json"
+    """The manifest.json of the extension this Freight carries (:mod:`freight.extension_files`:
+    the installed package's copy, or the source tree's)."""
+    return extension_files.manifest_file()
 
 
 def read_extension_id(manifest: Path) -> str | None:

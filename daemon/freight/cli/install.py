@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from freight import extension_files
 from freight.cli import browsers, effects, register
 from freight.config import paths_from_env
 from freight.errors import InputError
@@ -52,9 +53,15 @@ def _context() -> browsers.Context:
 
 def run_install(args: argparse.Namespace) -> int:
     ctx = _context()
+    folder = extension_files.extension_dir()
+    manifest = folder / "manifest.json"
+    if not manifest.is_file():
+        print(f"freight install: the browser extension is missing from this install ({manifest}"
+              " does not exist); reinstall Freight", file=sys.stderr)
+        return EXIT_FAIL
     try:
         chromium_ids, gecko_ids = browsers.split_extension_ids(args.extension_id)
-        own = browsers.read_extension_id(browsers.default_extension_manifest())
+        own = browsers.read_extension_id(manifest)
         if own:
             chromium_ids.insert(0, own)
         gecko_ids.insert(0, browsers.GECKO_ID)
@@ -84,7 +91,7 @@ def run_install(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"written": record.files, "registry": record.registry,
                           "browsers": plan.browsers, "chromium_ids": chromium_ids,
-                          "gecko_ids": gecko_ids}, indent=2))
+                          "gecko_ids": gecko_ids, "extension": str(folder)}, indent=2))
         return EXIT_OK
     for action in plan.actions:
         where = action.path if isinstance(action, register.WriteFile) else \
@@ -95,8 +102,29 @@ def run_install(args: argparse.Namespace) -> int:
               f"({', '.join(browsers.BROWSERS)}) or --user-data-dir", file=sys.stderr)
     else:
         print(f"extension IDs allowed: {', '.join(chromium_ids + gecko_ids)}")
+    print()
+    for line in load_instructions(folder, plan.browsers):
+        print(line)
+    if plan.browsers:
         print("check everything with: freight doctor")
     return EXIT_OK
+
+
+def load_instructions(folder: Path, chosen: list[str]) -> list[str]:
+    """How to load the extension from `folder` into the browsers registered (all families
+    when none was): a browser cannot be told from outside to load an unpacked extension."""
+    families = {browsers.BROWSERS[b].family if b in browsers.BROWSERS else "chromium"
+                for b in chosen} or {"chromium", "firefox"}
+    lines = [f"the extension's folder: {folder}"]
+    if "chromium" in families:
+        lines += ["load it in Chromium (Chrome, Edge, Brave, Vivaldi, Opera): open"
+                  " chrome://extensions, turn on Developer mode, click 'Load unpacked' and"
+                  f" choose {folder}"]
+    if "firefox" in families:
+        lines += ["load it in Firefox: about:debugging#/runtime/this-firefox -> 'Load"
+                  f" Temporary Add-on' -> {folder / 'manifest.json'} (it stays until"
+                  " Firefox restarts; the README's 'Firefox' section says how to keep it)"]
+    return lines
 
 
 def run_uninstall(args: argparse.Namespace) -> int:

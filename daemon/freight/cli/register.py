@@ -180,8 +180,8 @@ def plan_install(ctx: Context, browsers: list[str], *, user_data_dir: Path | Non
     chosen = [BROWSERS[b] for b in dict.fromkeys(browsers)]
     needs_chromium = user_data_dir is not None or any(b.family == "chromium" for b in chosen)
     if needs_chromium and not chromium_ids:
-        raise InputError("no Chromium extension ID: extension/manifest.json has no key;"
-                         " pass --extension-id")
+        raise InputError("no Chromium extension ID: the extension's manifest.json has no"
+                         " key; pass --extension-id")
     plan = Plan(launcher=launcher_path(ctx))
     launcher = launcher_path(ctx)
     plan.actions.append(WriteFile(launcher, launcher_script(ctx), mode=0o755,

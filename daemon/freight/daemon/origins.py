@@ -7,19 +7,19 @@ import json
 import uuid
 from pathlib import Path
 
-#: ``extension/ids.json`` in the source tree: this file is daemon/freight/daemon/origins.py.
-IDS_FILE = Path(__file__).resolve().parents[3] / "extension" / "ids.json"
+from freight.extension_files import ids_file as installed_ids_file
 
 
 def extension_origins(ids_file: Path | None = None) -> set[str]:
-    """Origins of Freight's own extension, from ``extension/ids.json`` when present.
+    """Origins of Freight's own extension, from the extension's ids.json when present (the
+    installed package's copy, or the source tree's: :mod:`freight.extension_files`).
 
     Chromium's origin is ``chrome-extension://<id>``. Firefox's ``moz-extension://`` origin
     is a per-profile UUID, not the add-on id: it is used only when ids.json gives a UUID;
     otherwise users add theirs to the ``allowed_origins`` setting.
     """
     if ids_file is None:
-        ids_file = IDS_FILE
+        ids_file = installed_ids_file()
     try:
         ids = json.loads(ids_file.read_text())
     except (OSError, ValueError):
