@@ -2,6 +2,8 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
+WEB_EXT_DIR ?= .tools/web-ext
+WEB_EXT := $(WEB_EXT_DIR)/node_modules/.bin/web-ext
 
 .PHONY: run test lint bench clean venv venv-test dist web-ext
 
@@ -37,7 +39,8 @@ lint: venv-test
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-test: venv-test lint
+# The packaging tests lint the Firefox package with web-ext (an npm package), installed once.
+test: venv-test lint $(WEB_EXT)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Everything a release ships, into $(DIST)/: the wheel and the sdist (the wheel carries the
@@ -49,9 +52,9 @@ dist: $(BIN)/python
 	$(BIN)/python -m build --outdir $(DIST) .
 	$(BIN)/python tools/build_extension.py --out $(DIST)
 
-# Mozilla's add-on linter, which the tests run on the Firefox package (.ci/run calls this).
-WEB_EXT_DIR ?= .tools/web-ext
-web-ext:
+# Mozilla's add-on linter, which the tests run on the Firefox package.
+web-ext: $(WEB_EXT)
+$(WEB_EXT):
 	npm install --no-save --no-audit --no-fund --prefix $(WEB_EXT_DIR) web-ext@8
 
 bench: venv
