@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -105,6 +106,30 @@ def test_broken_links_fail_with_a_fix_each(env: dict[str, str], tmp_path: Path) 
     assert "does not exist" in checks[f"manifest profile {udd}"]["detail"]
     assert not any(n.startswith("launcher ") for n in checks)  # no valid manifest: none run
     assert all(c["fix"] for c in checks.values() if c["status"] != "ok")
+
+
+def test_each_manifest_fix_repairs_what_it_names(env: dict[str, str], tmp_path: Path) -> None:
+    """Run every manifest fix as doctor prints it (with --no-autostart, to keep the test from
+    writing a login entry): afterwards that manifest is ok. A
+    custom Chromium profile's fix names the profile (a plain `freight install` does not write
+    there)."""
+    home = Path(env["HOME"])
+    udd = tmp_path / "profile"
+    assert freight(env, "install", "--browser", "chromium", "--user-data-dir", str(udd),
+                   "--no-autostart").returncode == 0
+    (home / ".config/chromium/NativeMessagingHosts/dev.freight.host.json").write_text("{oops")
+    (udd / "NativeMessagingHosts/dev.freight.host.json").write_text("{oops")
+    _, checks = run_doctor(env)
+    broken = {name: c["fix"] for name, c in checks.items()
+              if name.startswith("manifest ") and c["status"] == "fail"}
+    assert set(broken) == {"manifest Chromium", f"manifest profile {udd}"}, checks
+    for fix in broken.values():
+        command = shlex.split(fix)
+        assert command[0] == "freight", fix
+        assert freight(env, *command[1:], "--no-autostart").returncode == 0, fix
+    _, checks = run_doctor(env)
+    for name in broken:
+        assert checks[name]["status"] == "ok", checks[name]
 
 
 def test_a_launcher_that_does_not_speak_native_messaging_fails(

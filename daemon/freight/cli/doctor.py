@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import struct
 import subprocess
@@ -134,8 +135,10 @@ def check_manifest(label: str, path: Path, family: str,
     from freight.cli.browsers import HOST_NAME
 
     name = f"manifest {label}"
-    fix = "freight install" + ("" if label.startswith("profile ") else
-                               f" --browser {_browser_name(label)}")
+    # A custom profile is written only when named: a plain `freight install` leaves it be.
+    fix = (f"freight install --user-data-dir {shlex.quote(str(path.parent.parent))}"
+           if label.startswith("profile ") else
+           f"freight install --browser {_browser_name(label)}")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
