@@ -117,6 +117,21 @@ def test_modules_and_classes_stay_small_or_say_why() -> None:
     )
 
 
+def test_extension_modules_stay_small_or_say_why() -> None:
+    # The extension's modules are held to the same size as the Python ones: a file that grows
+    # past it is doing more than one job (docs/ARCHITECTURE.md "The extension").
+    allowed = _size_exceptions()
+    too_big = [
+        f"{path.name}: {lines} lines"
+        for path in sorted((ROOT / "extension" / "js").glob("*.js"))
+        if (lines := path.read_text(encoding="utf-8").count("\n")) > MAX_MODULE_LINES
+        and path.name not in allowed
+    ]
+    assert not too_big, "over the size limit without a reason in ARCHITECTURE.md: " + ", ".join(
+        too_big
+    )
+
+
 def test_only_the_state_keeper_moves_a_downloads_state() -> None:
     """Every state move goes through freight.states.StateKeeper (transition table → store →
     event); nothing else calls the store's state-writing methods."""

@@ -1,0 +1,99 @@
+// What the user sees of the daemon's downloads outside our pages: the badge (capture off,
+// Freight unreachable, or how many downloads are active) and the notifications, which come
+// only from the browser that sent a download (owned.js). This module owns `known` (daemon id
+// → state, for the badge) and `owned` (the ids this browser sent, kept in storage.local), and
+// keeps the waiting-for-a-fresh-link list (waiting.js) in step with the daemon's events.
+
+import { rpc } from './daemon.js';
+import { rulesNow } from './daemonrules.js';
+import * as ext from './ext.js';
+import { addOwned, dropOwned, keepKnown, notificationFor, ownedFrom } from './owned.js';
+import { trackRefresh } from './refresh.js';
+import { setWaiting, stopWaiting, waitingNow } from './waiting.js';
+
+const known = new Map(); // daemon download id → state, for the badge
+let owned = []; // ids of the downloads this browser sent: only these notify (owned.js)
+
+export const ownedNow = () => owned;
+
+export async function loadOwned() {
+  owned = ownedFrom(await ext.getLocal('owned', []));
+}
+
+/** Replace this browser's list of its own downloads; storage.local keeps it across restarts.
+ * The memory copy changes at once: a state event that follows the reply finds it there. */
+async function setOwned(next) {
+  if (next === owned) return;
+  owned = next;
+  await ext.setLocal('owned', owned);
+}
+
+/** Download `id` was sent by this browser (`add`, or `refresh` of a waiting one). */
+export function addOwnedId(id) {
+  return setOwned(addOwned(owned, id));
+}
+
+/** On connecting: the daemon's whole list, for the badge, the waiting list and `owned`. */
+export async function refreshKnown() {
+  try {
+    const { downloads, total } = await rpc.request('list', { limit: 500 });
+    known.clear();
+    let waiting = waitingNow();
+    for (const d of downloads) {
+      known.set(d.id, d.state);
+      waiting = trackRefresh(waiting, d);
+    }
+    // A complete list also tells which waiting downloads are gone (removed elsewhere).
+    if (downloads.length >= (total ?? 0)) {
+      waiting = waiting.filter((w) => known.has(w.id));
+      await setOwned(keepKnown(owned, new Set(known.keys())));
+    }
+    await setWaiting(waiting);
+    updateBadge();
+  } catch { /* the status banner already says why */ }
+}
+
+/** A daemon event about a download: follow it, and notify when it is this browser's. */
+export function trackDownloadEvent(method, params) {
+  if (method === 'download.added' && params.download) {
+    known.set(params.download.id, params.download.state);
+  } else if (method === 'download.removed') {
+    known.delete(params.id);
+    stopWaiting(params.id);
+    setOwned(dropOwned(owned, params.id));
+  } else if (method === 'download.state') {
+    const before = known.get(params.id);
+    known.set(params.id, params.state);
+    setWaiting(trackRefresh(waitingNow(), {
+      ...(params.download ?? {}), id: params.id, state: params.state,
+    }));
+    const note = notificationFor(owned, rulesNow().notify, before, params);
+    if (note) ext.notify(note.id, note.title, note.message);
+  }
+}
+
+/** A click on one of our notifications: a finished download opens, anything else the popup. */
+export async function openNotified(notificationId) {
+  ext.clearNotification(notificationId);
+  const m = /^freight-(done|fail|refresh)-(\d+)$/.exec(notificationId);
+  if (m && m[1] === 'done') {
+    try {
+      await rpc.request('open', { id: Number(m[2]) });
+      return;
+    } catch { /* fall through to the popup */ }
+  }
+  await ext.openPopup();
+}
+
+export function updateBadge() {
+  if (!rulesNow().enabled) {
+    ext.setBadge('off', '#6b7280');
+    return;
+  }
+  if (rpc.status.state === 'host_unavailable' || rpc.status.state === 'daemon_unavailable') {
+    ext.setBadge('!', '#dc2626');
+    return;
+  }
+  const active = [...known.values()].filter((s) => s === 'active').length;
+  ext.setBadge(active ? String(active) : '', '#2563eb');
+}
