@@ -286,11 +286,16 @@ def click_menu_item(
     xs: XSession, menu: dict[str, Any], snap: TraySnapshot, text: str, shot: Path
 ) -> None:
     """Click the item showing ``text``: its row is found from the model and the pixels."""
-    image = xs.screenshot(shot).crop(box_of(menu))
     model = tray_icon.menu_model(snap, can_prompt=True)
     texts = [entry.text for entry in model if not entry.separator]
-    bands = _text_rows(image)
-    assert len(bands) == len(texts), (bands, texts)
+
+    def drawn_rows() -> list[tuple[int, int]] | None:
+        # A menu that has just mapped may still be drawing its last rows (a loaded machine
+        # shows it): look again until every item has its row.
+        bands = _text_rows(xs.screenshot(shot).crop(box_of(menu)))
+        return bands if len(bands) == len(texts) else None
+
+    bands = xs.wait_for(drawn_rows, 10, f"the menu to show its {len(texts)} items: {texts}")
     top, bottom = bands[texts.index(text)]
     xs.click(menu["x"] + menu["width"] // 3, menu["y"] + (top + bottom) // 2)
 
