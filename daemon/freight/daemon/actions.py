@@ -98,7 +98,7 @@ class Actions:
         )
         log.info("added download %s: %s", download.id, download.url)
         self.scheduler.hub.publish("download.added", {"download": self.scheduler.public(download)})
-        self.scheduler.fill()
+        self.scheduler.added(download)
         return {"id": download.id}
 
     async def pause(self, ids: Iterable[int]) -> list[int]:

@@ -86,6 +86,9 @@ class Scheduler:
         settings = store.settings()
         self.slots = Slots(settings["max_active"], settings["max_small"])
         self._small_size: int = settings["small_size"]
+        #: Queued downloads known small, in the order they were queued: the small lane
+        #: starts them without reading the queue's rows (most are of unknown size).
+        self._small_queued: dict[int, None] = {}
         self.limiter = limits.RateLimiter(settings["global_limit"])
         self.host_caps = limits.HostCaps(settings["max_host_connections"])
         self.accepting = True
@@ -137,27 +140,50 @@ class Scheduler:
 
     # -- the queue -------------------------------------------------------------------------
 
+    def added(self, download: Download) -> None:
+        """A download was just added (queued or paused): note it, start what may start."""
+        self._track(download)
+        self.fill()
+
     def fill(self) -> None:
-        """Start queued downloads, in position order, while a slot is free for them: a
-        known small one in either lane, any other in a big slot. Only the first as many
-        queued rows as there are free slots are looked at (one short query per fill), so
-        a known small download far behind big ones waits for them to start."""
+        """Start queued downloads while a slot is free for them: the known small ones (in
+        the order they were queued) in the small lane, then the queue's head in position
+        order in the big slots. A fill reads only the rows it can start: one per free big
+        slot, and the known small ones by id."""
         if not self.accepting or self._loop is None:
             return
         slots = self.slots
-        free = slots.free_big + slots.free_small
-        if free <= 0:
-            return
-        for download in self.store.next_queued(free):
-            if slots.admit(download.id, small=self._known_small(download)) is None:
-                continue  # its lane is full; a later row may fit the other
+        while slots.free_small > 0 and self._small_queued:
+            download_id = next(iter(self._small_queued))
+            del self._small_queued[download_id]
             try:
-                download = self.keeper.move(download.id, S.ACTIVE)
-            except FreightError as exc:  # changed under us; the next fill will see it
-                slots.release(download.id)
-                log.warning("cannot start download %s: %s", download.id, exc)
+                download = self.store.get(download_id)
+            except FreightError:  # removed meanwhile
                 continue
-            self._launch(download)
+            if download.state is S.QUEUED and self._known_small(download):
+                self._start(download)
+        if slots.free_big > 0:
+            for download in self.store.next_queued(slots.free_big):
+                self._start(download)
+
+    def _start(self, download: Download) -> None:
+        if self.slots.admit(download.id, small=self._known_small(download)) is None:
+            return  # no slot fits it (a big slot taken meanwhile): it stays queued
+        try:
+            download = self.keeper.move(download.id, S.ACTIVE)
+        except FreightError as exc:  # changed under us; the next fill will see it
+            self.slots.release(download.id)
+            log.warning("cannot start download %s: %s", download.id, exc)
+            return
+        self._launch(download)
+
+    def _track(self, download: Download) -> None:
+        """Keep ``_small_queued`` true to the row just changed (every change of state goes
+        through the keeper, whose listener calls this, and a new download through added)."""
+        if download.state is S.QUEUED and self._known_small(download):
+            self._small_queued[download.id] = None
+        else:
+            self._small_queued.pop(download.id, None)
 
     def _known_small(self, download: Download) -> bool:
         return download.size is not None and download.size <= self._small_size
@@ -275,6 +301,7 @@ class Scheduler:
             loop.call_soon_threadsafe(self._publish, download, moved)
 
     def _publish(self, download: Download, moved: bool) -> None:
+        self._track(download)
         if not moved:
             self.hub.publish("download.changed", {"download": self.public(download)})
             self._size_learnt(download)  # after its event: the next download's come later
