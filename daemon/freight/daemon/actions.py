@@ -87,6 +87,9 @@ class Actions:
             requested_name=params.get("name"),
             referrer=params.get("referrer"),
             mime=params.get("mime"),
+            # The browser's size lets a small file start beside max_active (slots.py); the
+            # probe's answer replaces it before a byte is written.
+            size=params.get("size_hint"),
             headers=plain,
             connections=params.get("connections"),
             limit=params.get("limit"),
@@ -95,7 +98,7 @@ class Actions:
         )
         log.info("added download %s: %s", download.id, download.url)
         self.scheduler.hub.publish("download.added", {"download": self.scheduler.public(download)})
-        self.scheduler.fill()
+        self.scheduler.added(download)
         return {"id": download.id}
 
     async def pause(self, ids: Iterable[int]) -> list[int]:

@@ -2,8 +2,11 @@
 
 Rules it keeps:
 
-- At most ``max_active`` transfers run; the rest wait as ``queued`` in ``position`` order.
-  A free slot is filled at once (:meth:`Scheduler.fill`).
+- At most ``max_active`` transfers of unknown or big size run, and beside them at most
+  ``max_small`` known to be small (≤ ``small_size``: from an earlier run, or once their probe
+  shows it); the rest wait as ``queued`` in ``position`` order. The counts live in one
+  :class:`~freight.daemon.slots.Slots`; a free slot is filled at once (:meth:`Scheduler.fill`),
+  and so is the big slot of a download whose probe shows it small.
 - One owner of state changes (docs/ARCHITECTURE.md): every move of a download's state, the
   scheduler's own and its transfers', goes through the one :class:`~freight.states.StateKeeper`
   made here (transition table → store → listener). Its listener hops to the loop when called
@@ -36,6 +39,7 @@ from typing import Any, Protocol
 
 from freight import config
 from freight.daemon.events import Hub
+from freight.daemon.slots import Slots
 from freight.daemon.threads import TransferThreads
 from freight.engine import limits
 from freight.errors import FreightError, ShuttingDown
@@ -80,6 +84,11 @@ class Scheduler:
         self._running: dict[int, _Running] = {}
         self._threads = TransferThreads()
         settings = store.settings()
+        self.slots = Slots(settings["max_active"], settings["max_small"])
+        self._small_size: int = settings["small_size"]
+        #: Queued downloads known small, in the order they were queued: the small lane
+        #: starts them without reading the queue's rows (most are of unknown size).
+        self._small_queued: dict[int, None] = {}
         self.limiter = limits.RateLimiter(settings["global_limit"])
         self.host_caps = limits.HostCaps(settings["max_host_connections"])
         self.accepting = True
@@ -90,10 +99,9 @@ class Scheduler:
     async def start(self) -> None:
         """Resume what a previous daemon left active, then fill free slots from the queue."""
         self._loop = asyncio.get_running_loop()
-        max_active = self.store.settings()["max_active"]
         active, _ = self.store.list([S.ACTIVE])
-        for n, download in enumerate(active):
-            if n < max_active:
+        for download in active:
+            if self.slots.admit(download.id, small=self._known_small(download)) is not None:
                 log.info("resuming download %s (%s)", download.id, download.name or download.url)
                 self._launch(download)
             else:
@@ -124,26 +132,73 @@ class Scheduler:
     def apply_settings(self, settings: dict[str, Any]) -> None:
         """Make changed settings take effect now (``port`` waits for the next start)."""
         self.limiter.set_rate(settings["global_limit"])
+        self.slots.set_limits(settings["max_active"], settings["max_small"])
+        self._small_size = settings["small_size"]
         if self.host_caps.default != settings["max_host_connections"]:
             self.host_caps.set_default(settings["max_host_connections"])
         self.fill()
 
     # -- the queue -------------------------------------------------------------------------
 
+    def added(self, download: Download) -> None:
+        """A download was just added (queued or paused): note it, start what may start."""
+        self._track(download)
+        self.fill()
+
     def fill(self) -> None:
-        """Start queued downloads, in position order, until max_active run."""
+        """Start queued downloads while a slot is free for them: the known small ones (in
+        the order they were queued) in the small lane, then the queue's head in position
+        order in the big slots. A fill reads only the rows it can start: one per free big
+        slot, and the known small ones by id."""
         if not self.accepting or self._loop is None:
             return
-        free = self.store.settings()["max_active"] - len(self._running)
-        if free <= 0:
-            return
-        for download in self.store.next_queued(free):
+        slots = self.slots
+        while slots.free_small > 0 and self._small_queued:
+            download_id = next(iter(self._small_queued))
+            del self._small_queued[download_id]
             try:
-                download = self.keeper.move(download.id, S.ACTIVE)
-            except FreightError as exc:  # changed under us; the next fill will see it
-                log.warning("cannot start download %s: %s", download.id, exc)
+                download = self.store.get(download_id)
+            except FreightError:  # removed meanwhile
                 continue
-            self._launch(download)
+            if download.state is S.QUEUED and self._known_small(download):
+                self._start(download)
+        if slots.free_big > 0:
+            for download in self.store.next_queued(slots.free_big):
+                self._start(download)
+
+    def _start(self, download: Download) -> None:
+        if self.slots.admit(download.id, small=self._known_small(download)) is None:
+            return  # no slot fits it (a big slot taken meanwhile): it stays queued
+        try:
+            download = self.keeper.move(download.id, S.ACTIVE)
+        except FreightError as exc:  # changed under us; the next fill will see it
+            self.slots.release(download.id)
+            log.warning("cannot start download %s: %s", download.id, exc)
+            return
+        self._launch(download)
+
+    def _track(self, download: Download) -> None:
+        """Keep ``_small_queued`` true to the row just changed (every change of state goes
+        through the keeper, whose listener calls this, and a new download through added)."""
+        if download.state is S.QUEUED and self._known_small(download):
+            self._small_queued[download.id] = None
+        else:
+            self._small_queued.pop(download.id, None)
+
+    def _known_small(self, download: Download) -> bool:
+        return download.size is not None and download.size <= self._small_size
+
+    def _size_learnt(self, download: Download) -> None:
+        """A running download's row changed: when its size is now known small, its big slot
+        goes to the next queued download (on the loop, like every change of the slots)."""
+        if (
+            download.id in self._running
+            and self._known_small(download)
+            and self.slots.promote(download.id)
+        ):
+            log.debug("download %s: small (%s bytes), beside max_active", download.id,
+                      download.size)
+            self.fill()
 
     def _launch(self, download: Download) -> None:
         assert self._loop is not None
@@ -181,6 +236,7 @@ class Scheduler:
 
     def _finished(self, download_id: int, outcome: Download | BaseException) -> None:
         run = self._running.pop(download_id)
+        self.slots.release(download_id)
         try:
             download = self.store.get(download_id)
         except FreightError:
@@ -245,8 +301,10 @@ class Scheduler:
             loop.call_soon_threadsafe(self._publish, download, moved)
 
     def _publish(self, download: Download, moved: bool) -> None:
+        self._track(download)
         if not moved:
             self.hub.publish("download.changed", {"download": self.public(download)})
+            self._size_learnt(download)  # after its event: the next download's come later
             return
         self.hub.publish(
             "download.state",

@@ -1,0 +1,100 @@
+"""Small files beside big ones (daemon/slots.py): a real daemon, the fault server, big
+downloads slowed down so that they hold every ``max_active`` slot. The server counts the
+connections in flight per path; each group of files is one path with a query per file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from daemonproc import DaemonProcess, wait_for
+from faultserver import FaultServer, make_data
+
+SMALL = make_data(64 * 1024, seed=1)
+BIG = make_data(4 * 1024 * 1024, seed=2)
+
+
+def state(c, download_id: int) -> str:
+    return c.call("get", id=download_id)["state"]
+
+
+def add_big(c, fault_server: FaultServer, n: int) -> list[int]:
+    fault_server.add("/big.bin", data=BIG, etag="big", rate=64 * 1024)  # ~64 s each
+    return [c.call("add", url=fault_server.url(f"/big.bin?n={i}"), connections=1)["id"]
+            for i in range(n)]
+
+
+def test_small_downloads_pass_big_ones_that_hold_every_slot(
+    daemon: DaemonProcess, fault_server: FaultServer
+) -> None:
+    # Each small answer waits 0.3 s for its first byte: those of a lane overlap.
+    fault_server.add("/small.bin", data=SMALL, etag="s", latency=0.3)
+    with daemon.client() as c:
+        c.call("set_settings", settings={"max_active": 2, "max_small": 3})
+        big = add_big(c, fault_server, 3)
+        wait_for(lambda: [state(c, i) for i in big] == ["active", "active", "queued"])
+        # The browser's size tells these are small: they start beside the big ones.
+        small = [c.call("add", url=fault_server.url(f"/small.bin?n={i}"),
+                        size_hint=len(SMALL))["id"] for i in range(9)]
+        for i in small:
+            wait_for(lambda i=i: state(c, i) == "completed", timeout=30)
+            assert Path(c.call("get", id=i)["path"]).read_bytes() == SMALL
+        # The big ones were not disturbed: the same two run, the third still waits.
+        assert [state(c, i) for i in big] == ["active", "active", "queued"]
+        small_stats = fault_server.stats("/small.bin")
+        assert small_stats.requests == 9  # one request each
+        assert 2 <= small_stats.max_concurrent <= 3  # a lane, bounded by max_small
+        assert fault_server.stats("/big.bin").max_concurrent <= 2  # max_active
+        c.call("cancel", ids=big)
+
+
+def test_a_probe_that_shows_a_small_file_frees_its_big_slot(
+    daemon: DaemonProcess, fault_server: FaultServer
+) -> None:
+    data = make_data(256 * 1024, seed=3)
+    # Unknown size until the probe: each starts in the one big slot; its body takes ~1 s
+    # after the head, long enough for the next one to start once the head says "small".
+    fault_server.add("/p.bin", data=data, etag="p", rate=256 * 1024)
+    with daemon.client() as c:
+        c.call("set_settings", settings={"max_active": 1, "max_small": 2})
+        ids = [c.call("add", url=fault_server.url(f"/p.bin?n={i}"))["id"] for i in range(6)]
+        for i in ids:
+            wait_for(lambda i=i: state(c, i) == "completed", timeout=40)
+            assert Path(c.call("get", id=i)["path"]).read_bytes() == data
+    stats = fault_server.stats("/p.bin")
+    # Without the small lane, one at a time; with it, at most max_active + max_small (the
+    # one being probed in the big slot and the small ones).
+    assert 2 <= stats.max_concurrent <= 3
+
+
+def test_pause_resume_cancel_and_restart_of_a_small_lane_download(
+    daemon: DaemonProcess, fault_server: FaultServer
+) -> None:
+    slow_small = make_data(512 * 1024, seed=4)
+    fault_server.add("/slow.bin", data=slow_small, etag="w", rate=32 * 1024)  # ~16 s
+    with daemon.client() as c:
+        c.call("set_settings", settings={"max_active": 1, "max_small": 2})
+        big = add_big(c, fault_server, 1)
+        wait_for(lambda: state(c, big[0]) == "active")
+        a, b = (c.call("add", url=fault_server.url(f"/slow.bin?n={i}"),
+                       size_hint=len(slow_small))["id"] for i in range(2))
+        wait_for(lambda: state(c, a) == "active" and state(c, b) == "active")
+        wait_for(lambda: c.call("get", id=a)["done"] > 0)
+        assert c.call("pause", id=a) == {"ids": [a]}
+        assert state(c, a) == "paused"  # the reply waits for its transfer to end
+        assert c.call("resume", id=a) == {"ids": [a]}
+        wait_for(lambda: state(c, a) == "active")  # its size is known: the small lane again
+        part = c.call("get", id=b)["path"] + ".part"
+        assert c.call("cancel", id=b) == {"ids": [b]}
+        assert state(c, b) == "removed" and not Path(part).exists()
+        assert state(c, big[0]) == "active"
+    # A daemon that stops leaves the small one active; the next one resumes it beside the
+    # big one (max_active 1 is taken by the big download).
+    daemon.stop()
+    daemon.start()
+    with daemon.client() as c:
+        assert state(c, a) == "active" and state(c, big[0]) == "active"
+        fault_server.add("/slow.bin", data=slow_small, etag="w")  # full speed now
+        wait_for(lambda: state(c, a) == "completed", timeout=40)
+        assert Path(c.call("get", id=a)["path"]).read_bytes() == slow_small
+        assert state(c, big[0]) == "active"
+        c.call("cancel", ids=big)
