@@ -6,6 +6,8 @@ anywhere below it can ``from faultserver import FaultServer, make_data``.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -43,3 +45,28 @@ def freight_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home.mkdir()
     monkeypatch.setenv("FREIGHT_HOME", str(home))
     return home
+
+
+#: A plain listener in its own process: a program that is not Freight holding a port.
+_PORT_HOLDER = """
+import socket, time
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", 0))
+s.listen()
+print(s.getsockname()[1], flush=True)
+time.sleep(600)
+"""
+
+
+@pytest.fixture
+def port_holder() -> Iterator[tuple[subprocess.Popen[str], int]]:
+    """Another program listening on 127.0.0.1: ``(its process, the port it holds)``."""
+    proc = subprocess.Popen([sys.executable, "-c", _PORT_HOLDER], stdout=subprocess.PIPE,
+                            text=True)
+    assert proc.stdout is not None
+    try:
+        yield proc, int(proc.stdout.readline())
+    finally:
+        proc.kill()
+        proc.wait()

@@ -19,17 +19,6 @@ import pytest
 from freight import config
 from freight.store import Store
 
-#: A plain listener in its own process: a program that is not Freight holding the port.
-LISTENER = """
-import socket, sys, time
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("127.0.0.1", 0))
-s.listen()
-print(s.getsockname()[1], flush=True)
-time.sleep(600)
-"""
-
 
 @pytest.fixture
 def env(freight_home: Path, tmp_path: Path) -> Iterator[dict[str, str]]:
@@ -42,16 +31,6 @@ def env(freight_home: Path, tmp_path: Path) -> Iterator[dict[str, str]]:
     (tmp_path / "home").mkdir()
     yield e
     freight(e, "stop")
-
-
-@pytest.fixture
-def holder() -> Iterator[tuple[subprocess.Popen[str], int]]:
-    proc = subprocess.Popen([sys.executable, "-c", LISTENER], stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    port = int(proc.stdout.readline())
-    yield proc, port
-    proc.kill()
-    proc.wait()
 
 
 def freight(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -91,8 +70,8 @@ def comm(pid: int) -> str:
 
 
 def test_a_taken_port_is_named_and_the_fix_moves_freight_for_good(
-        env: dict[str, str], holder: tuple[subprocess.Popen[str], int]) -> None:
-    proc, taken = holder
+        env: dict[str, str], port_holder: tuple[subprocess.Popen[str], int]) -> None:
+    proc, taken = port_holder
     paths = set_port(env, taken)
 
     result = freight(env, "start")
@@ -132,8 +111,8 @@ def test_a_taken_port_is_named_and_the_fix_moves_freight_for_good(
 
 
 def test_port_zero_means_any_free_port_every_time(
-        env: dict[str, str], holder: tuple[subprocess.Popen[str], int]) -> None:
-    _, taken = holder
+        env: dict[str, str], port_holder: tuple[subprocess.Popen[str], int]) -> None:
+    _, taken = port_holder
     paths = set_port(env, taken)
     assert freight(env, "start", "--port", "0").returncode == 0
     first = running_port(paths)
@@ -187,8 +166,8 @@ def test_a_damaged_database_is_the_cause_and_its_fix_works(env: dict[str, str]) 
 
 
 def test_a_stale_record_is_not_taken_for_the_cause_of_a_later_failure(
-        env: dict[str, str], holder: tuple[subprocess.Popen[str], int]) -> None:
-    proc, taken = holder
+        env: dict[str, str], port_holder: tuple[subprocess.Popen[str], int]) -> None:
+    proc, taken = port_holder
     paths = set_port(env, taken)
     paths.start_error_file.write_text(json.dumps(
         {"kind": "database", "message": "an old failure", "fix": "nothing", "at": 1}))

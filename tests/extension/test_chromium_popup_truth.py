@@ -12,8 +12,6 @@ import os
 import shlex
 import shutil
 import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,26 +30,6 @@ from freight import config
 from freight.store import Store
 
 pytestmark = pytest.mark.browser
-
-LISTENER = """
-import socket, time
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("127.0.0.1", 0))
-s.listen()
-print(s.getsockname()[1], flush=True)
-time.sleep(600)
-"""
-
-
-@pytest.fixture
-def holder() -> Iterator[tuple[subprocess.Popen[str], int]]:
-    proc = subprocess.Popen([sys.executable, "-c", LISTENER], stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    yield proc, int(proc.stdout.readline())
-    proc.kill()
-    proc.wait()
-
 
 def freight(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     result = subprocess.run([str(FREIGHT), *args], env=env, capture_output=True, text=True,
@@ -72,8 +50,8 @@ def count(popup: Any, state: str) -> str:
 
 def test_port_taken_banner_then_counts_after_the_fix(
         make_browser: Any, site: Any, tmp_path: Path,
-        holder: tuple[subprocess.Popen[str], int]) -> None:
-    proc, taken = holder
+        port_holder: tuple[subprocess.Popen[str], int]) -> None:
+    proc, taken = port_holder
     env = daemon_env(tmp_path)
     paths = config.paths_from_env({"FREIGHT_HOME": env["FREIGHT_HOME"]}).ensure()
     store = Store(paths.database)

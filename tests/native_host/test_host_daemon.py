@@ -162,53 +162,36 @@ def test_after_a_token_rotation_a_new_host_connects_without_a_daemon_restart(
     assert json.loads((daemon_home / "state" / "daemon.json").read_text())["pid"] == pid
 
 
-LISTENER = """
-import socket, time
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("127.0.0.1", 0))
-s.listen()
-print(s.getsockname()[1], flush=True)
-time.sleep(600)
-"""
-
-
 def test_a_taken_port_reaches_the_extension_as_its_cause_and_fix(
-        daemon_home: Path, spawn_host: Any, host_env: dict[str, str]) -> None:
+        daemon_home: Path, spawn_host: Any, host_env: dict[str, str],
+        port_holder: tuple[subprocess.Popen[str], int]) -> None:
     # A program that is not Freight holds the port the settings name.
-    holder = subprocess.Popen([sys.executable, "-c", LISTENER], stdout=subprocess.PIPE,
-                              text=True)
-    try:
-        assert holder.stdout is not None
-        taken = int(holder.stdout.readline())
-        paths = config.paths_from_env({"FREIGHT_HOME": str(daemon_home)})
-        store = Store(paths.database)
-        store.set_settings({"port": taken})
-        store.close()
-        host = spawn_host()
-        error = host.call("host.hello", {}, timeout=60)["error"]
-        assert error["code"] == -32010
-        data = error["data"]
-        assert data["kind"] == "daemon_unavailable" and data["cause"] == "port_taken"
-        assert data["port"] == taken
-        assert f"port {taken} on 127.0.0.1 is held by" in data["reason"]
-        assert f"(pid {holder.pid})" in data["reason"], data
-        assert data["fix"].startswith("freight start --port "), data
-        assert data["reason"] in error["message"]
-        # The fix, run as given; then the same host connects, on the port it recorded.
-        fixed = subprocess.run([sys.executable, "-m", "freight", *data["fix"].split()[1:]],
-                               env=host_env, capture_output=True, text=True, timeout=60)
-        assert fixed.returncode == 0, fixed.stderr
-        deadline = time.monotonic() + 30
-        while True:
-            answer = host.call("host.hello", {}, timeout=60)
-            if "result" in answer or time.monotonic() > deadline:
-                break
-            time.sleep(0.2)  # the host remembers a failed start for a moment
-        assert answer["result"]["daemon"].endswith(f":{data['fix'].split()[-1]}/"), answer
-        host.close_stdin()
-        assert host.wait() == 0
-        host.assert_stdout_only_frames()
-    finally:
-        holder.kill()
-        holder.wait()
+    holder, taken = port_holder
+    paths = config.paths_from_env({"FREIGHT_HOME": str(daemon_home)})
+    store = Store(paths.database)
+    store.set_settings({"port": taken})
+    store.close()
+    host = spawn_host()
+    error = host.call("host.hello", {}, timeout=60)["error"]
+    assert error["code"] == -32010
+    data = error["data"]
+    assert data["kind"] == "daemon_unavailable" and data["cause"] == "port_taken"
+    assert data["port"] == taken
+    assert f"port {taken} on 127.0.0.1 is held by" in data["reason"]
+    assert f"(pid {holder.pid})" in data["reason"], data
+    assert data["fix"].startswith("freight start --port "), data
+    assert data["reason"] in error["message"]
+    # The fix, run as given; then the same host connects, on the port it recorded.
+    fixed = subprocess.run([sys.executable, "-m", "freight", *data["fix"].split()[1:]],
+                           env=host_env, capture_output=True, text=True, timeout=60)
+    assert fixed.returncode == 0, fixed.stderr
+    deadline = time.monotonic() + 30
+    while True:
+        answer = host.call("host.hello", {}, timeout=60)
+        if "result" in answer or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)  # the host remembers a failed start for a moment
+    assert answer["result"]["daemon"].endswith(f":{data['fix'].split()[-1]}/"), answer
+    host.close_stdin()
+    assert host.wait() == 0
+    host.assert_stdout_only_frames()
