@@ -278,6 +278,9 @@ def open_menu(xs: XSession, icon: dict[str, Any], backend: str) -> dict[str, Any
         return menus[0] if menus else None
 
     menu = xs.wait_for(menu_window, 10, "the tray menu to open")
+    # The pointer left on the icon brings up its tooltip, which GTK draws over the menu's top
+    # rows: move it to the far corner (the open menu keeps its grab; nothing is clicked).
+    xs.xdotool("mousemove", "--sync", "1", "1")
     time.sleep(0.5)  # mapped is not yet painted
     return menu
 
