@@ -273,6 +273,7 @@ def _run_with_tray(paths: config.Paths, port: int | None, signals: StopSignals) 
             ready.set()
             if "tray" in tray_ref:
                 tray_ref["tray"].stop()
+                _exit_if_the_tray_hangs(holder)
 
     worker = threading.Thread(target=loop_thread, name="freight-loop")
     worker.start()
@@ -286,6 +287,26 @@ def _run_with_tray(paths: config.Paths, port: int | None, signals: StopSignals) 
             log.exception("the tray icon failed; the daemon runs on without it")
     worker.join()
     return int(holder["code"])
+
+
+#: How long the tray may take to end its loop once the daemon has stopped.
+TRAY_STOP_GRACE = 5.0
+
+
+def _exit_if_the_tray_hangs(holder: dict[str, Any]) -> None:
+    """Everything is stopped and saved by now; only the icon's loop (on the main thread) is
+    left. pystray's xorg backend never ends a loop that could not dock (no tray host took the
+    icon), which kept a stopped daemon alive until the X server went away: after a grace
+    period the process ends without it."""
+
+    def watchdog() -> None:
+        time.sleep(TRAY_STOP_GRACE)
+        log.warning("the tray icon did not stop within %.0f s; exiting without it",
+                    TRAY_STOP_GRACE)
+        logging.shutdown()
+        os._exit(int(holder["code"]))
+
+    threading.Thread(target=watchdog, name="freight-tray-watchdog", daemon=True).start()
 
 
 __all__ = ["run_daemon", "serve", "shutdown"]
