@@ -165,3 +165,13 @@ def test_any_head_is_a_reply_or_a_freight_error(status, fields, start, length, s
         assert reply.size is not None
         wanted = reply.size if end is None else min(end, reply.size)
         assert reply.short == (reply.end < wanted)
+
+
+def test_a_coded_range_past_the_files_end_is_a_range_error_not_a_violation() -> None:
+    """A gzip-coded 206 counts coded bytes, so its end may pass the file's size: the engine
+    must take it for a range it cannot splice (and fetch one stream), not fail the download
+    as malformed — which it did whenever the last range was the one that came coded."""
+    answer = head(206, content_range="bytes 300000-400052/400000", content_encoding="gzip")
+    with pytest.raises(RangeError) as caught:
+        validate(answer, 300000, 400000, None, 400000)
+    assert not isinstance(caught.value, ProtocolViolation)

@@ -305,6 +305,10 @@ def _partial(
     """A 206 (RFC 9110 §14.4, §15.3.7) checked against the range asked, ``[start, end)``."""
     raw = response.headers.get("content-range")
     parsed = parse_content_range(raw)
+    if parsed is None and encoding not in ("", "identity"):
+        # A coded range counts coded bytes (RFC 9110 §14.1.2), so its end may pass the file's
+        # size: whatever it says, it cannot be spliced, and one stream will do instead.
+        raise RangeError(f"a range encoded as {encoding} cannot be spliced")
     if parsed is None:
         shown = (raw or "")[:60]
         raise ProtocolViolation(f"the server sent a malformed Content-Range ({shown!r}) in a 206")
