@@ -25,7 +25,7 @@ def test_userinfo_leaves_the_url_and_becomes_basic(user, password, path, host) -
     assert "@" not in urlsplit(bare).netloc
     assert authorization is not None and authorization.startswith("Basic ")
     assert base64.b64decode(authorization[6:]).decode() == f"{user}:{password}"
-    if len(password) >= 4:
+    if len(password) >= 4 and password not in clean:  # "file" is in "files.test" itself
         assert password not in bare and quote(password, safe="") not in bare
 
 
