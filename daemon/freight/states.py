@@ -15,6 +15,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from freight.errors import FreightError
 from freight.models import Download, DownloadState
 from freight.store import Store
 
@@ -50,11 +51,30 @@ class StateKeeper:
         self._tell(download, True)
         return download
 
+    def start_many(self, ids: list[int]) -> list[Download]:
+        """Move queued downloads to ``active`` in one statement (Store.start_many: the
+        transition table's queued → active); each one moved is reported."""
+        started = self.store.start_many(ids)
+        for download in started:
+            self._tell(download, True)
+        return started
+
     def complete(self, download_id: int, name: str, size: int) -> Download:
         """Record a finished download (final name and size, no progress) as ``completed``."""
         download = self.store.complete(download_id, name, size)
         self._tell(download, True)
         return download
+
+    def complete_many(
+        self, finished: list[tuple[int, str, int]]
+    ) -> list[Download | FreightError]:
+        """:meth:`complete` for many downloads in one transaction (Store.complete_many); each
+        recorded one is reported, one that could not be is answered with its error."""
+        answers = self.store.complete_many(finished)
+        for answer in answers:
+            if isinstance(answer, Download):
+                self._tell(answer, True)
+        return answers
 
     def update(self, download_id: int, **fields: Any) -> Download:
         """Change fields other than the state (name, size, URL, ...) and report the row."""

@@ -20,13 +20,13 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
 from freight import config
-from freight.errors import FreightError, InputError, NotFound, StoreError
+from freight.errors import FreightError, IllegalTransition, InputError, NotFound, StoreError
 from freight.headers import with_basic
 from freight.models import Download, DownloadState, Segment, can_transition, check_transition
 from freight.redact import redact_optional
@@ -141,6 +141,10 @@ _SET_STATE = (
 )
 
 
+def _headers(text: str) -> dict[str, str]:
+    return {} if text == "{}" else json.loads(text)  # most rows carry none
+
+
 def _row_to_download(row: sqlite3.Row) -> Download:
     return Download(
         id=row["id"],
@@ -160,7 +164,7 @@ def _row_to_download(row: sqlite3.Row) -> Download:
         connections=row["connections"],
         limit=row["rate_limit"],
         checksum=row["checksum"],
-        headers=json.loads(row["headers"]),
+        headers=_headers(row["headers"]),
         error=row["error"],
         error_kind=row["error_kind"],
         position=row["position"],
@@ -457,6 +461,28 @@ class Store:
         )
         return [_row_to_download(r) for r in rows]
 
+    def next_queued_for_lane(
+        self, limit: int, *, small_size: int, small: bool, unknown_small: bool,
+        ids: Collection[int] = (),
+    ) -> list[Download]:
+        """The first ``limit`` queued downloads, in queue order, that a lane takes
+        (daemon/scheduler.py). ``small``: those of size ≤ ``small_size``, and of unknown size
+        when ``unknown_small``, but not ``ids``. Else the big lane's: those of a bigger size,
+        of unknown size unless ``unknown_small``, and ``ids`` whatever their size."""
+        marks = ",".join("?" * len(ids))
+        if small:
+            where = "(size <= ? OR size IS NULL)" if unknown_small else "size <= ?"
+            if ids:
+                where += f" AND id NOT IN ({marks})"
+        else:
+            taken = ["size > ?"] + ([] if unknown_small else ["size IS NULL"])
+            where = "(" + " OR ".join(taken + ([f"id IN ({marks})"] if ids else [])) + ")"
+        rows = self._query(
+            f"SELECT * FROM downloads WHERE state = ? AND {where} ORDER BY position, id LIMIT ?",
+            (DownloadState.QUEUED.value, small_size, *ids, limit),
+        )
+        return [_row_to_download(r) for r in rows]
+
     def count_by_state(self) -> dict[str, int]:
         rows = self._query("SELECT state, count(*) FROM downloads GROUP BY state")
         return {row[0]: row[1] for row in rows}
@@ -521,6 +547,22 @@ class Store:
             db.execute(_SET_STATE, values)
         return self.get(download_id)
 
+    def start_many(self, ids: list[int]) -> list[Download]:
+        """Move queued downloads to ``active`` in one statement (the scheduler starts those a
+        fill found free slots for at once); the rows that moved. One that was no longer
+        queued (paused, removed meanwhile) is left as it is and not returned."""
+        if not ids:
+            return []
+        marks = ",".join("?" * len(ids))
+        with self._transaction() as db:
+            rows = db.execute(
+                "UPDATE downloads SET state = 'active', error = NULL, error_kind = NULL, "
+                f"updated_at = ? WHERE state = 'queued' AND id IN ({marks}) RETURNING *",
+                (time.time(), *ids),
+            ).fetchall()
+        by_id = {r["id"]: _row_to_download(r) for r in rows}
+        return [by_id[i] for i in ids if i in by_id]
+
     def complete(self, download_id: int, name: str, size: int) -> Download:
         """Record a finished download in one transaction: its final name and size, no more
         segments, state completed (checked against the transition table)."""
@@ -539,22 +581,64 @@ class Store:
             )
         return self.get(download_id)
 
+    def complete_many(self, finished: list[tuple[int, str, int]]) -> list[Download | FreightError]:
+        """Record many finished downloads (id, final name, size) as :meth:`complete` does,
+        in one transaction: the loop's small files end in batches (engine/finisher.py). Each
+        is checked against the transition table; one that cannot complete (removed
+        meanwhile) is answered with its error, the others are recorded all the same."""
+        now = time.time()
+        answers: dict[int, FreightError | None] = {}
+        with self._transaction() as db:
+            for download_id, name, size in finished:
+                row = db.execute(
+                    "SELECT state FROM downloads WHERE id = ?", (download_id,)
+                ).fetchone()
+                try:
+                    if row is None:
+                        raise NotFound(f"no download with id {download_id}", id=download_id)
+                    check_transition(DownloadState(row[0]), DownloadState.COMPLETED)
+                except (NotFound, IllegalTransition) as exc:
+                    answers[download_id] = exc
+                    continue
+                answers[download_id] = None
+                db.execute("DELETE FROM segments WHERE download_id = ?", (download_id,))
+                db.execute("DELETE FROM fast_progress WHERE download_id = ?", (download_id,))
+                db.execute(
+                    "UPDATE downloads SET state = 'completed', name = ?, size = ?, done = ?, "
+                    "error = NULL, error_kind = NULL, updated_at = ?, finished_at = ? "
+                    "WHERE id = ?",
+                    (name, size, size, now, now, download_id),
+                )
+        recorded = [i for i, error in answers.items() if error is None]
+        rows = {d.id: d for d in self.get_many(recorded)}
+        return [answers[i] or rows[i] for i, _, _ in finished]
+
+    def get_many(self, ids: list[int]) -> list[Download]:
+        """The downloads of ``ids`` that exist, in no particular order (one query)."""
+        if not ids:
+            return []
+        rows = self._query(
+            f"SELECT * FROM downloads WHERE id IN ({','.join('?' * len(ids))})", tuple(ids)
+        )
+        return [_row_to_download(r) for r in rows]
+
     def update(self, download_id: int, **fields: Any) -> Download:
         unknown = set(fields) - set(_COLUMNS)
         if unknown:
             raise InputError(f"unknown download fields: {', '.join(sorted(unknown))}")
         if "headers" in fields:
             fields["headers"] = json.dumps(fields["headers"] or {})
-        if fields:
-            sets = ", ".join(f"{_COLUMNS[k]} = ?" for k in fields)
-            with self._transaction() as db:
-                cur = db.execute(
-                    f"UPDATE downloads SET {sets}, updated_at = ? WHERE id = ?",
-                    [*fields.values(), time.time(), download_id],
-                )
-                if cur.rowcount == 0:
-                    raise NotFound(f"no download with id {download_id}", id=download_id)
-        return self.get(download_id)
+        if not fields:
+            return self.get(download_id)
+        sets = ", ".join(f"{_COLUMNS[k]} = ?" for k in fields)
+        with self._transaction() as db:
+            rows = db.execute(
+                f"UPDATE downloads SET {sets}, updated_at = ? WHERE id = ? RETURNING *",
+                [*fields.values(), time.time(), download_id],
+            ).fetchall()
+        if not rows:
+            raise NotFound(f"no download with id {download_id}", id=download_id)
+        return _row_to_download(rows[0])
 
     def delete(self, download_id: int) -> None:
         with self._transaction() as db:

@@ -149,6 +149,10 @@ class Hub:
         """In-process listeners (the tray, tests) get every event except progress."""
         self._listeners.append(callback)
 
+    def wanted(self, event: str) -> bool:
+        """Whether anyone would hear ``event`` now: its payload need not be built if not."""
+        return bool(self._listeners) or any(event in s.events for s in self.sessions)
+
     def publish(self, event: str, params: dict[str, Any]) -> None:
         assert event in rpc.EVENTS, event
         text: str | None = None

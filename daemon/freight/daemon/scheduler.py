@@ -2,11 +2,15 @@
 
 Rules it keeps:
 
-- At most ``max_active`` transfers of unknown or big size run, and beside them at most
-  ``max_small`` known to be small (≤ ``small_size``: from an earlier run, or once their probe
-  shows it); the rest wait as ``queued`` in ``position`` order. The counts live in one
-  :class:`~freight.daemon.slots.Slots`; a free slot is filled at once (:meth:`Scheduler.fill`),
-  and so is the big slot of a download whose probe shows it small.
+- At most ``max_active`` big downloads run, and beside them at most ``max_small`` small
+  ones; the rest wait as ``queued`` in ``position`` order. The small lane takes those known
+  to be small (≤ ``small_size``) and, while the loop may fetch them, those of unknown size:
+  it runs them on the loop (engine/quick.py), one request each, and one that turns out big
+  (or needs the threads' engine for another reason) is handed back to the queue as a big
+  one (``_big_only``, or its size), where a big slot runs it on a thread. The counts live in
+  one :class:`~freight.daemon.slots.Slots`; free slots are filled at once
+  (:meth:`Scheduler.fill`, once per turn of the loop), and so is the big slot of a download
+  whose probe on a thread shows it small.
 - One owner of state changes (docs/ARCHITECTURE.md): every move of a download's state, the
   scheduler's own and its transfers', goes through the one :class:`~freight.states.StateKeeper`
   made here (transition table → store → listener). Its listener hops to the loop when called
@@ -24,14 +28,16 @@ Actions`, built on the public methods here. Progress is not an event per chunk: 
 samples :meth:`Scheduler.progress_rows` a few times a second (``download.progress``).
 
 Threads: everything here runs on the daemon's event loop except ``Transfer.run``, which runs
-on a thread of :class:`~freight.daemon.threads.TransferThreads`; its end and its keeper's
-reports hop back with ``call_soon_threadsafe``.
+on a thread of :class:`~freight.daemon.threads.TransferThreads`, and the small files'
+writes (engine/finisher.py); their ends and their keeper's reports hop back with
+``call_soon_threadsafe``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,7 +47,11 @@ from freight import config
 from freight.daemon.events import Hub
 from freight.daemon.slots import Slots
 from freight.daemon.threads import TransferThreads
-from freight.engine import limits
+from freight.engine import limits, quick
+from freight.engine.finisher import Finisher
+from freight.engine.http import lean
+from freight.engine.http.aio import AioPool
+from freight.engine.http.httpx_reader import USER_AGENT, ssl_context
 from freight.errors import FreightError, ShuttingDown
 from freight.models import Download, DownloadState
 from freight.states import StateKeeper
@@ -50,6 +60,7 @@ from freight.store import Store
 log = logging.getLogger(__name__)
 
 S = DownloadState
+ENDED = frozenset({S.COMPLETED, S.REMOVED, S.FAILED})
 STOP_WAIT = 10.0  # seconds a pause/cancel/remove waits for a transfer to end
 
 
@@ -81,14 +92,22 @@ class Scheduler:
         self.hub = hub
         self.keeper = StateKeeper(store, self._on_change)
         self._factory = transfer_factory or self._engine_transfer
+        #: The loop's small-file runs (engine/quick.py) exist beside the engine's threads;
+        #: a scheduler given its own transfers (a test's) runs every download through them.
+        self._quick = transfer_factory is None
         self._running: dict[int, _Running] = {}
         self._threads = TransferThreads()
         settings = store.settings()
         self.slots = Slots(settings["max_active"], settings["max_small"])
         self._small_size: int = settings["small_size"]
-        #: Queued downloads known small, in the order they were queued: the small lane
-        #: starts them without reading the queue's rows (most are of unknown size).
-        self._small_queued: dict[int, None] = {}
+        #: Queued downloads of unknown size that the small lane handed over (or could not
+        #: take): the big lane's, whatever their size says.
+        self._big_only: set[int] = set()
+        self._engine = config.EngineSettings.from_settings(settings)
+        self._pool: AioPool | None = None  # the loop's kept connections, made at start
+        self._fill_pending = False
+        self._finisher: Finisher | None = None  # writes and records the loop's small files
+        self._proxies = lean.proxies_may_apply()  # once: the daemon's environment is fixed
         self.limiter = limits.RateLimiter(settings["global_limit"])
         self.host_caps = limits.HostCaps(settings["max_host_connections"])
         self.accepting = True
@@ -99,6 +118,13 @@ class Scheduler:
     async def start(self) -> None:
         """Resume what a previous daemon left active, then fill free slots from the queue."""
         self._loop = asyncio.get_running_loop()
+        self._pool = AioPool(
+            connect_timeout=self._engine.connect_timeout,
+            stall_timeout=self._engine.stall_timeout,
+            user_agent=USER_AGENT,
+            ssl_context=_ssl_context,
+        )
+        self._finisher = Finisher(self.keeper, self._loop)
         active, _ = self.store.list([S.ACTIVE])
         for download in active:
             if self.slots.admit(download.id, small=self._known_small(download)) is not None:
@@ -123,6 +149,10 @@ class Scheduler:
             done, not_done = await asyncio.wait(pending, timeout=timeout)
             if not_done:
                 log.warning("%d transfers did not stop within %.0f s", len(not_done), timeout)
+        if self._pool is not None:
+            self._pool.close()
+        if self._finisher is not None:
+            self._finisher.close()
 
     def require_accepting(self) -> None:
         """Raise ShuttingDown once the staged shutdown has begun: no new work then."""
@@ -134,6 +164,7 @@ class Scheduler:
         self.limiter.set_rate(settings["global_limit"])
         self.slots.set_limits(settings["max_active"], settings["max_small"])
         self._small_size = settings["small_size"]
+        self._engine = config.EngineSettings.from_settings(settings)
         if self.host_caps.default != settings["max_host_connections"]:
             self.host_caps.set_default(settings["max_host_connections"])
         self.fill()
@@ -141,52 +172,107 @@ class Scheduler:
     # -- the queue -------------------------------------------------------------------------
 
     def added(self, download: Download) -> None:
-        """A download was just added (queued or paused): note it, start what may start."""
-        self._track(download)
+        """A download was just added (queued or paused): start what may start (once per turn
+        of the loop, however many were added in it)."""
+        self._fill_soon()
+
+    def _fill_soon(self) -> None:
+        """Fill once the loop's current callbacks have run: the downloads that ended or were
+        added in one turn (a batch of small files, pipelined adds) are answered by one fill,
+        one query per lane and one transaction for the starts."""
+        if self._fill_pending or self._loop is None:
+            return
+        self._fill_pending = True
+        self._loop.call_soon(self._fill_now)
+
+    def _fill_now(self) -> None:
+        self._fill_pending = False
         self.fill()
 
     def fill(self) -> None:
-        """Start queued downloads while a slot is free for them: the known small ones (in
-        the order they were queued) in the small lane, then the queue's head in position
-        order in the big slots. A fill reads only the rows it can start: one per free big
-        slot, and the known small ones by id."""
+        """Start queued downloads while a slot is free for them, in queue order within each
+        lane. The small lane takes the known small ones and, while the loop may fetch them
+        (:meth:`_quick_on`), those of unknown size: their one request tells (engine/quick.py).
+        The big slots take the known big ones and those handed over by the small lane
+        (``_big_only``), or every download when there is no small lane. A fill reads only the
+        rows it can start, and starts them in one transaction."""
         if not self.accepting or self._loop is None:
             return
         slots = self.slots
-        while slots.free_small > 0 and self._small_queued:
-            download_id = next(iter(self._small_queued))
-            del self._small_queued[download_id]
-            try:
-                download = self.store.get(download_id)
-            except FreightError:  # removed meanwhile
-                continue
-            if download.state is S.QUEUED and self._known_small(download):
-                self._start(download)
+        quick_on = self._quick_on()
+        while slots.free_small > 0:
+            rows = self.store.next_queued_for_lane(
+                slots.free_small, small_size=self._small_size, small=True,
+                unknown_small=quick_on, ids=self._big_only,
+            )
+            chosen: list[tuple[Download, bool]] = []
+            for download in rows:
+                if quick_on and quick.may_run_quick(
+                    download, self._engine, proxies_may_apply=self._proxies
+                ):
+                    chosen.append((download, True))
+                elif self._known_small(download):
+                    chosen.append((download, False))
+                else:  # unknown size, not for the loop: a big slot's
+                    self._big_only.add(download.id)
+            self._start_many(chosen)
+            if len(chosen) == len(rows):  # no row left for the big lane: the query is done
+                break
         if slots.free_big > 0:
-            for download in self.store.next_queued(slots.free_big):
-                self._start(download)
+            if slots.max_small == 0:
+                rows = self.store.next_queued(slots.free_big)
+            else:
+                rows = self.store.next_queued_for_lane(
+                    slots.free_big, small_size=self._small_size, small=False,
+                    unknown_small=quick_on, ids=self._big_only,
+                )
+            self._start_many([(download, False) for download in rows])
 
-    def _start(self, download: Download) -> None:
-        if self.slots.admit(download.id, small=self._known_small(download)) is None:
-            return  # no slot fits it (a big slot taken meanwhile): it stays queued
-        try:
-            download = self.keeper.move(download.id, S.ACTIVE)
-        except FreightError as exc:  # changed under us; the next fill will see it
-            self.slots.release(download.id)
-            log.warning("cannot start download %s: %s", download.id, exc)
+    def _start_many(self, chosen: list[tuple[Download, bool]]) -> None:
+        """Give each chosen queued download a slot, move them to ``active`` together, run
+        each (``True``: on the loop). One that found no slot, or was no longer queued, stays."""
+        admitted = [
+            (download, on_loop) for download, on_loop in chosen
+            if self.slots.admit(download.id, small=on_loop or self._known_small(download))
+            is not None
+        ]
+        if not admitted:
             return
-        self._launch(download)
+        try:
+            started = {d.id: d for d in self.keeper.start_many([d.id for d, _ in admitted])}
+        except FreightError as exc:  # the store failed; the next fill tries again
+            log.warning("cannot start downloads: %s", exc)
+            started = {}
+        for download, on_loop in admitted:
+            row = started.get(download.id)
+            if row is None:  # changed under us; the next fill will see it
+                self.slots.release(download.id)
+            elif on_loop:
+                self._launch_quick(row)
+            else:
+                self._launch(row)
+
+    def _quick_on(self) -> bool:
+        """Whether downloads of unknown size are tried on the loop: a small lane exists and
+        no global speed limit is set (a limit is the threads' engine's to keep)."""
+        return (
+            self._quick
+            and self.slots.max_small > 0
+            and self._small_size > 0
+            and self.limiter.rate is None
+        )
 
     def _track(self, download: Download) -> None:
-        """Keep ``_small_queued`` true to the row just changed (every change of state goes
-        through the keeper, whose listener calls this, and a new download through added)."""
-        if download.state is S.QUEUED and self._known_small(download):
-            self._small_queued[download.id] = None
-        else:
-            self._small_queued.pop(download.id, None)
+        """Forget a download handed to the big lane once it has ended (every change of state
+        goes through the keeper, whose listener calls this)."""
+        if download.state in ENDED:
+            self._big_only.discard(download.id)
 
     def _known_small(self, download: Download) -> bool:
-        return download.size is not None and download.size <= self._small_size
+        return download.size is not None and self._known_small_size(download.size)
+
+    def _known_small_size(self, size: int) -> bool:
+        return size <= self._small_size
 
     def _size_learnt(self, download: Download) -> None:
         """A running download's row changed: when its size is now known small, its big slot
@@ -227,6 +313,55 @@ class Scheduler:
 
         self._threads.run(f"transfer-{download.id}", body)
 
+    def _launch_quick(self, download: Download) -> None:
+        """Run a download on the loop (engine/quick.py); its end comes to :meth:`_finished`
+        like a thread's, or as a HandOver to :meth:`_hand_over`."""
+        assert self._loop is not None and self._pool is not None
+        run = quick.QuickTransfer(
+            download, self._engine, keeper=self.keeper, pool=self._pool,
+            host_caps=self.host_caps, small_size=self._small_size,
+            finish=self._finish_small, proxies_may_apply=self._proxies,
+        )
+        done: asyncio.Future[Download] = self._loop.create_future()
+        self._running[download.id] = _Running(run, done)
+        task = self._loop.create_task(run.run())
+        task.add_done_callback(lambda t: self._quick_ended(download.id, t))
+
+    async def _finish_small(self, download: Download, body: bytes) -> Download:
+        assert self._finisher is not None
+        return await self._finisher.finish(download, body)
+
+    def _quick_ended(self, download_id: int, task: asyncio.Task[Download | quick.HandOver]) -> None:
+        if task.cancelled():  # the loop is ending, not a stop of ours: it stays active
+            self._running[download_id].stop_reason = "shutdown"
+            outcome: Download | BaseException | quick.HandOver = ShuttingDown("stopped")
+        else:
+            exc = task.exception()
+            outcome = exc if exc is not None else task.result()
+        if isinstance(outcome, quick.HandOver):
+            self._hand_over(download_id, outcome)
+        else:
+            self._finished(download_id, outcome)
+
+    def _hand_over(self, download_id: int, handed: quick.HandOver) -> None:
+        """The loop could not finish this download alone: it goes back to the queue as a big
+        one (its size recorded when learnt), where a big slot takes it in queue order."""
+        run = self._running.pop(download_id)
+        self.slots.release(download_id)
+        log.debug("download %s: to the big lane (%s)", download_id, handed.why)
+        try:
+            if handed.size is None or self._known_small_size(handed.size):
+                self._big_only.add(download_id)
+            if handed.size is not None:
+                self.keeper.update(download_id, size=handed.size)
+            download = self.keeper.move(download_id, S.QUEUED)
+        except FreightError as exc:  # removed meanwhile
+            log.warning("download %s: %s", download_id, exc)
+            download = None
+        if not run.done.done():
+            run.done.set_result(download)  # type: ignore[arg-type]
+        self._fill_soon()
+
     def _engine_transfer(
         self, store: Store, download_id: int, settings: Any, **kwargs: Any
     ) -> TransferLike:
@@ -237,10 +372,14 @@ class Scheduler:
     def _finished(self, download_id: int, outcome: Download | BaseException) -> None:
         run = self._running.pop(download_id)
         self.slots.release(download_id)
-        try:
-            download = self.store.get(download_id)
-        except FreightError:
-            download = None
+        download: Download | None
+        if isinstance(outcome, Download) and outcome.id == download_id:
+            download = outcome  # the row as its run stored it last
+        else:
+            try:
+                download = self.store.get(download_id)
+            except FreightError:
+                download = None
         if isinstance(outcome, BaseException):
             log.error("download %s: transfer crashed", download_id, exc_info=outcome)
             if download is not None and download.state == S.ACTIVE and run.stop_reason is None:
@@ -252,7 +391,7 @@ class Scheduler:
             download = self.keeper.move(download_id, S.QUEUED)
         if not run.done.done():
             run.done.set_result(download)  # type: ignore[arg-type]
-        self.fill()
+        self._fill_soon()
 
     # -- running transfers -----------------------------------------------------------------
 
@@ -303,8 +442,11 @@ class Scheduler:
     def _publish(self, download: Download, moved: bool) -> None:
         self._track(download)
         if not moved:
-            self.hub.publish("download.changed", {"download": self.public(download)})
+            if self.hub.wanted("download.changed"):
+                self.hub.publish("download.changed", {"download": self.public(download)})
             self._size_learnt(download)  # after its event: the next download's come later
+            return
+        if not self.hub.wanted("download.state"):
             return
         self.hub.publish(
             "download.state",
@@ -356,3 +498,9 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
 
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
+
+
+@functools.cache
+def _ssl_context() -> Any:
+    """One TLS context for the loop's connections (making one reads the trust store)."""
+    return ssl_context(False)

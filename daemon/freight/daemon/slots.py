@@ -9,10 +9,11 @@ takes no share worth guarding, so holding it back behind big ones only costs its
 - small: downloads known to be small, at most ``max_small`` of them (so that 10,000 queued
   tiny files do not open 10,000 connections; per-host caps still apply inside the engine).
 
-A download of unknown size starts in the big lane; once its probe shows it is small it is
-*promoted* to the small lane, and its big slot is free for the next queued download. A
-known small download starts in the small lane, or in a big slot when the small lane is full.
-A promotion that finds the small lane full waits for the next small slot to be released.
+Which downloads the scheduler offers each lane is its own rule (daemon/scheduler.py: the
+small lane also tries those of unknown size, on the loop). A download that runs in the big
+lane and whose probe shows it small is *promoted* to the small lane, and its big slot is
+free for the next queued download; a promotion that finds the small lane full waits for
+the next small slot to be released.
 
 Invariants (tests/daemon/test_slots.py): an id is in at most one lane; admitting or
 promoting never takes a lane past its cap. Lowering a cap leaves running downloads where

@@ -24,6 +24,7 @@ from freight.engine.checksum import digest, parse_checksum
 from freight.errors import BusyError, ChecksumError, FreightError, Stopped, StoreError
 from freight.models import Download, DownloadState
 from freight.states import StateKeeper
+from freight.store import Store
 
 log = logging.getLogger("freight.transfer")
 
@@ -36,12 +37,30 @@ def complete(
     notice: Callable[[str], None],
 ) -> Download:
     """Finish ``part`` (``size`` bytes) as the download's file; ``part`` is closed in any case."""
-    store = keeper.store
     try:
-        download = store.get(download_id)
+        download = keeper.store.get(download_id)
+    except BaseException:
+        part.close()
+        raise
+    name = seal(keeper.store, download, part, size, notice)
+    download = keeper.complete(download_id, name, size)
+    log.info("download %s: completed %s (%d bytes)", download_id, download.path, size)
+    return download
+
+
+def seal(
+    store: Store,
+    download: Download,
+    part: files.PartFile,
+    size: int,
+    notice: Callable[[str], None],
+) -> str:
+    """Sync ``part``, verify its checksum, give it its final name; the name (``part`` is
+    closed in any case). The caller records the completion (one download, or a batch)."""
+    try:
         assert download.part_path is not None and download.name is not None
         if download.size is None or download.size != size:
-            download = store.update(download_id, size=size)
+            download = store.update(download.id, size=size)
         if part.size_on_disk() != size:
             part.truncate(size)
         part.sync()
@@ -51,17 +70,16 @@ def complete(
             if got != want:
                 part.close()
                 files.remove_quietly(download.part_path)
-                store.clear_progress(download_id, name=None)
+                store.clear_progress(download.id, name=None)
                 raise ChecksumError(f"{algo} mismatch: expected {want}, got {got}")
         identity = part.identity()
     finally:
         part.close()
+    assert download.part_path is not None and download.name is not None
     name = files.finalize(download.part_path, download.dir, download.name, identity)
     if name != download.name:
         notice(f"{download.name} appeared meanwhile; saved as {name}")
-    download = keeper.complete(download_id, name, size)
-    log.info("download %s: completed %s (%d bytes)", download_id, download.path, size)
-    return download
+    return name
 
 
 def conclude(

@@ -93,29 +93,54 @@ class Scopes:
             self._by_url[final_url] = (request.origin, request.authorization)
 
 
+class Hops:
+    """The redirect rules of :func:`fetch` without its I/O, for any reader (the threads' and
+    the event loop's): :attr:`scoped`, :attr:`url` and :meth:`headers` are the next hop to
+    make; tell it what came back (:meth:`redirected`, :meth:`unknown_size`, :meth:`arrived`).
+    """
+
+    def __init__(self, request: RangeRequest, *, max_redirects: int, scopes: Scopes) -> None:
+        self.scoped = scopes.resolve(request)
+        self.url = self.scoped.url
+        self._scopes = scopes
+        self._max_redirects = max_redirects
+        self._seen = {self.url}
+        self._hops = 0
+
+    def headers(self) -> dict[str, str]:
+        return self.scoped.wire_headers(self.url)
+
+    def unknown_size(self, exc: UnknownSize) -> None:
+        """A ``*`` total to an open-ended range: ask for the whole file, once."""
+        if self.scoped.whole:
+            raise exc
+        self.scoped = self.scoped.for_whole()
+
+    def redirected(self, redirect: Redirect) -> None:
+        self._hops += 1
+        if self._hops > self._max_redirects:
+            raise ProtocolViolation(f"too many redirects (more than {self._max_redirects})")
+        self.url = next_url(self.url, redirect.location)
+        if self.url in self._seen:
+            raise ProtocolViolation("too many redirects: the server redirects in a loop")
+        self._seen.add(self.url)
+
+    def arrived(self, reply: Reply) -> Reply:
+        self._scopes.remember(reply.url, self.scoped)
+        return reply
+
+
 def fetch(request: RangeRequest, send: Send, *, max_redirects: int, scopes: Scopes) -> Reply:
     """Make ``request`` (scoped by ``scopes``), following redirects hop by hop through
     ``send``. A ``*`` total to an open-ended range (validate.UnknownSize) is answered by
     asking the same URL for the whole file without Range, once (RFC 9110 §14.4)."""
-    scoped = scopes.resolve(request)
-    url = scoped.url
-    seen = {url}
-    hops = 0
+    hops = Hops(request, max_redirects=max_redirects, scopes=scopes)
     while True:
         try:
-            answer = send(scoped, url, scoped.wire_headers(url))
-        except UnknownSize:
-            if scoped.whole:
-                raise
-            scoped = scoped.for_whole()
+            answer = send(hops.scoped, hops.url, hops.headers())
+        except UnknownSize as exc:
+            hops.unknown_size(exc)
             continue
         if isinstance(answer, Reply):
-            scopes.remember(answer.url, scoped)
-            return answer
-        hops += 1
-        if hops > max_redirects:
-            raise ProtocolViolation(f"too many redirects (more than {max_redirects})")
-        url = next_url(url, answer.location)
-        if url in seen:
-            raise ProtocolViolation("too many redirects: the server redirects in a loop")
-        seen.add(url)
+            return hops.arrived(answer)
+        hops.redirected(answer)

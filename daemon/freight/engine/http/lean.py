@@ -53,12 +53,16 @@ MAX_HEAD = 64 * 1024
 HAND_OVER = 0.02
 
 
-def usable_for(url: str) -> bool:
-    """True when the URL can be fetched without httpx: http(s), an ASCII host, no proxy."""
+def usable_for(url: str, *, proxies: bool | None = None) -> bool:
+    """True when the URL can be fetched without httpx: http(s), an ASCII host, no proxy.
+    ``proxies``: :func:`proxies_may_apply` as the caller found it once (the daemon's
+    environment does not change), else looked at now."""
     parts, host = urlsplit(url), urlsplit(url).hostname
     if parts.scheme not in ("http", "https") or not host or not host.isascii():
         return False
-    if not _proxies_may_apply():
+    if proxies is None:
+        proxies = proxies_may_apply()
+    if not proxies:
         return True
     import urllib.request
 
@@ -68,13 +72,25 @@ def usable_for(url: str) -> bool:
     return True
 
 
-def _proxies_may_apply() -> bool:
+def proxies_may_apply() -> bool:
     """False when no proxy can be configured: on Linux and the BSDs urllib reads proxies only
     from *_proxy environment variables, so without one there is no need to load urllib.request
     (~4 ms of start-up); macOS and Windows also keep them in system settings."""
     if sys.platform in ("darwin", "win32"):
         return True
     return any(name.lower().endswith("_proxy") for name in os.environ)
+
+
+def connect_error(exc: OSError, host: str, port: int) -> FreightError:
+    """What a failed connect (or TLS handshake) means, for this reader and aio.py's."""
+    if isinstance(exc, ConnectionRefusedError):
+        return ThrottledError(f"connection refused by {host}:{port}")
+    if isinstance(exc, TimeoutError):
+        return TransientError(f"timed out connecting to {host}:{port}")
+    verify_message = getattr(exc, "verify_message", None)  # ssl.SSLCertVerificationError
+    if verify_message is not None:
+        return RemoteError(f"TLS certificate not trusted: {verify_message}")
+    return TransientError(f"cannot connect to {host}:{port}: {exc}")
 
 
 class Connection:
@@ -113,15 +129,8 @@ class Connection:
                 context = self.ssl_context or ssl.create_default_context()
                 sock = context.wrap_socket(sock, server_hostname=self.host)
             sock.settimeout(self.stall_timeout)
-        except ConnectionRefusedError as exc:
-            raise ThrottledError(f"connection refused by {self.host}:{self.port}") from exc
-        except TimeoutError as exc:
-            raise TransientError(f"timed out connecting to {self.host}:{self.port}") from exc
         except OSError as exc:
-            verify_message = getattr(exc, "verify_message", None)  # ssl.SSLCertVerificationError
-            if verify_message is not None:
-                raise RemoteError(f"TLS certificate not trusted: {verify_message}") from exc
-            raise TransientError(f"cannot connect to {self.host}:{self.port}: {exc}") from exc
+            raise connect_error(exc, self.host, self.port) from exc
         return sock
 
     def close(self) -> None:
@@ -147,34 +156,7 @@ class Connection:
         """Send ``GET url`` with ``headers`` (Range among them); return the head (without a
         body), and the body bytes that arrived with the head."""
         url = percent_encoded(url)  # RFC 3986 §2.1: a raw "ü" goes as %C3%BC, as httpx sends
-        parts = urlsplit(url)
-        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        host = parts.netloc.rpartition("@")[2]  # userinfo is never sent (request.py)
-        lines = [
-            f"GET {target} HTTP/1.1",
-            f"Host: {host}",
-            f"User-Agent: {self.user_agent}",
-            "Accept-Encoding: identity",
-        ]
-        for name, value in headers.items():
-            if name.lower() in ("host", "accept-encoding", "connection", "user-agent"):
-                if name.lower() != "user-agent":
-                    continue
-                lines[2] = f"User-Agent: {value}"
-                continue
-            if any(c in name + value for c in "\r\n"):
-                raise ProtocolViolation(f"{_header_named(name)} holds a line break")
-            lines.append(f"{name}: {value}")
-        try:
-            payload = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", errors="strict")
-        except UnicodeEncodeError:
-            # RFC 9110 §5.5: field values are octets; a character beyond Latin-1 has no
-            # agreed encoding. The error names the header, never its value nor the head
-            # (an encode error's own text and repr hold the whole head, cookies included).
-            raise ProtocolViolation(
-                f"{_beyond_latin1(lines)} holds a character beyond Latin-1, "
-                "which HTTP cannot carry"
-            ) from None
+        payload = request_head(url, headers, self.user_agent)
         for attempt in (0, 1):
             fresh = self.sock is None or not self.reusable
             if fresh:
@@ -291,6 +273,40 @@ class Connection:
         self.reusable = keep_alive and len(early) <= length
 
 
+def request_head(url: str, headers: dict[str, str], user_agent: str) -> bytes:
+    """The bytes of ``GET url`` with ``headers`` (RFC 9112 §3): for the lean reader and the
+    event loop's (aio.py) alike. ``url`` is already percent-encoded."""
+    parts = urlsplit(url)
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    host = parts.netloc.rpartition("@")[2]  # userinfo is never sent (request.py)
+    lines = [
+        f"GET {target} HTTP/1.1",
+        f"Host: {host}",
+        f"User-Agent: {user_agent}",
+        "Accept-Encoding: identity",
+    ]
+    for name, value in headers.items():
+        if name.lower() in ("host", "accept-encoding", "connection", "user-agent"):
+            if name.lower() != "user-agent":
+                continue
+            lines[2] = f"User-Agent: {value}"
+            continue
+        if any(c in name + value for c in "\r\n"):
+            raise ProtocolViolation(f"{_header_named(name)} holds a line break")
+        lines.append(f"{name}: {value}")
+    try:
+        payload = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", errors="strict")
+    except UnicodeEncodeError:
+        # RFC 9110 §5.5: field values are octets; a character beyond Latin-1 has no
+        # agreed encoding. The error names the header, never its value nor the head
+        # (an encode error's own text and repr hold the whole head, cookies included).
+        raise ProtocolViolation(
+            f"{_beyond_latin1(lines)} holds a character beyond Latin-1, "
+            "which HTTP cannot carry"
+        ) from None
+    return payload
+
+
 def _header_named(name: str) -> str:
     """A header as an error may name it: by its name when that is a token (RFC 9110
     §5.6.2), never by its value."""
@@ -323,24 +339,32 @@ def open_range_lean(
     redirect to follow; raises UseHttpx when httpx must make this request instead."""
     url = url or request.url
     response, early = conn.request(url, request.wire_headers(url) if headers is None else headers)
-    redirect = redirect_of(response.status_code, response.headers.get("location"))
-    if redirect is not None:
-        _drop_body(conn, response, early)
-        return redirect
     try:
-        reply = validate(
-            response, request.start, request.end, request.validators, request.size,
-            whole=request.whole,
-        )
+        answer = answer_of(response, request)
     except BaseException:
         conn.close()
         raise
+    if isinstance(answer, Redirect):
+        _drop_body(conn, response, early)
+        return answer
+    answer.conn, answer.early = conn, early
+    return answer
+
+
+def answer_of(response: Head, request: RangeRequest) -> Reply | Redirect:
+    """What a final head means for ``request``, without I/O (this reader's and the event
+    loop's, aio.py): a Redirect to follow, else the reply as validate.validate checks
+    httpx's; UseHttpx for a body with no length to read to (one that ends with the
+    connection) or bytes to decode: httpx's job. The caller keeps or closes its connection."""
+    redirect = redirect_of(response.status_code, response.headers.get("location"))
+    if redirect is not None:
+        return redirect
+    reply = validate(
+        response, request.start, request.end, request.validators, request.size,
+        whole=request.whole,
+    )
     if reply.end is None or reply.encoded:
-        # No length to read to (a body that ends with the connection), or bytes to decode:
-        # httpx's job.
-        conn.close()
         raise UseHttpx("unframed or encoded body")
-    reply.conn, reply.early = conn, early
     return reply
 
 

@@ -1,0 +1,245 @@
+"""A small file on the event loop: one request, the body in memory, one write (the small lane).
+
+Most downloads of a "download all links" page, or of a script queueing a folder, are a few
+hundred KiB. For them the threads' engine (transfer.py) cost more than the download: a
+thread, its hand-overs with the loop, the planner, checkpoints (bench/PROFILE.md §6). A
+:class:`QuickTransfer` runs on the daemon's loop instead and does only what a small file
+needs, with the engine's own rules for each step:
+
+- one ``GET`` with ``Range: bytes=0-(small_size-1)`` (the probe's request, transfer.py), made
+  by aio.py with the lean reader's request bytes and checks (validate.validate), redirects
+  followed hop by hop with each hop's headers for its origin (follow.Hops);
+- the answer is the whole file only when it says so: a 206 ``bytes 0-(N-1)/N`` or a 200 with
+  a Content-Length, N ≤ ``small_size``. Anything else — a bigger file, no length, a coded or
+  chunked body, a range it cannot use, an error worth retrying — is no failure: the run ends
+  with a :class:`HandOver` and the download is run as any other (a thread, a big slot), so
+  every rule of the engine still applies to it. An error that no retry mends (404, a bad
+  answer) ends the download here as the engine would (lifecycle.after_error, finish.conclude);
+- what the answer teaches is recorded before the body comes (shared.learnt: the name is
+  chosen and claimed with O_EXCL), so the name is known and never taken twice;
+- the body is written, synced, verified and named by finish.seal on the finisher's thread
+  (finisher.py: an fdatasync must not stall the loop), and recorded in a batch with the
+  others that ended meanwhile. A stop that comes during that step is too late: the
+  download completes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Literal
+from urllib.parse import urlsplit
+
+from freight.config import EngineSettings
+from freight.engine import lifecycle
+from freight.engine.finish import conclude
+from freight.engine.http.aio import AioPool
+from freight.engine.http.follow import Hops, Redirect, Scopes
+from freight.engine.http.head import UseHttpx
+from freight.engine.http.lean import answer_of, usable_for
+from freight.engine.http.request import RangeRequest
+from freight.engine.limits import HostCaps
+from freight.engine.shared import learnt, open_locked, request_headers
+from freight.engine.transfer import Progress
+from freight.errors import (
+    FileChangedError,
+    FreightError,
+    ProtocolViolation,
+    RangeError,
+    Stopped,
+)
+from freight.models import Download, Segment
+from freight.states import StateKeeper
+
+log = logging.getLogger("freight.transfer")
+
+StopReason = Literal["pause", "cancel", "shutdown"]
+#: Writes a body as the download's file and completes it (Finisher.finish).
+Finish = Callable[[Download, bytes], Awaitable[Download]]
+
+
+@dataclass(frozen=True)
+class HandOver:
+    """This download is not one for the loop: run it as any other. ``size`` when learnt."""
+
+    why: str
+    size: int | None = None
+
+
+def may_run_quick(
+    download: Download, settings: EngineSettings, *, proxies_may_apply: bool
+) -> bool:
+    """Whether a download can be tried on the loop: nothing of it fetched yet, no speed
+    limit of its own (a limit is the threads' engine's to keep), a URL the lean reader can
+    make (http(s), an ASCII host, no proxy: lean.usable_for) and a TLS check as usual."""
+    return (
+        download.done == 0
+        and download.limit is None
+        and not download.insecure
+        and settings.lean_reader
+        and usable_for(download.url, proxies=proxies_may_apply)
+    )
+
+
+class QuickTransfer:
+    """One small download on the loop; :meth:`run` is a coroutine, :meth:`stop` cancels it."""
+
+    def __init__(
+        self,
+        download: Download,
+        settings: EngineSettings,
+        *,
+        keeper: StateKeeper,
+        pool: AioPool,
+        host_caps: HostCaps,
+        small_size: int,
+        finish: Finish,
+        proxies_may_apply: bool,
+    ) -> None:
+        self.id = download.id
+        self._row = download
+        self.settings = settings
+        self.keeper = keeper
+        self._pool = pool
+        self._hosts = host_caps
+        self._small_size = small_size
+        self._finish = finish
+        self._proxies = proxies_may_apply
+        self._policy = lifecycle.Policy.from_settings(settings)
+        self._task: asyncio.Task[Download | HandOver] | None = None
+        self._stop_reason: StopReason | None = None
+        self._finishing = False
+        self._chunks: list[bytes] = []  # the body as it comes
+        self._size: int | None = download.size
+
+    # -- the outside's view (the scheduler's TransferLike) ---------------------------------
+
+    def stop(self, reason: StopReason) -> None:
+        """Ask the run to stop: cancels it unless its file is being finished already."""
+        if self._stop_reason is None:
+            self._stop_reason = reason
+        if self._task is not None and not self._finishing:
+            self._task.cancel()
+
+    def set_limit(self, bytes_per_second: int | None) -> None:
+        """A limit set while a small file runs applies from its next run (it is one request)."""
+
+    def progress(self) -> Progress:
+        return Progress(sum(map(len, self._chunks)), self._size, 0.0, 1, None)
+
+    # -- the run ---------------------------------------------------------------------------
+
+    async def run(self) -> Download | HandOver:
+        """The download as it ended, or a HandOver (nothing written, nothing recorded but the
+        size, when learnt, and the row's state still ``active``)."""
+        self._task = asyncio.current_task()  # type: ignore[assignment]
+        if self._stop_reason is not None:  # stopped before it began
+            return self._end(Stopped("stopped"))
+        host = urlsplit(self._row.url).hostname or ""
+        if not self._hosts.acquire(host):
+            return HandOver("every connection to the host is taken")
+        try:
+            return await self._run()
+        except asyncio.CancelledError:
+            if self._stop_reason is None:
+                raise  # not our stop: the loop itself is ending
+            if self._stop_reason != "cancel":
+                self._keep_what_came()
+            return self._end(Stopped("stopped"))
+        finally:
+            self._hosts.release(host)
+
+    def _keep_what_came(self) -> None:
+        """A pause or a shutdown during the body: the bytes that came are written, synced
+        and recorded as the first piece's progress, as the threads' engine checkpoints
+        (segmented.py), so that the resume (by that engine) asks only for the rest. Only for
+        a resumable answer (a 206 with its total): a 200 restarts from zero anyway."""
+        row, got = self._row, b"".join(self._chunks)
+        if not got or not row.resumable or row.size is None or row.part_path is None:
+            return
+        try:
+            part = open_locked(row.part_path)
+            try:
+                part.truncate(0)
+                part.pwrite(got, 0)
+                part.sync()
+            finally:
+                part.close()
+            self.keeper.store.save_progress(self.id, [Segment(0, row.size, len(got))], len(got))
+        except FreightError as exc:  # nothing is recorded: the resume starts from zero
+            log.warning("download %s: the bytes that came are not kept: %s", self.id, exc)
+
+    def _end(self, outcome: Exception) -> Download:
+        return conclude(
+            self.keeper, self.id, outcome, stop_reason=self._stop_reason or "pause",
+            first_row=self._row,
+        )
+
+    async def _run(self) -> Download | HandOver:
+        download = self._row
+        request = RangeRequest(
+            download.url, 0, self._small_size, headers=request_headers(self.keeper.store, download)
+        )
+        try:
+            got = await self._fetch(request)
+        except (UseHttpx, FileChangedError, RangeError) as exc:
+            return HandOver(str(exc))
+        except FreightError as exc:
+            decision = lifecycle.after_error(
+                exc, mode="probe", failures=0, had_data=False, policy=self._policy
+            )
+            if decision.verdict is lifecycle.Verdict.RETRY:
+                return HandOver(str(exc))  # the threads' engine waits and retries
+            return self._end(decision.error or exc)
+        if isinstance(got, HandOver):
+            return got
+        fields, body = got
+        self._finishing = True  # from here the download completes, or fails, not stops
+        try:
+            return await self._finish(self._row, body)
+        except FreightError as exc:
+            return self._end(exc)
+
+    async def _fetch(
+        self, request: RangeRequest
+    ) -> tuple[dict[str, object], bytes] | HandOver:
+        """The request, hop by hop; the fields its answer teaches and the whole body."""
+        pool = self._pool
+        hops = Hops(request, max_redirects=self.settings.max_redirects, scopes=Scopes())
+        while True:
+            # A redirect may lead where the lean reader does not go (a proxied host).
+            if not usable_for(hops.url, proxies=self._proxies):
+                return HandOver("redirected to a URL for the threads' engine")
+            conn, head = await pool.request(hops.url, hops.headers())
+            try:
+                answer = answer_of(head, hops.scoped)
+            except BaseException:
+                conn.close()
+                raise
+            if isinstance(answer, Redirect):
+                await pool.drop_redirect_body(conn, head)
+                hops.redirected(answer)
+                continue
+            break
+        reply = hops.arrived(answer)
+        size = reply.size
+        if size is None or size > self._small_size or reply.start != 0 or reply.end != size:
+            conn.close()
+            return HandOver("not a small file", size)
+        max_size = self.settings.max_size
+        if max_size is not None and size > max_size:
+            conn.close()
+            raise ProtocolViolation(f"the file is {size} bytes, over the {max_size}-byte limit")
+        self._size = size
+        fields = learnt(self._row, reply)
+        self._row = self.keeper.update(self.id, **fields)  # the name, before the body
+        try:
+            body = await pool.body(conn, head, size, self._chunks)
+        except BaseException:
+            conn.close()
+            raise
+        pool.give_back(conn)
+        return fields, body
+
