@@ -28,7 +28,7 @@ Actions`, built on the public methods here. Progress is not an event per chunk: 
 samples :meth:`Scheduler.progress_rows` a few times a second (``download.progress``).
 
 Threads: everything here runs on the daemon's event loop except ``Transfer.run``, which runs
-on a thread of :class:`~freight.daemon.threads.TransferThreads`, and the small files'
+on a thread of :class:`~freight.daemon.threads.ThreadRuns`, and the small files'
 writes (engine/finisher.py); their ends and their keeper's reports hop back with
 ``call_soon_threadsafe``.
 """
@@ -37,21 +37,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from freight import config
 from freight.daemon.events import Hub
+from freight.daemon.running import Running, RunningTransfers, TransferFactory
 from freight.daemon.slots import Slots
-from freight.daemon.threads import TransferThreads
+from freight.daemon.smallfiles import Outcome, SmallFiles
+from freight.daemon.threads import ThreadRuns
 from freight.engine import limits, quick
-from freight.engine.finisher import Finisher
-from freight.engine.http import lean
-from freight.engine.http.aio import AioPool
-from freight.engine.http.httpx_reader import USER_AGENT, ssl_context
 from freight.errors import FreightError, ShuttingDown
 from freight.models import Download, DownloadState
 from freight.states import StateKeeper
@@ -61,27 +56,6 @@ log = logging.getLogger(__name__)
 
 S = DownloadState
 ENDED = frozenset({S.COMPLETED, S.REMOVED, S.FAILED})
-STOP_WAIT = 10.0  # seconds a pause/cancel/remove waits for a transfer to end
-
-
-class TransferLike(Protocol):
-    def run(self) -> Download: ...
-    def stop(self, reason: Any) -> None: ...
-    def progress(self) -> Any: ...
-    def set_limit(self, bytes_per_second: int | None) -> None: ...
-
-
-#: Called as ``factory(store, download_id, engine_settings, *, keeper, global_limiter,
-#: host_caps)``, like :class:`~freight.engine.transfer.Transfer`.
-TransferFactory = Callable[..., TransferLike]
-
-
-@dataclass
-class _Running:
-    transfer: TransferLike
-    done: asyncio.Future[Download]
-    stop_reason: str | None = None
-    requeue: bool = False  # resumed while a pause was on its way: queue it again at the end
 
 
 class Scheduler:
@@ -91,12 +65,10 @@ class Scheduler:
         self.store = store
         self.hub = hub
         self.keeper = StateKeeper(store, self._on_change)
-        self._factory = transfer_factory or self._engine_transfer
         #: The loop's small-file runs (engine/quick.py) exist beside the engine's threads;
         #: a scheduler given its own transfers (a test's) runs every download through them.
         self._quick = transfer_factory is None
-        self._running: dict[int, _Running] = {}
-        self._threads = TransferThreads()
+        self._running = RunningTransfers()
         settings = store.settings()
         self.slots = Slots(settings["max_active"], settings["max_small"])
         self._small_size: int = settings["small_size"]
@@ -104,12 +76,12 @@ class Scheduler:
         #: take): the big lane's, whatever their size says.
         self._big_only: set[int] = set()
         self._engine = config.EngineSettings.from_settings(settings)
-        self._pool: AioPool | None = None  # the loop's kept connections, made at start
         self._fill_pending = False
-        self._finisher: Finisher | None = None  # writes and records the loop's small files
-        self._proxies = lean.proxies_may_apply()  # once: the daemon's environment is fixed
         self.limiter = limits.RateLimiter(settings["global_limit"])
         self.host_caps = limits.HostCaps(settings["max_host_connections"])
+        self._small_files = SmallFiles(self.keeper, self.host_caps)  # the loop's runs
+        self._threads = ThreadRuns(store, self.keeper, self.limiter, self.host_caps,
+                                   transfer_factory)  # the others
         self.accepting = True
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -118,13 +90,7 @@ class Scheduler:
     async def start(self) -> None:
         """Resume what a previous daemon left active, then fill free slots from the queue."""
         self._loop = asyncio.get_running_loop()
-        self._pool = AioPool(
-            connect_timeout=self._engine.connect_timeout,
-            stall_timeout=self._engine.stall_timeout,
-            user_agent=USER_AGENT,
-            ssl_context=_ssl_context,
-        )
-        self._finisher = Finisher(self.keeper, self._loop)
+        self._small_files.start(self._loop, self._engine)
         active, _ = self.store.list([S.ACTIVE])
         for download in active:
             if self.slots.admit(download.id, small=self._known_small(download)) is not None:
@@ -141,18 +107,15 @@ class Scheduler:
         checkpoint); wait up to ``timeout`` seconds for them to end."""
         self.accepting = False
         await self.hub.stop()
-        for run in self._running.values():
+        for run in self._running:
             run.stop_reason = "shutdown"
             run.transfer.stop("shutdown")
-        pending = [r.done for r in self._running.values()]
+        pending = [r.done for r in self._running]
         if pending:
             done, not_done = await asyncio.wait(pending, timeout=timeout)
             if not_done:
                 log.warning("%d transfers did not stop within %.0f s", len(not_done), timeout)
-        if self._pool is not None:
-            self._pool.close()
-        if self._finisher is not None:
-            self._finisher.close()
+        self._small_files.close()
 
     def require_accepting(self) -> None:
         """Raise ShuttingDown once the staged shutdown has begun: no new work then."""
@@ -191,11 +154,8 @@ class Scheduler:
 
     def fill(self) -> None:
         """Start queued downloads while a slot is free for them, in queue order within each
-        lane. The small lane takes the known small ones and, while the loop may fetch them
-        (:meth:`_quick_on`), those of unknown size: their one request tells (engine/quick.py).
-        The big slots take the known big ones and those handed over by the small lane
-        (``_big_only``), or every download when there is no small lane. A fill reads only the
-        rows it can start, and starts them in one transaction."""
+        lane (the module's rules), reading only the rows it can start and starting them in
+        one transaction."""
         if not self.accepting or self._loop is None:
             return
         slots = self.slots
@@ -207,9 +167,7 @@ class Scheduler:
             )
             chosen: list[tuple[Download, bool]] = []
             for download in rows:
-                if quick_on and quick.may_run_quick(
-                    download, self._engine, proxies_may_apply=self._proxies
-                ):
+                if quick_on and self._small_files.may_run(download, self._engine):
                     chosen.append((download, True))
                 elif self._known_small(download):
                     chosen.append((download, False))
@@ -287,57 +245,23 @@ class Scheduler:
             self.fill()
 
     def _launch(self, download: Download) -> None:
+        """Run a download on a thread (engine/transfer.py); its end comes to :meth:`_finished`."""
         assert self._loop is not None
-        loop = self._loop
-        engine = config.EngineSettings.from_settings(
-            self.store.settings(), connections=download.connections
-        )
-        transfer = self._factory(
-            self.store,
-            download.id,
-            engine,
-            keeper=self.keeper,
-            global_limiter=self.limiter,
-            host_caps=self.host_caps,
-        )
-        done: asyncio.Future[Download] = loop.create_future()
-        self._running[download.id] = _Running(transfer, done)
-
-        def body() -> None:
-            try:
-                outcome: Download | BaseException = transfer.run()
-            except BaseException as exc:  # a bug in the engine; keep the daemon up
-                outcome = exc
-            with contextlib.suppress(RuntimeError):  # the loop closed: the daemon is gone
-                loop.call_soon_threadsafe(self._finished, download.id, outcome)
-
-        self._threads.run(f"transfer-{download.id}", body)
+        transfer = self._threads.launch(self._loop, download, self._finished)
+        self._running.add(download.id, Running(transfer, self._loop.create_future()))
 
     def _launch_quick(self, download: Download) -> None:
         """Run a download on the loop (engine/quick.py); its end comes to :meth:`_finished`
         like a thread's, or as a HandOver to :meth:`_hand_over`."""
-        assert self._loop is not None and self._pool is not None
-        run = quick.QuickTransfer(
-            download, self._engine, keeper=self.keeper, pool=self._pool,
-            host_caps=self.host_caps, small_size=self._small_size,
-            finish=self._finish_small, proxies_may_apply=self._proxies,
-        )
-        done: asyncio.Future[Download] = self._loop.create_future()
-        self._running[download.id] = _Running(run, done)
-        task = self._loop.create_task(run.run())
-        task.add_done_callback(lambda t: self._quick_ended(download.id, t))
+        assert self._loop is not None
+        run = self._small_files.launch(download, self._engine, self._small_size, self._quick_ended)
+        self._running.add(download.id, Running(run, self._loop.create_future()))
 
-    async def _finish_small(self, download: Download, body: bytes) -> Download:
-        assert self._finisher is not None
-        return await self._finisher.finish(download, body)
-
-    def _quick_ended(self, download_id: int, task: asyncio.Task[Download | quick.HandOver]) -> None:
-        if task.cancelled():  # the loop is ending, not a stop of ours: it stays active
-            self._running[download_id].stop_reason = "shutdown"
-            outcome: Download | BaseException | quick.HandOver = ShuttingDown("stopped")
-        else:
-            exc = task.exception()
-            outcome = exc if exc is not None else task.result()
+    def _quick_ended(self, download_id: int, outcome: Outcome) -> None:
+        if isinstance(outcome, ShuttingDown):  # the loop is ending under it: it stays active
+            running = self._running.get(download_id)
+            if running is not None:
+                running.stop_reason = "shutdown"
         if isinstance(outcome, quick.HandOver):
             self._hand_over(download_id, outcome)
         else:
@@ -361,13 +285,6 @@ class Scheduler:
         if not run.done.done():
             run.done.set_result(download)  # type: ignore[arg-type]
         self._fill_soon()
-
-    def _engine_transfer(
-        self, store: Store, download_id: int, settings: Any, **kwargs: Any
-    ) -> TransferLike:
-        from freight.engine.transfer import Transfer
-
-        return Transfer(store, download_id, settings, **kwargs)
 
     def _finished(self, download_id: int, outcome: Download | BaseException) -> None:
         run = self._running.pop(download_id)
@@ -393,40 +310,19 @@ class Scheduler:
             run.done.set_result(download)  # type: ignore[arg-type]
         self._fill_soon()
 
-    # -- running transfers -----------------------------------------------------------------
+    # -- running transfers (daemon/running.py) --------------------------------------------
 
     def is_running(self, download_id: int) -> bool:
         return download_id in self._running
 
     async def stop(self, download_id: int, reason: str) -> Download | None:
-        """Ask a running transfer to stop ("pause", "cancel") and wait up to STOP_WAIT for
-        it to end; the download as stored then, or None when none ran or it did not end."""
-        run = self._running.get(download_id)
-        if run is None:
-            return None
-        run.stop_reason = reason
-        run.requeue = False
-        run.transfer.stop(reason)
-        try:
-            return await asyncio.wait_for(asyncio.shield(run.done), STOP_WAIT)
-        except TimeoutError:
-            log.warning("download %s did not stop within %.0f s", download_id, STOP_WAIT)
-            return None
+        return await self._running.stop(download_id, reason)
 
     def requeue_if_pausing(self, download_id: int) -> bool:
-        """A resume while a pause is on its way: queue the download again once its
-        transfer has ended paused. Whether a pause was on its way."""
-        run = self._running.get(download_id)
-        if run is None or run.stop_reason != "pause":
-            return False
-        run.requeue = True
-        return True
+        return self._running.requeue_if_pausing(download_id)
 
     def set_transfer_limit(self, download_id: int, limit: int | None) -> None:
-        """Apply a download's speed limit to its running transfer, if one runs."""
-        run = self._running.get(download_id)
-        if run is not None:
-            run.transfer.set_limit(limit)
+        self._running.set_limit(download_id, limit)
 
     # -- what the clients see --------------------------------------------------------------
 
@@ -446,47 +342,20 @@ class Scheduler:
                 self.hub.publish("download.changed", {"download": self.public(download)})
             self._size_learnt(download)  # after its event: the next download's come later
             return
-        if not self.hub.wanted("download.state"):
-            return
-        self.hub.publish(
-            "download.state",
-            {
-                "id": download.id,
-                "state": download.state.value,
-                "error": download.error,
-                "error_kind": download.error_kind,
-                "download": self.public(download),
-            },
-        )
+        if self.hub.wanted("download.state"):
+            self.hub.publish("download.state", {
+                "id": download.id, "state": download.state.value, "error": download.error,
+                "error_kind": download.error_kind, "download": self.public(download),
+            })
 
     def public(self, download: Download) -> dict[str, Any]:
-        """The download as the API shows it, with live progress while it runs."""
-        out = download.public()
-        out["speed"] = 0
-        out["eta"] = None
-        run = self._running.get(download.id)
-        if run is not None:
-            p = run.transfer.progress()
-            out.update(
-                done=max(download.done, p.done), size=p.size if p.size is not None else
-                download.size, speed=round(p.speed), eta=_round(p.eta),
-                connections=p.connections,
-            )
-        return out
+        return self._running.public(download)
 
     def progress_rows(self) -> list[dict[str, Any]]:
-        """Live progress of every running transfer, in the order they started."""
-        rows = []
-        for download_id, run in list(self._running.items()):
-            p = run.transfer.progress()
-            rows.append(
-                {"id": download_id, "done": p.done, "size": p.size, "speed": round(p.speed),
-                 "eta": _round(p.eta), "connections": p.connections}
-            )
-        return rows
+        return self._running.progress_rows()
 
     def speed(self) -> int:
-        return sum(round(run.transfer.progress().speed) for run in self._running.values())
+        return self._running.speed()
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:
@@ -494,13 +363,3 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
         return asyncio.get_running_loop()
     except RuntimeError:  # not on a loop's thread: a transfer's
         return None
-
-
-def _round(value: float | None) -> float | None:
-    return None if value is None else round(value, 1)
-
-
-@functools.cache
-def _ssl_context() -> Any:
-    """One TLS context for the loop's connections (making one reads the trust store)."""
-    return ssl_context(False)

@@ -9,10 +9,19 @@ thread has run, and with busy transfers holding the GIL that took milliseconds p
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import queue
 import threading
 from collections.abc import Callable
+from typing import Any
+
+from freight import config
+from freight.engine.limits import HostCaps, RateLimiter
+from freight.models import Download
+from freight.states import StateKeeper
+from freight.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -64,3 +73,49 @@ class TransferThreads:
             me.name = "transfer-idle"
             with self._lock:
                 self._idle += 1
+
+
+class ThreadRuns:
+    """The scheduler's downloads on threads: a :class:`~freight.engine.transfer.Transfer`
+    each (or what a test's ``factory`` makes, called alike), run on a reused thread; each
+    end — the download as stored, or the exception of a bug — is reported on the loop."""
+
+    def __init__(
+        self, store: Store, keeper: StateKeeper, limiter: RateLimiter, host_caps: HostCaps,
+        factory: Callable[..., Any] | None = None,
+    ) -> None:
+        self.store = store
+        self.keeper = keeper
+        self.limiter = limiter
+        self.host_caps = host_caps
+        self._factory = factory or _engine_transfer
+        self._threads = TransferThreads()
+
+    def launch(
+        self, loop: asyncio.AbstractEventLoop, download: Download,
+        ended: Callable[[int, Download | BaseException], None],
+    ) -> Any:
+        engine = config.EngineSettings.from_settings(
+            self.store.settings(), connections=download.connections
+        )
+        transfer = self._factory(
+            self.store, download.id, engine, keeper=self.keeper,
+            global_limiter=self.limiter, host_caps=self.host_caps,
+        )
+
+        def body() -> None:
+            try:
+                outcome: Download | BaseException = transfer.run()
+            except BaseException as exc:  # a bug in the engine; keep the daemon up
+                outcome = exc
+            with contextlib.suppress(RuntimeError):  # the loop closed: the daemon is gone
+                loop.call_soon_threadsafe(ended, download.id, outcome)
+
+        self._threads.run(f"transfer-{download.id}", body)
+        return transfer
+
+
+def _engine_transfer(store: Store, download_id: int, settings: Any, **kwargs: Any) -> Any:
+    from freight.engine.transfer import Transfer  # not imported before the first one runs
+
+    return Transfer(store, download_id, settings, **kwargs)

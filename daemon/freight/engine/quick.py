@@ -114,7 +114,7 @@ class QuickTransfer:
         self._chunks: list[bytes] = []  # the body as it comes
         self._size: int | None = download.size
 
-    # -- the outside's view (the scheduler's TransferLike) ---------------------------------
+    # -- the outside's view (daemon/running.TransferLike) ----------------------------------
 
     def stop(self, reason: StopReason) -> None:
         """Ask the run to stop: cancels it unless its file is being finished already."""
