@@ -131,13 +131,13 @@ def _add(client: Any, args: argparse.Namespace) -> int:
         for chunk in _chunks(args.urls):
             try:
                 outcomes += client.call("add_many", urls=chunk, **params)["ids"]
-            except FreightError as exc:  # e.g. the daemon began to stop: the rest is not queued
+            except FreightError as exc:  # the daemon began to stop, say: this chunk is not queued
                 outcomes += [exc] * len(chunk)
     added = [(o, url) for o, url in zip(outcomes, shown, strict=True)
              if not isinstance(o, BaseException)]
     if args.json:
         print(json.dumps({"ids": [download_id for download_id, _ in added]}))
-    else:
+    elif added:
         print("\n".join(f"{download_id}\t{terminal_text(url)}"  # the tab separates, unescaped
                         for download_id, url in added))
     errors = [(o, url) for o, url in zip(outcomes, shown, strict=True)
