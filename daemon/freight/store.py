@@ -407,26 +407,71 @@ class Store:
         secret_headers: dict[str, str] | None = None,
         **fields: Any,
     ) -> Download:
+        cols, marks, values = self._new_row(url, dir, state, secret_headers, fields, time.time())
+        if "position" not in fields:  # the end of the queue, in the same (atomic) statement
+            cols.append("position")
+            marks.append("(SELECT coalesce(max(position), 0) + 1 FROM downloads)")
+        cur = self._execute(
+            f"INSERT INTO downloads ({', '.join(cols)}) VALUES ({', '.join(marks)})", values
+        )
+        download_id = cur.lastrowid
+        assert download_id is not None
+        return self.get(download_id)
+
+    def add_many(self, rows: Iterable[dict[str, Any]]) -> list[Download]:
+        """Add several downloads in one transaction, at the end of the queue in the given
+        order; each row holds :meth:`add`'s arguments (``url``, ``dir``, optional ``state``,
+        ``secret_headers`` and fields). Every row is checked (and sealed) before the first is
+        written: a bad one raises and adds none."""
         now = time.time()
+        prepared = []
+        for row in rows:
+            fields = dict(row)
+            url, folder = fields.pop("url"), fields.pop("dir")
+            state = fields.pop("state", DownloadState.QUEUED)
+            secret = fields.pop("secret_headers", None)
+            prepared.append((self._new_row(url, folder, state, secret, fields, now),
+                             "position" in fields))
+        if not prepared:
+            return []
+        ids = []
+        with self._transaction() as db:
+            # One look at the end of the queue for the whole batch, not one per row.
+            last = db.execute("SELECT coalesce(max(position), 0) FROM downloads").fetchone()[0]
+            for (cols, marks, values), placed in prepared:
+                if not placed:
+                    last += 1
+                    cols, marks, values = [*cols, "position"], [*marks, "?"], [*values, last]
+                cur = db.execute(
+                    f"INSERT INTO downloads ({', '.join(cols)}) VALUES ({', '.join(marks)})",
+                    values,
+                )
+                assert cur.lastrowid is not None
+                ids.append(cur.lastrowid)
+            found = {
+                r["id"]: _row_to_download(r)
+                for r in db.execute(
+                    "SELECT * FROM downloads WHERE id BETWEEN ? AND ?", (min(ids), max(ids))
+                )
+            }
+        return [found[i] for i in ids]
+
+    def _new_row(
+        self, url: str, dir: str, state: DownloadState, secret_headers: dict[str, str] | None,
+        fields: dict[str, Any], now: float,
+    ) -> tuple[list[str], list[str], list[Any]]:
+        """Columns, placeholders and values of a new download's INSERT (raises before any
+        write: an unknown field, secret headers without a key)."""
         unknown = set(fields) - set(_COLUMNS)
         if unknown:
             raise InputError(f"unknown download fields: {', '.join(sorted(unknown))}")
         values: dict[str, Any] = {"url": url, "dir": dir, **fields}
         values["headers"] = json.dumps(values.get("headers") or {})
         sealed = self._seal(secret_headers)
-        cols = [_COLUMNS[k] for k in values]
-        marks = ["?"] * len(cols)
-        if "position" not in values:  # the end of the queue, in the same (atomic) statement
-            cols.append("position")
-            marks.append("(SELECT coalesce(max(position), 0) + 1 FROM downloads)")
-        cur = self._execute(
-            f"INSERT INTO downloads ({', '.join(cols)}, state, sealed_headers, "
-            f"created_at, updated_at) VALUES ({', '.join(marks)}, ?, ?, ?, ?)",
-            [*values.values(), state.value, sealed, now, now],
-        )
-        download_id = cur.lastrowid
-        assert download_id is not None
-        return self.get(download_id)
+        cols = [_COLUMNS[k] for k in values] + [
+            "state", "sealed_headers", "created_at", "updated_at"]
+        args = [*values.values(), DownloadState(state).value, sealed, now, now]
+        return cols, ["?"] * len(cols), args
 
     def get(self, download_id: int) -> Download:
         rows = self._query("SELECT * FROM downloads WHERE id = ?", (download_id,))

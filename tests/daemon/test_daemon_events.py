@@ -66,3 +66,48 @@ def test_hub_sends_only_subscribed_events() -> None:
         assert '"download.progress"' in got[0]
 
     asyncio.run(main())
+
+
+async def _until(condition, timeout: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.01)
+
+
+def test_progress_task_sleeps_while_nothing_runs_or_nobody_listens() -> None:
+    """An idle daemon must not wake: with nothing running the hub samples once and then
+    waits for an event (a download starts through a state event) or a subscription."""
+
+    async def main() -> None:
+        hub = Hub(interval=0.01)
+        client = Session()
+        hub.attach(client)
+        running: list[dict] = []
+        looks: list[int] = []
+
+        def source() -> list[dict]:
+            looks.append(len(running))
+            return list(running)
+
+        hub.start_progress(source)
+        await asyncio.sleep(0.3)  # thirty intervals
+        assert looks == []  # nobody listens for progress: never sampled
+        client.subscribe(None)
+        await _until(lambda: len(looks) == 1)
+        await asyncio.sleep(0.3)
+        assert looks == [0]  # looked once, nothing runs: asleep
+        running.append({"id": 1, "done": 5})
+        hub.publish("download.state", {"id": 1, "state": "active"})
+        await _until(lambda: len(looks) >= 3)  # sampled again and again while it runs
+        assert any('"download.progress"' in m for m in drain(client.outbox))
+        running.clear()
+        hub.publish("download.state", {"id": 1, "state": "completed"})
+        await _until(lambda: looks[-1] == 0)
+        await asyncio.sleep(0.1)  # an event during the last interval is looked at once more
+        settled = len(looks)
+        await asyncio.sleep(0.3)
+        assert len(looks) == settled  # asleep again
+        await hub.stop()
+
+    asyncio.run(main())

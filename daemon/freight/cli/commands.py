@@ -19,7 +19,7 @@ from freight.cli.common import client_command, say_error
 from freight.cli.filters import Filter, add_filter_flags
 from freight.cli.filters import list_all as _list_all
 from freight.cli.terminal import cell, terminal_text
-from freight.errors import InputError, RefreshRefused
+from freight.errors import FreightError, InputError, RefreshRefused
 from freight.headers import parse_header_lines
 from freight.models import EXIT_FAILED, EXIT_NEEDS_REFRESH, EXIT_OK, EXIT_USAGE, DownloadState
 from freight.units import format_rate, format_size
@@ -113,23 +113,58 @@ def _add(client: Any, args: argparse.Namespace) -> int:
         del params["dir"]
     from freight.daemon import protocol as api
 
-    requests = [{"url": url, **params} for url in args.urls]
-    for request in requests:  # bad input is refused before anything is queued
-        api.check_params("add", request)
-    outcomes = client.call_many("add", requests)
     shown = [split_credentials(url)[0] for url in args.urls]  # never print a URL's password
-    added = [(o["id"], url) for o, url in zip(outcomes, shown) if not isinstance(o, BaseException)]
+    if len(args.urls) == 1:
+        api.check_params("add", {"url": args.urls[0], **params})
+        outcomes: list[Any] = [client.call("add", url=args.urls[0], **params)["id"]]
+    else:
+        # Every URL is checked before anything is queued; a bad one is named by its place
+        # (never quoted: it may hold a password).
+        api.check_params("add_many", {"urls": args.urls[:1], **params})
+        for n, url in enumerate(args.urls, 1):
+            try:
+                api.check_params("add", {"url": url})
+            except InputError as exc:
+                raise InputError(f"URL {n} of {len(args.urls)}: {exc.message}",
+                                 position=n) from None
+        outcomes = []
+        for chunk in _chunks(args.urls):
+            try:
+                outcomes += client.call("add_many", urls=chunk, **params)["ids"]
+            except FreightError as exc:  # the daemon began to stop, say: this chunk is not queued
+                outcomes += [exc] * len(chunk)
+    added = [(o, url) for o, url in zip(outcomes, shown, strict=True)
+             if not isinstance(o, BaseException)]
     if args.json:
         print(json.dumps({"ids": [download_id for download_id, _ in added]}))
-    else:
-        for download_id, url in added:
-            print(f"{download_id}\t{terminal_text(url)}")  # the tab separates, unescaped
-    errors = [(o, url) for o, url in zip(outcomes, shown) if isinstance(o, BaseException)]
-    for exc, url in errors:
-        say_error(f"{url}: {exc}")
+    elif added:
+        print("\n".join(f"{download_id}\t{terminal_text(url)}"  # the tab separates, unescaped
+                        for download_id, url in added))
+    errors = [(o, url) for o, url in zip(outcomes, shown, strict=True)
+              if isinstance(o, BaseException)]
     if errors:
+        say_error(f"{len(errors)} of {len(outcomes)} URLs not queued "
+                  f"(the first: {errors[0][1]}): {errors[0][0]}")
         return EXIT_USAGE if isinstance(errors[0][0], InputError) else EXIT_FAILED
     return EXIT_OK
+
+
+#: URLs per ``add_many`` request, and their characters: each request stays far below the
+#: API's 1 MiB message, and the daemon's loop serves others between two of them.
+CHUNK_URLS = 1000
+CHUNK_CHARS = 256 * 1024
+
+
+def _chunks(urls: list[str]) -> list[list[str]]:
+    chunks: list[list[str]] = [[]]
+    chars = 0
+    for url in urls:
+        if chunks[-1] and (len(chunks[-1]) >= CHUNK_URLS or chars + len(url) > CHUNK_CHARS):
+            chunks.append([])
+            chars = 0
+        chunks[-1].append(url)
+        chars += len(url)
+    return chunks
 
 
 cmd_add = client_command(_add)

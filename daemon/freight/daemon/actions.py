@@ -69,6 +69,40 @@ class Actions:
 
     def add(self, params: dict[str, Any]) -> dict[str, Any]:
         self.scheduler.require_accepting()
+        download = self.store.add(**self._new_download(params, self._folder(params)))
+        log.info("added download %s: %s", download.id, download.url)
+        self.scheduler.hub.publish("download.added", {"download": self.scheduler.public(download)})
+        self.scheduler.added(download)
+        return {"id": download.id}
+
+    def add_many(self, params: dict[str, Any]) -> dict[str, Any]:
+        """``add`` for each of ``urls`` with the same other params, in one transaction (the
+        protocol checked every URL first: all are added or none)."""
+        self.scheduler.require_accepting()
+        shared = {k: v for k, v in params.items() if k != "urls"}
+        folder = self._folder(shared)
+        downloads = self.store.add_many(
+            [self._new_download({**shared, "url": url}, folder) for url in params["urls"]]
+        )
+        log.info("added %d downloads, ids %s to %s", len(downloads), downloads[0].id,
+                 downloads[-1].id)
+        # Every download.added first, then the scheduler: a download it starts at once has
+        # its added event out before its state event, as with one add.
+        for download in downloads:
+            log.debug("added download %s: %s", download.id, download.url)
+            self.scheduler.hub.publish("download.added",
+                                       {"download": self.scheduler.public(download)})
+        for download in downloads:
+            self.scheduler.added(download)
+        return {"ids": [d.id for d in downloads]}
+
+    def _folder(self, params: dict[str, Any]) -> str:
+        return str(
+            params.get("dir") or self.store.settings()["download_dir"] or self._default_dir()
+        )
+
+    def _new_download(self, params: dict[str, Any], folder: str) -> dict[str, Any]:
+        """:meth:`Store.add`'s arguments for one checked ``add`` request."""
         url, basic = split_credentials(params["url"])
         plain, secret = split_headers(params.get("headers") or {})
         if params.get("cookies"):
@@ -77,29 +111,23 @@ class Actions:
         secret = with_basic(secret, basic)
         if params.get("user_agent") and not any(k.lower() == "user-agent" for k in plain):
             plain["User-Agent"] = params["user_agent"]
-        folder = params.get("dir") or self.store.settings()["download_dir"] or self._default_dir()
-        state = S.PAUSED if params.get("paused") else S.QUEUED
-        download = self.store.add(
-            url,
-            folder,
-            state=state,
-            secret_headers=secret or None,
-            requested_name=params.get("name"),
-            referrer=params.get("referrer"),
-            mime=params.get("mime"),
+        return {
+            "url": url,
+            "dir": folder,
+            "state": S.PAUSED if params.get("paused") else S.QUEUED,
+            "secret_headers": secret or None,
+            "requested_name": params.get("name"),
+            "referrer": params.get("referrer"),
+            "mime": params.get("mime"),
             # The browser's size lets a small file start beside max_active (slots.py); the
             # probe's answer replaces it before a byte is written.
-            size=params.get("size_hint"),
-            headers=plain,
-            connections=params.get("connections"),
-            limit=params.get("limit"),
-            checksum=params.get("checksum"),
-            insecure=bool(params.get("insecure")),
-        )
-        log.info("added download %s: %s", download.id, download.url)
-        self.scheduler.hub.publish("download.added", {"download": self.scheduler.public(download)})
-        self.scheduler.added(download)
-        return {"id": download.id}
+            "size": params.get("size_hint"),
+            "headers": plain,
+            "connections": params.get("connections"),
+            "limit": params.get("limit"),
+            "checksum": params.get("checksum"),
+            "insecure": bool(params.get("insecure")),
+        }
 
     async def pause(self, ids: Iterable[int]) -> list[int]:
         downloads = self._load(ids)

@@ -59,6 +59,7 @@ class ApiHandler(Handler):
             "version": self.version,
             "status": self.status,
             "add": self.add,
+            "add_many": self.add_many,
             "list": self.list,
             "get": self.get,
             "pause": self.pause,
@@ -112,6 +113,9 @@ class ApiHandler(Handler):
 
     def add(self, session: Session, **params: Any) -> dict[str, Any]:
         return self.actions.add(params)
+
+    def add_many(self, session: Session, **params: Any) -> dict[str, Any]:
+        return self.actions.add_many(params)
 
     def list(self, session: Session, **params: Any) -> dict[str, Any]:
         return self.actions.list_downloads(**params)

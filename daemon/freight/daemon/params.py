@@ -45,7 +45,8 @@ def valid_unicode(name: str, value: Any) -> Any:
                 inner = where or (f" (at {key[:64]!r})" if config.is_unicode(key) else "")
                 stack += [(key, where), (val, inner)]
         elif isinstance(item, list):
-            stack += [(v, where) for v in item]
+            # Name the item (1-based, as a user counts the URLs given) when nothing outer is.
+            stack += [(v, where or f" (item {n})") for n, v in enumerate(item, 1)]
     return value
 
 
@@ -96,6 +97,25 @@ def http_url(name: str, value: Any) -> str:
     if what is not None:
         raise _bad(name, what)
     return value
+
+
+#: Most URLs one ``add_many`` takes (its message must also fit in 1 MiB).
+MAX_URLS = 10_000
+
+
+def http_urls(name: str, value: Any) -> list[str]:
+    """A non-empty list of URLs, each as :func:`http_url`; a bad one is named by its place
+    (1-based, "item 700 of 1000"), never quoted: it may hold a password."""
+    if not isinstance(value, list) or not value or len(value) > MAX_URLS:
+        raise _bad(name, f"a list of 1 to {MAX_URLS:,} URLs")
+    for n, item in enumerate(value, 1):
+        try:
+            http_url(name, item)
+        except InputError as exc:
+            what = exc.message.split(" must be ", 1)[-1]
+            raise InputError(f"param {name!r} item {n} of {len(value)} must be {what}",
+                             param=name, position=n) from None
+    return list(value)
 
 
 def absolute_dir(name: str, value: Any) -> str:

@@ -32,6 +32,7 @@ from freight.daemon.params import (
     file_name,
     headers,
     http_url,
+    http_urls,
     ids,
     integer,
     nullable,
@@ -89,27 +90,32 @@ class Method:
 
 _TARGETS = {"id": ID, "ids": ids}
 
+#: ``add``'s optional params: ``add_many`` takes the ones that make sense for many files.
+_ADD_OPTIONAL: dict[str, Check] = {
+    "dir": absolute_dir,
+    "name": file_name,
+    "headers": headers,
+    "cookies": cookies,
+    "referrer": nullable(http_url),
+    "user_agent": nullable(text(1024)),
+    "mime": nullable(text(256)),
+    "size_hint": nullable(integer(0, 2**62)),
+    "connections": nullable(integer(1, 64)),
+    "limit": RATE,
+    "checksum": nullable(checksum),
+    "paused": boolean,
+    "insecure": boolean,
+}
+_ONE_FILE = ("name", "mime", "size_hint")  # what names or describes one file
+
 #: The protocol: method name → its params. Keep docs/PROTOCOL.md in step (a test checks).
 METHODS: dict[str, Method] = {
     "version": Method({}, {}),
     "status": Method({}, {}),
-    "add": Method(
-        {"url": http_url},
-        {
-            "dir": absolute_dir,
-            "name": file_name,
-            "headers": headers,
-            "cookies": cookies,
-            "referrer": nullable(http_url),
-            "user_agent": nullable(text(1024)),
-            "mime": nullable(text(256)),
-            "size_hint": nullable(integer(0, 2**62)),
-            "connections": nullable(integer(1, 64)),
-            "limit": RATE,
-            "checksum": nullable(checksum),
-            "paused": boolean,
-            "insecure": boolean,
-        },
+    "add": Method({"url": http_url}, _ADD_OPTIONAL),
+    # Many URLs in one request and one transaction (`freight add URL...`): all or none.
+    "add_many": Method(
+        {"urls": http_urls}, {k: v for k, v in _ADD_OPTIONAL.items() if k not in _ONE_FILE}
     ),
     "list": Method(
         {},
