@@ -3,7 +3,7 @@
 // methods they may call through the background are named in PAGE_METHODS. This module owns
 // the set of open ports.
 
-import { collectPageLinks, addOne } from './menus.js';
+import { addMany, collectPageLinks } from './menus.js';
 import { explain, recentNow } from './capture.js';
 import { rpc } from './daemon.js';
 import { rulesInfoNow, rulesNow, toggleCapture, writeSettings } from './daemonrules.js';
@@ -88,9 +88,7 @@ export async function handlePageMessage(msg) {
     case 'addMany': {
       if (!Array.isArray(msg.items)) throw new Error('addMany needs a list of items');
       const tab = msg.tabId !== undefined ? await ext.getTab(Number(msg.tabId)).catch(() => undefined) : undefined;
-      const ids = [];
-      for (const it of msg.items) ids.push(await addOne({ url: String(it.url), referrer: it.referrer }, tab));
-      return ids;
+      return addMany(msg.items.map((it) => ({ url: String(it.url), referrer: it.referrer })), tab);
     }
     case 'openOptions':
       return ext.openOptions();

@@ -134,6 +134,8 @@ def test_picker_sends_300_links_and_the_popup_follows_them(
     assert [d for d in downloads if d["state"] != "completed"] == []
     by_url = {d["url"]: d for d in downloads}
     assert set(by_url) == {*files, held_url}
+    # Sent several at once, but in the page's order: the daemon queued them so.
+    assert [by_url[u]["id"] for u in files] == sorted(by_url[u]["id"] for u in files)
     for url, data in [*files.items(), (held_url, held)]:
         path = Path(by_url[url]["path"])
         assert sha256(path.read_bytes()) == sha256(data), url
