@@ -13,8 +13,12 @@ import { setWaiting, stopWaiting, waitingNow } from './waiting.js';
 
 const known = new Map(); // daemon download id → state, for the badge
 let owned = []; // ids of the downloads this browser sent: only these notify (owned.js)
+let total = null; // how many downloads the daemon has (its last `list`, then the events)
 
 export const ownedNow = () => owned;
+/** The daemon's number of downloads as last known, or null (the popup's first page starts
+ * from it; the popup checks it against the page's own total). */
+export const totalNow = () => total;
 
 export async function loadOwned() {
   owned = ownedFrom(await ext.getLocal('owned', []));
@@ -36,7 +40,8 @@ export function addOwnedId(id) {
 /** On connecting: the daemon's whole list, for the badge, the waiting list and `owned`. */
 export async function refreshKnown() {
   try {
-    const { downloads, total } = await rpc.request('list', { limit: 500 });
+    const { downloads, total: all } = await rpc.request('list', { limit: 500 });
+    total = all ?? null;
     known.clear();
     let waiting = waitingNow();
     for (const d of downloads) {
@@ -44,7 +49,7 @@ export async function refreshKnown() {
       waiting = trackRefresh(waiting, d);
     }
     // A complete list also tells which waiting downloads are gone (removed elsewhere).
-    if (downloads.length >= (total ?? 0)) {
+    if (downloads.length >= (all ?? 0)) {
       waiting = waiting.filter((w) => known.has(w.id));
       await setOwned(keepKnown(owned, new Set(known.keys())));
     }
@@ -57,8 +62,10 @@ export async function refreshKnown() {
 export function trackDownloadEvent(method, params) {
   if (method === 'download.added' && params.download) {
     known.set(params.download.id, params.download.state);
+    if (total !== null) total += 1;
   } else if (method === 'download.removed') {
     known.delete(params.id);
+    if (total !== null) total = Math.max(0, total - 1);
     stopWaiting(params.id);
     setOwned(dropOwned(owned, params.id));
   } else if (method === 'download.state') {

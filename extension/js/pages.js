@@ -8,6 +8,7 @@ import { explain, recentNow } from './capture.js';
 import { rpc } from './daemon.js';
 import { rulesInfoNow, rulesNow, toggleCapture, writeSettings } from './daemonrules.js';
 import * as ext from './ext.js';
+import { totalNow } from './notices.js';
 import { waitingEntry } from './refresh.js';
 import { RpcError } from './rpc.js';
 import { normalizeRules, settingsFromRules } from './rules.js';
@@ -31,7 +32,7 @@ export function broadcast(msg) {
 function pageState() {
   return {
     status: rpc.status, rules: rulesNow(), rulesInfo: rulesInfoNow(), recent: recentNow(),
-    refreshWanted: waitingNow(),
+    refreshWanted: waitingNow(), total: totalNow(),
   };
 }
 

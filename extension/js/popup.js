@@ -13,6 +13,7 @@ const downloads = new Map();
 const rows = new RowList($('list'), downloads, drawRest);
 const render = () => rows.schedule();
 let total = 0; // the daemon's number of downloads (the last `list` said, then the events)
+let knownTotal = null; // the background's count of the daemon's downloads, if it has one
 let moreError = ''; // why the last "Show more" failed
 let from = 0; // where the oldest page shown starts in the daemon's order (position, id)
 let status = { state: 'connecting' };
@@ -41,6 +42,7 @@ const port = ext.connect('popup');
 port.onMessage.addListener((msg) => {
   switch (msg.type) {
     case 'hello':
+      knownTotal = msg.total;
       refreshWanted = msg.refreshWanted ?? [];
       setRules(msg.rules);
       setRecent(msg.recent);
@@ -79,10 +81,17 @@ function onEvent(method, params) {
  * kept: they are newer than the page. */
 async function load() {
   try {
-    // Past the end: no rows, only the total, to know where the newest page starts.
-    const head = await call('list', { offset: Number.MAX_SAFE_INTEGER, limit: 1 });
-    from = Math.max(0, head.total - PAGE);
-    const page1 = await call('list', { offset: from, limit: PAGE });
+    // Where the newest page starts: from the background's count when it has one, else asked
+    // (a `list` past the end has no rows, only the total); a count that was wrong is
+    // corrected with the total the page came with.
+    let expected = Number.isSafeInteger(knownTotal) ? knownTotal : null;
+    expected ??= (await call('list', { offset: Number.MAX_SAFE_INTEGER, limit: 1 })).total;
+    from = Math.max(0, expected - PAGE);
+    let page1 = await call('list', { offset: from, limit: PAGE });
+    if (page1.total !== expected) {
+      from = Math.max(0, page1.total - PAGE);
+      page1 = await call('list', { offset: from, limit: PAGE });
+    }
     total = page1.total;
     moreError = '';
     const newest = Math.max(0, ...page1.downloads.map((d) => d.id));
@@ -91,7 +100,7 @@ async function load() {
     }
     for (const d of page1.downloads) downloads.set(d.id, d);
     rows.markAll();
-    render();
+    rows.draw(); // the first page at once, not at the next frame
     await loadCounts();
     const { settings } = await call('get_settings');
     showLimit(settings.global_limit);
@@ -335,6 +344,7 @@ async function applyLimit() {
 }
 
 page('state').then((s) => {
+  knownTotal = s.total;
   refreshWanted = s.refreshWanted ?? [];
   setRules(s.rules);
   setRecent(s.recent);
