@@ -7,7 +7,7 @@
 import { rpc } from './daemon.js';
 import { rulesNow } from './daemonrules.js';
 import * as ext from './ext.js';
-import { addOwned, dropOwned, keepKnown, notificationFor, ownedFrom } from './owned.js';
+import { addOwned, dropOwned, groupNotes, keepKnown, notificationFor, ownedFrom } from './owned.js';
 import { trackRefresh } from './refresh.js';
 import { setWaiting, stopWaiting, waitingNow } from './waiting.js';
 
@@ -75,8 +75,26 @@ export function trackDownloadEvent(method, params) {
       ...(params.download ?? {}), id: params.id, state: params.state,
     }));
     const note = notificationFor(owned, rulesNow().notify, before, params);
-    if (note) ext.notify(note.id, note.title, note.message);
+    if (note) notifyGathered(note);
   }
+}
+
+const GATHER_MS = 1000; // a notification waits this long for others of its kind
+const GATHER_MAX_MS = 10_000; // but no longer than this after the first one
+const gathering = new Map(); // kind (done, fail, refresh) → {notes, first, timer}
+
+/** Show `note`, with the others of its kind that follow it closely, as one notification. */
+function notifyGathered(note) {
+  const kind = note.id.split('-')[1];
+  const g = gathering.get(kind) ?? { notes: [], first: Date.now(), timer: 0 };
+  gathering.set(kind, g);
+  g.notes.push(note);
+  clearTimeout(g.timer);
+  g.timer = setTimeout(() => {
+    gathering.delete(kind);
+    const one = groupNotes(g.notes);
+    ext.notify(one.id, one.title, one.message);
+  }, Math.max(0, Math.min(GATHER_MS, g.first + GATHER_MAX_MS - Date.now())));
 }
 
 /** A click on one of our notifications: a finished download opens, anything else the popup. */
