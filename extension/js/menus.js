@@ -24,22 +24,54 @@ export async function onMenu(info, tab) {
   await addOne({ url, referrer: info.pageUrl }, tab);
 }
 
-/** Send one URL chosen by the user (menu or picker); the browser gets it when Freight cannot. */
-export async function addOne({ url, referrer }, tab) {
+/** How many of the picker's links are on their way to the daemon at once. */
+const ADD_WIDTH = 8;
+
+/** The picker's links, each as addOne; resolves with their ids (null: left to the browser)
+ * in the same order. Several are on their way at once (each `add` waits for the daemon's
+ * answer), but they are sent in the order given, so the daemon queues them in page order. */
+export async function addMany(items, tab, width = ADD_WIDTH) {
+  const ids = new Array(items.length).fill(null);
+  let turn = Promise.resolve(); // resolves once the item before has been sent
+  let next = 0;
+  const lane = async () => {
+    while (next < items.length) {
+      const i = next++;
+      const before = turn;
+      let sent;
+      turn = new Promise((resolve) => { sent = resolve; });
+      ids[i] = await addOne(items[i], tab, before, sent);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(width, items.length) }, lane));
+  return ids;
+}
+
+/** Send one URL chosen by the user (menu or picker); the browser gets it when Freight cannot.
+ * `before`: wait for it before sending (the picker's order); `sent()`: called once sent. */
+export async function addOne({ url, referrer }, tab, before = null, sent = () => {}) {
   const name = nameFromUrl(url);
   const item = { url, referrer, incognito: Boolean(tab?.incognito), cookieStoreId: tab?.cookieStoreId };
   let scheme = '';
   try { scheme = new URL(url).protocol; } catch { /* reported below */ }
   if (scheme !== 'http:' && scheme !== 'https:') {
+    await before;
+    sent();
     remember(name, url, 'browser', `${scheme || 'this'} URLs stay in the browser`);
     if (scheme) await handBack(url, '', item.incognito);
     return null;
   }
   try {
-    const id = await sendToDaemon({ action: 'add' }, await paramsFor(item, ext.cookieStoreFor(item)));
+    const params = await paramsFor(item, ext.cookieStoreFor(item));
+    await before;
+    const sending = sendToDaemon({ action: 'add' }, params); // the request goes out now
+    sent();
+    const id = await sending;
     remember(name, url, 'freight', `#${id}`);
     return id;
   } catch (err) {
+    await before;
+    sent();
     remember(name, url, 'browser', explain(err));
     await handBack(url, '', item.incognito);
     return null;

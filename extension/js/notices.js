@@ -7,14 +7,18 @@
 import { rpc } from './daemon.js';
 import { rulesNow } from './daemonrules.js';
 import * as ext from './ext.js';
-import { addOwned, dropOwned, keepKnown, notificationFor, ownedFrom } from './owned.js';
+import { addOwned, dropOwned, groupNotes, keepKnown, notificationFor, ownedFrom } from './owned.js';
 import { trackRefresh } from './refresh.js';
 import { setWaiting, stopWaiting, waitingNow } from './waiting.js';
 
 const known = new Map(); // daemon download id → state, for the badge
 let owned = []; // ids of the downloads this browser sent: only these notify (owned.js)
+let total = null; // how many downloads the daemon has (its last `list`, then the events)
 
 export const ownedNow = () => owned;
+/** The daemon's number of downloads as last known, or null (the popup's first page starts
+ * from it; the popup checks it against the page's own total). */
+export const totalNow = () => total;
 
 export async function loadOwned() {
   owned = ownedFrom(await ext.getLocal('owned', []));
@@ -36,7 +40,8 @@ export function addOwnedId(id) {
 /** On connecting: the daemon's whole list, for the badge, the waiting list and `owned`. */
 export async function refreshKnown() {
   try {
-    const { downloads, total } = await rpc.request('list', { limit: 500 });
+    const { downloads, total: all } = await rpc.request('list', { limit: 500 });
+    total = all ?? null;
     known.clear();
     let waiting = waitingNow();
     for (const d of downloads) {
@@ -44,7 +49,7 @@ export async function refreshKnown() {
       waiting = trackRefresh(waiting, d);
     }
     // A complete list also tells which waiting downloads are gone (removed elsewhere).
-    if (downloads.length >= (total ?? 0)) {
+    if (downloads.length >= (all ?? 0)) {
       waiting = waiting.filter((w) => known.has(w.id));
       await setOwned(keepKnown(owned, new Set(known.keys())));
     }
@@ -57,8 +62,10 @@ export async function refreshKnown() {
 export function trackDownloadEvent(method, params) {
   if (method === 'download.added' && params.download) {
     known.set(params.download.id, params.download.state);
+    if (total !== null) total += 1;
   } else if (method === 'download.removed') {
     known.delete(params.id);
+    if (total !== null) total = Math.max(0, total - 1);
     stopWaiting(params.id);
     setOwned(dropOwned(owned, params.id));
   } else if (method === 'download.state') {
@@ -68,8 +75,26 @@ export function trackDownloadEvent(method, params) {
       ...(params.download ?? {}), id: params.id, state: params.state,
     }));
     const note = notificationFor(owned, rulesNow().notify, before, params);
-    if (note) ext.notify(note.id, note.title, note.message);
+    if (note) notifyGathered(note);
   }
+}
+
+const GATHER_MS = 1000; // a notification waits this long for others of its kind
+const GATHER_MAX_MS = 10_000; // but no longer than this after the first one
+const gathering = new Map(); // kind (done, fail, refresh) → {notes, first, timer}
+
+/** Show `note`, with the others of its kind that follow it closely, as one notification. */
+function notifyGathered(note) {
+  const kind = note.id.split('-')[1];
+  const g = gathering.get(kind) ?? { notes: [], first: Date.now(), timer: 0 };
+  gathering.set(kind, g);
+  g.notes.push(note);
+  clearTimeout(g.timer);
+  g.timer = setTimeout(() => {
+    gathering.delete(kind);
+    const one = groupNotes(g.notes);
+    ext.notify(one.id, one.title, one.message);
+  }, Math.max(0, Math.min(GATHER_MS, g.first + GATHER_MAX_MS - Date.now())));
 }
 
 /** A click on one of our notifications: a finished download opens, anything else the popup. */

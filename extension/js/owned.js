@@ -59,3 +59,20 @@ export function notificationFor(owned, enabled, before, { id, state, error, down
   }
   return null;
 }
+
+const MANY = {
+  done: (n) => `${n} downloads complete`,
+  fail: (n) => `${n} downloads failed`,
+  refresh: (n) => `${n} links expired`,
+};
+
+/** Notifications of one kind that came close together (notificationFor's), as one: the note
+ * itself when it is alone, else `freight-<kind>-many` saying how many, with the first names
+ * (300 links from the picker make one notification, not 300). */
+export function groupNotes(notes) {
+  if (notes.length <= 1) return notes[0] ?? null;
+  const kind = /^freight-([a-z]+)-/.exec(notes[0].id)?.[1] ?? 'done';
+  const first = notes.slice(0, 3).map((n) => n.message).join(kind === 'done' ? ', ' : '; ');
+  const more = notes.length > 3 ? ` and ${notes.length - 3} more` : '';
+  return { id: `freight-${kind}-many`, title: (MANY[kind] ?? MANY.done)(notes.length), message: first + more };
+}

@@ -3,11 +3,12 @@
 // methods they may call through the background are named in PAGE_METHODS. This module owns
 // the set of open ports.
 
-import { collectPageLinks, addOne } from './menus.js';
+import { addMany, collectPageLinks } from './menus.js';
 import { explain, recentNow } from './capture.js';
 import { rpc } from './daemon.js';
 import { rulesInfoNow, rulesNow, toggleCapture, writeSettings } from './daemonrules.js';
 import * as ext from './ext.js';
+import { totalNow } from './notices.js';
 import { waitingEntry } from './refresh.js';
 import { RpcError } from './rpc.js';
 import { normalizeRules, settingsFromRules } from './rules.js';
@@ -31,7 +32,7 @@ export function broadcast(msg) {
 function pageState() {
   return {
     status: rpc.status, rules: rulesNow(), rulesInfo: rulesInfoNow(), recent: recentNow(),
-    refreshWanted: waitingNow(),
+    refreshWanted: waitingNow(), total: totalNow(),
   };
 }
 
@@ -88,9 +89,7 @@ export async function handlePageMessage(msg) {
     case 'addMany': {
       if (!Array.isArray(msg.items)) throw new Error('addMany needs a list of items');
       const tab = msg.tabId !== undefined ? await ext.getTab(Number(msg.tabId)).catch(() => undefined) : undefined;
-      const ids = [];
-      for (const it of msg.items) ids.push(await addOne({ url: String(it.url), referrer: it.referrer }, tab));
-      return ids;
+      return addMany(msg.items.map((it) => ({ url: String(it.url), referrer: it.referrer })), tab);
     }
     case 'openOptions':
       return ext.openOptions();

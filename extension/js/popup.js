@@ -1,16 +1,21 @@
 // The popup: the daemon's downloads, live. The daemon is the source of truth; this page keeps
-// only a Map built from `list` and then updated by the events the background relays.
+// only a Map built from `list` and then updated by the events the background relays. It asks
+// for the newest page of downloads only (PAGE), and for older pages when "Show more" is
+// clicked; the counts in the header come from the daemon's `status`, not from the page.
 
 import * as ext from './ext.js';
-import {
-  actionsFor, applyEvent, formatBytes, formatEta, formatSpeed, parseRate, percent, refreshHint,
-  refreshPage,
-} from './format.js';
-import { nameFromUrl } from './rules.js';
+import { applyEvent, formatSpeed, parseRate, refreshHint, refreshPage } from './format.js';
+import { RowList, el } from './popuprows.js';
 
 const $ = (id) => document.getElementById(id);
+const PAGE = 100; // downloads asked for at a time
 const downloads = new Map();
-const rows = new Map(); // id → row element
+const rows = new RowList($('list'), downloads, drawRest);
+const render = () => rows.schedule();
+let total = 0; // the daemon's number of downloads (the last `list` said, then the events)
+let knownTotal = null; // the background's count of the daemon's downloads, if it has one
+let moreError = ''; // why the last "Show more" failed
+let from = 0; // where the oldest page shown starts in the daemon's order (position, id)
 let status = { state: 'connecting' };
 let counts = null; // the daemon's `status` answer: active, queued, paused, failed, speed
 let countsTimer = null;
@@ -37,6 +42,7 @@ const port = ext.connect('popup');
 port.onMessage.addListener((msg) => {
   switch (msg.type) {
     case 'hello':
+      knownTotal = msg.total;
       refreshWanted = msg.refreshWanted ?? [];
       setRules(msg.rules);
       setRecent(msg.recent);
@@ -48,19 +54,53 @@ port.onMessage.addListener((msg) => {
     case 'refreshWanted': refreshWanted = msg.refreshWanted ?? []; render(); break;
     case 'event':
       if (msg.method === 'settings.changed') showLimit(msg.params.settings?.global_limit);
-      else if (applyEvent(downloads, msg.method, msg.params)) render();
+      else onEvent(msg.method, msg.params);
       if (msg.method.startsWith('download.')) loadCountsSoon();
       break;
     default: break;
   }
 });
 
+/** One daemon event: the downloads it names are marked, and drawn at the next frame. */
+function onEvent(method, params) {
+  const had = downloads.has(params?.id);
+  if (!applyEvent(downloads, method, params)) return;
+  if (method === 'download.progress') {
+    for (const p of params.downloads ?? []) if (downloads.has(p.id)) rows.mark(p.id);
+  } else if (method === 'download.added') {
+    total += 1;
+    rows.mark(params.download.id, true);
+  } else {
+    if (method === 'download.removed') total = Math.max(0, total - 1);
+    rows.mark(params.id, !had);
+  }
+  render();
+}
+
+/** The newest page of downloads. Rows the events brought while the page was asked for are
+ * kept: they are newer than the page. */
 async function load() {
   try {
-    const { downloads: list } = await call('list', { limit: 500 });
-    downloads.clear();
-    for (const d of list) downloads.set(d.id, d);
-    render();
+    // Where the newest page starts: from the background's count when it has one, else asked
+    // (a `list` past the end has no rows, only the total); a count that was wrong is
+    // corrected with the total the page came with.
+    let expected = Number.isSafeInteger(knownTotal) ? knownTotal : null;
+    expected ??= (await call('list', { offset: Number.MAX_SAFE_INTEGER, limit: 1 })).total;
+    from = Math.max(0, expected - PAGE);
+    let page1 = await call('list', { offset: from, limit: PAGE });
+    if (page1.total !== expected) {
+      from = Math.max(0, page1.total - PAGE);
+      page1 = await call('list', { offset: from, limit: PAGE });
+    }
+    total = page1.total;
+    moreError = '';
+    const newest = Math.max(0, ...page1.downloads.map((d) => d.id));
+    for (const id of [...downloads.keys()]) {
+      if (id <= newest) { downloads.delete(id); rows.mark(id); }
+    }
+    for (const d of page1.downloads) downloads.set(d.id, d);
+    rows.markAll();
+    rows.draw(); // the first page at once, not at the next frame
     await loadCounts();
     const { settings } = await call('get_settings');
     showLimit(settings.global_limit);
@@ -75,6 +115,28 @@ async function loadCounts() {
     counts = await call('status');
   } catch {
     counts = null;
+  }
+  render();
+}
+
+/** "Show more": the page before the oldest one shown. */
+async function showMore() {
+  if (from <= 0) return;
+  $('more').disabled = true;
+  try {
+    const offset = Math.max(0, from - PAGE);
+    const older = await call('list', { offset, limit: from - offset });
+    for (const d of older.downloads) {
+      if (!downloads.has(d.id)) downloads.set(d.id, d); // an event is newer than the page
+      rows.mark(d.id, true);
+    }
+    from = offset;
+    total = older.total;
+    moreError = '';
+  } catch (err) {
+    moreError = err.hint || err.message;
+  } finally {
+    $('more').disabled = false;
   }
   render();
 }
@@ -160,52 +222,23 @@ function showLimit(limit) {
 
 // --- rendering ------------------------------------------------------------------------------
 
-const LABELS = {
-  pause: 'Pause', resume: 'Resume', cancel: 'Cancel', retry: 'Retry', remove: 'Remove',
-  open: 'Open', reveal: 'Show in folder', refresh: 'Refresh link',
-};
-const STATE_NAMES = { needs_refresh: 'link expired' };
-
-function el(tag, cls, text) {
-  const e = document.createElement(tag);
-  if (cls) e.className = cls;
-  if (text !== undefined) e.textContent = text;
-  return e;
-}
-
-function row(id) {
-  let r = rows.get(id);
-  if (r) return r;
-  r = el('div', 'dl');
-  r.dataset.id = id;
-  const top = el('div', 'top');
-  top.append(el('span', 'name'), el('span', 'pill'));
-  const bar = el('div', 'bar');
-  bar.append(el('div'));
-  r.append(top, bar, el('div', 'meta'), el('div', 'err'), el('div', 'actions'));
-  rows.set(id, r);
-  return r;
-}
-
-function render() {
-  const list = [...downloads.values()].sort((a, b) => (b.created_at ?? 0) - (a.created_at ?? 0));
-  for (const [id, r] of rows) if (!downloads.has(id)) { r.remove(); rows.delete(id); }
-  const main = $('list');
-  list.forEach((d, i) => {
-    const r = row(d.id);
-    fill(r, d);
-    if (main.children[i] !== r) main.insertBefore(r, main.children[i] ?? null);
-  });
+/** What goes with the rows: the empty note, the header, "Show more", the refresh note. */
+function drawRest() {
   // "No downloads yet" only from a daemon that answered with an empty list.
-  $('empty').hidden = list.length > 0 || status.state !== 'connected';
-  renderSummary(list);
+  $('empty').hidden = downloads.size > 0 || status.state !== 'connected';
+  renderSummary();
+  const more = status.state === 'connected' && from > 0;
+  $('more-row').hidden = !more && downloads.size >= total;
+  $('more').hidden = !more;
+  $('more-text').textContent = moreError
+    || `${downloads.size} of ${Math.max(total, downloads.size)} shown`;
   const waiting = refreshWanted.map((w) => w.name);
   $('refresh-note').hidden = waiting.length === 0;
   $('refresh-note').textContent = waiting.length
     ? `Waiting for a fresh link to ${waiting.join(', ')}: open its page and click the download link again.` : '';
 }
 
-function renderSummary(list) {
+function renderSummary() {
   const summary = $('summary');
   if (status.state !== 'connected') {
     summary.textContent = DOWN.has(status.state) ? 'not running' : 'connecting…';
@@ -213,6 +246,7 @@ function renderSummary(list) {
     return;
   }
   summary.dataset.state = 'connected';
+  const list = [...downloads.values()];
   const live = counts ?? {
     active: list.filter((d) => d.state === 'active').length,
     queued: list.filter((d) => d.state === 'queued').length,
@@ -228,38 +262,6 @@ function renderSummary(list) {
   });
   if (live.speed) parts.push(el('span', 'count', formatSpeed(live.speed)));
   summary.replaceChildren(...parts);
-}
-
-function fill(r, d) {
-  r.querySelector('.name').textContent = d.name || nameFromUrl(d.url) || d.url;
-  r.querySelector('.name').title = d.path || d.url;
-  const pill = r.querySelector('.pill');
-  pill.className = `pill ${d.state}`;
-  pill.textContent = STATE_NAMES[d.state] ?? d.state;
-  const pct = d.state === 'completed' ? 100 : percent(d.done, d.size);
-  const bar = r.querySelector('.bar');
-  bar.className = `bar ${d.state}${pct === null && d.state === 'active' ? ' unknown' : ''}`;
-  bar.firstChild.style.width = `${pct ?? 0}%`;
-  const meta = [
-    d.size ? `${formatBytes(d.done)} of ${formatBytes(d.size)}` : formatBytes(d.done ?? 0),
-    pct !== null && d.state !== 'completed' ? `${Math.floor(pct)}%` : '',
-    d.state === 'active' ? formatSpeed(d.speed) : '',
-    d.state === 'active' && d.eta !== null && d.eta !== undefined ? `${formatEta(d.eta)} left` : '',
-    d.state === 'active' && d.connections ? `${d.connections} conn.` : '',
-  ].filter(Boolean);
-  r.querySelector('.meta').replaceChildren(...meta.map((m) => el('span', '', m)));
-  r.querySelector('.err').textContent = d.state === 'failed' || d.state === 'needs_refresh' ? (d.error ?? '') : '';
-  if (d.state !== 'needs_refresh') r.querySelector('.hint')?.remove(); // the wait is over
-  const acts = actionsFor(d.state);
-  const box = r.querySelector('.actions');
-  if (box.dataset.state !== d.state) {
-    box.dataset.state = d.state;
-    box.replaceChildren(...acts.map((a) => {
-      const b = el('button', a === 'refresh' ? 'primary' : '', LABELS[a]);
-      b.dataset.action = a;
-      return b;
-    }));
-  }
 }
 
 $('list').addEventListener('click', async (ev) => {
@@ -325,6 +327,7 @@ $('options').addEventListener('click', () => page('openOptions'));
 $('retry-connect').addEventListener('click', async () => {
   setStatus(await page('reconnect'));
 });
+$('more').addEventListener('click', showMore);
 $('limit-apply').addEventListener('click', applyLimit);
 $('limit').addEventListener('keydown', (ev) => { if (ev.key === 'Enter') applyLimit(); });
 
@@ -341,6 +344,7 @@ async function applyLimit() {
 }
 
 page('state').then((s) => {
+  knownTotal = s.total;
   refreshWanted = s.refreshWanted ?? [];
   setRules(s.rules);
   setRecent(s.recent);

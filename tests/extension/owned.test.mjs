@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import {
-  OWNED_MAX, addOwned, dropOwned, keepKnown, notificationFor, ownedFrom,
+  OWNED_MAX, addOwned, dropOwned, groupNotes, keepKnown, notificationFor, ownedFrom,
 } from '../../extension/js/owned.js';
 
 const done = (id, extra = {}) => ({ id, state: 'completed', download: { id, name: `f${id}.bin` }, ...extra });
@@ -43,4 +43,18 @@ test('removed and unknown ids are dropped; stored junk is ignored', () => {
   assert.deepEqual(ownedFrom([1, '2', null, 3.5, 4]), [1, 4]);
   assert.deepEqual(ownedFrom({ 1: 1 }), []);
   assert.deepEqual(ownedFrom(undefined), []);
+});
+
+test('notifications that come together are one, saying how many', () => {
+  const owned = [1, 2, 3, 4, 5];
+  const notes = owned.map((id) => notificationFor(owned, true, 'active', done(id)));
+  assert.deepEqual(groupNotes(notes.slice(0, 1)), notes[0]); // alone: as it was
+  assert.deepEqual(groupNotes(notes), {
+    id: 'freight-done-many', title: '5 downloads complete', message: 'f1.bin, f2.bin, f3.bin and 2 more',
+  });
+  const failed = [1, 2].map((id) => notificationFor(owned, true, 'active', { id, state: 'failed', error: 'HTTP 500' }));
+  assert.deepEqual(groupNotes(failed), {
+    id: 'freight-fail-many', title: '2 downloads failed', message: 'download #1: HTTP 500; download #2: HTTP 500',
+  });
+  assert.equal(groupNotes([]), null);
 });
