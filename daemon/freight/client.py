@@ -167,14 +167,15 @@ class Client:
     def connect(
         cls, paths: config.Paths, *, timeout: float = 5.0, url: str | None = None
     ) -> Client:
+        backend = None
         if url is None:
             info = daemon_info(paths)
             if info is None:
                 raise DaemonError("the Freight daemon is not running (start it: freight start)")
-            url = str(info["url"])
+            url, backend = str(info["url"]), info.get("secrets")
         from freight import secrets  # imported when used: the native host reads the token itself
 
-        token = secrets.get_token(paths)
+        token = secrets.get_token(paths, daemon_backend=backend)
         # The daemon is trusted; a long list may pass 1 MiB.
         ws = open_daemon_socket(url, token, timeout=timeout, max_size=None)
         return cls(ws, url)

@@ -236,8 +236,17 @@ def _new_key() -> str:
 # -- the public surface ----------------------------------------------------------------------
 
 
-def get_token(paths: Paths) -> str:
-    """The API token; created (and stored) on first use."""
+def get_token(paths: Paths, *, daemon_backend: str | None = None) -> str:
+    """The API token; created (and stored) on first use. ``daemon_backend``: where the
+    running daemon keeps it (its daemon.json says): when that is the files, the token is
+    read from its file without choosing a keyring backend (loading and probing them costs a
+    client ~0.1 s, and the daemon's choice is the one that counts)."""
+    if daemon_backend == FILE_BACKEND:
+        key = (paths.secrets_dir, TOKEN_USER)
+        value = _cache.get(key) or _file_read(paths, TOKEN_USER)
+        if value is not None:
+            _cache[key] = value
+            return value
     return _get_or_create(paths, TOKEN_USER, _new_token)
 
 

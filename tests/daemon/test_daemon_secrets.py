@@ -123,3 +123,25 @@ def test_real_secret_service(tmp_path: Path) -> None:
     # and no file copy was written.
     assert lines[1].strip() == report["token"]
     assert not (tmp_path / "fh" / "secrets" / secrets.TOKEN_USER).exists()
+
+
+def test_a_client_of_a_daemon_on_files_reads_the_file_without_choosing_a_keyring(
+    daemon, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The daemon says where it keeps the token; a CLI command then skips loading and
+    # probing every keyring backend (~0.1 s each time).
+    info = __import__("json").loads(daemon.paths.daemon_file.read_text())
+    assert info["secrets"] == "file"
+    secrets.forget_cache()
+
+    def no_choice(paths: config.Paths) -> None:
+        raise AssertionError("a keyring backend was chosen")
+
+    monkeypatch.setattr(secrets, "_choose", no_choice)
+    assert secrets.get_token(daemon.paths, daemon_backend="file") == (
+        daemon.paths.secrets_dir / "api-token").read_text().strip()
+    from freight.client import Client
+
+    with Client.connect(daemon.paths) as c:  # the handshake proves it is the daemon's token
+        assert c.call("version")["protocol"] >= 1
+    secrets.forget_cache()

@@ -154,7 +154,8 @@ async def serve(
         daemonfile.write(
             paths,
             {"pid": os.getpid(), "port": server.port, "url": server.url,
-             "protocol": rpc.PROTOCOL_VERSION, "started_at": handler.started_at},
+             "protocol": rpc.PROTOCOL_VERSION, "started_at": handler.started_at,
+             "secrets": info["backend"]},
         )
         log.info("freight daemon %s listening on %s (pid %d)", __version__, server.url,
                  os.getpid())
