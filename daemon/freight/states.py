@@ -66,10 +66,11 @@ class StateKeeper:
         return download
 
     def complete_many(
-        self, finished: list[tuple[int, str, int]]
+        self, finished: list[tuple[int, str, int, dict[str, Any]]]
     ) -> list[Download | FreightError]:
-        """:meth:`complete` for many downloads in one transaction (Store.complete_many); each
-        recorded one is reported, one that could not be is answered with its error."""
+        """:meth:`complete` for many downloads in one transaction (Store.complete_many: id,
+        name, size and other fields to record with it); each recorded one is reported, one
+        that could not be is answered with its error."""
         answers = self.store.complete_many(finished)
         for answer in answers:
             if isinstance(answer, Download):

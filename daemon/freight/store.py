@@ -626,15 +626,22 @@ class Store:
             )
         return self.get(download_id)
 
-    def complete_many(self, finished: list[tuple[int, str, int]]) -> list[Download | FreightError]:
-        """Record many finished downloads (id, final name, size) as :meth:`complete` does,
-        in one transaction: the loop's small files end in batches (engine/finisher.py). Each
-        is checked against the transition table; one that cannot complete (removed
-        meanwhile) is answered with its error, the others are recorded all the same."""
+    def complete_many(
+        self, finished: list[tuple[int, str, int, dict[str, Any]]]
+    ) -> list[Download | FreightError]:
+        """Record many finished downloads (id, final name, size, and other fields learnt on
+        the way: final URL, validators, type) as :meth:`complete` does, in one transaction:
+        the loop's small files end in batches (engine/finisher.py). Each is checked against
+        the transition table; one that cannot complete (removed meanwhile) is answered with
+        its error, the others are recorded all the same."""
         now = time.time()
         answers: dict[int, FreightError | None] = {}
+        for *_, fields in finished:
+            unknown = set(fields) - set(_COLUMNS) | ({"headers", "state"} & set(fields))
+            if unknown:
+                raise InputError(f"fields not for a completion: {', '.join(sorted(unknown))}")
         with self._transaction() as db:
-            for download_id, name, size in finished:
+            for download_id, name, size, fields in finished:
                 row = db.execute(
                     "SELECT state FROM downloads WHERE id = ?", (download_id,)
                 ).fetchone()
@@ -648,15 +655,17 @@ class Store:
                 answers[download_id] = None
                 db.execute("DELETE FROM segments WHERE download_id = ?", (download_id,))
                 db.execute("DELETE FROM fast_progress WHERE download_id = ?", (download_id,))
+                extra = {k: v for k, v in fields.items() if k not in ("name", "size")}
+                sets = "".join(f"{_COLUMNS[k]} = ?, " for k in extra)
                 db.execute(
-                    "UPDATE downloads SET state = 'completed', name = ?, size = ?, done = ?, "
-                    "error = NULL, error_kind = NULL, updated_at = ?, finished_at = ? "
+                    f"UPDATE downloads SET {sets}state = 'completed', name = ?, size = ?, "
+                    "done = ?, error = NULL, error_kind = NULL, updated_at = ?, finished_at = ? "
                     "WHERE id = ?",
-                    (name, size, size, now, now, download_id),
+                    (*extra.values(), name, size, size, now, now, download_id),
                 )
         recorded = [i for i, error in answers.items() if error is None]
         rows = {d.id: d for d in self.get_many(recorded)}
-        return [answers[i] or rows[i] for i, _, _ in finished]
+        return [answers[i] or rows[i] for i, *_ in finished]
 
     def get_many(self, ids: list[int]) -> list[Download]:
         """The downloads of ``ids`` that exist, in no particular order (one query)."""

@@ -60,8 +60,8 @@ class Loop:
             proxies_may_apply=False,
         )
 
-    async def _finish(self, download: Download, body: bytes) -> Download:
-        return await self.finisher.finish(download, body)
+    async def _finish(self, download: Download, body: bytes, learn: Any) -> Download:
+        return await self.finisher.finish(download, body, learn)
 
     def start(self, run: QuickTransfer) -> asyncio.Future[Download | HandOver]:
         return asyncio.run_coroutine_threadsafe(run.run(), self.loop)  # type: ignore[return-value]

@@ -254,8 +254,16 @@ class Scheduler:
         """Run a download on the loop (engine/quick.py); its end comes to :meth:`_finished`
         like a thread's, or as a HandOver to :meth:`_hand_over`."""
         assert self._loop is not None
-        run = self._small_files.launch(download, self._engine, self._small_size, self._quick_ended)
+        run = self._small_files.launch(
+            download, self._engine, self._small_size, self._quick_ended, self._connection_free
+        )
         self._running.add(download.id, Running(run, self._loop.create_future()))
+
+    def _connection_free(self, download_id: int) -> None:
+        """A small file's body is in memory and its connection back in the pool: its slot is
+        free for the next one while the finisher writes it (the lanes bound connections)."""
+        if self.slots.release(download_id) is not None:
+            self._fill_soon()
 
     def _quick_ended(self, download_id: int, outcome: Outcome) -> None:
         if isinstance(outcome, ShuttingDown):  # the loop is ending under it: it stays active

@@ -18,7 +18,7 @@ import logging
 import queue
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from freight.engine.finish import seal
 from freight.engine.shared import open_locked
@@ -31,11 +31,16 @@ log = logging.getLogger("freight.transfer")
 BATCH = 64
 
 
+#: Claims the download's name and gives what its answer taught (shared.learnt).
+Learn = Callable[[], dict[str, object]]
+
+
 @dataclass
 class _Job:
-    download: Download  # as recorded, with its reserved name
+    download: Download  # as recorded (with its claimed name unless ``learn`` claims it)
     body: bytes
     future: asyncio.Future[Download]
+    learn: Learn | None
 
 
 class Finisher:
@@ -46,16 +51,30 @@ class Finisher:
         self._loop = loop
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
+        self._pending = 0  # read and written on the loop only
 
-    def finish(self, download: Download, body: bytes) -> asyncio.Future[Download]:
+    def _one_less(self, _: asyncio.Future[Download]) -> None:
+        self._pending -= 1
+
+    def finish(
+        self, download: Download, body: bytes, learn: Learn | None = None
+    ) -> asyncio.Future[Download]:
         """On the loop: write ``body`` as ``download``'s file and complete it; the future
-        gets the download as recorded, or the error that ended it."""
+        gets the download as recorded, or the error that ended it. ``learn``: the name is
+        not claimed yet: claim it here, and record what it returns with the completion."""
         future: asyncio.Future[Download] = self._loop.create_future()
-        self._jobs.put(_Job(download, body, future))
+        self._pending += 1
+        future.add_done_callback(self._one_less)
+        self._jobs.put(_Job(download, body, future, learn))
         if self._thread is None:
             self._thread = threading.Thread(target=self._serve, name="finisher", daemon=True)
             self._thread.start()
         return future
+
+    @property
+    def backlog(self) -> int:
+        """Downloads handed over and not finished yet (their bodies are in memory)."""
+        return self._pending
 
     def close(self) -> None:
         if self._thread is not None:
@@ -93,11 +112,13 @@ class Finisher:
         self, batch: list[_Job]
     ) -> list[tuple[asyncio.Future[Download], Download | BaseException]]:
         outcomes: list[tuple[asyncio.Future[Download], Download | BaseException]] = []
-        sealed: list[tuple[_Job, str]] = []
+        sealed: list[tuple[_Job, str, dict[str, object]]] = []
         store = self.keeper.store
         for job in batch:
             download = job.download
             try:
+                learnt = job.learn() if job.learn is not None else {}
+                download = replace(download, **learnt)  # type: ignore[arg-type]
                 assert download.part_path is not None
                 part = open_locked(download.part_path)
                 try:
@@ -110,16 +131,16 @@ class Finisher:
             except Exception as exc:
                 outcomes.append((job.future, exc))
                 continue
-            sealed.append((job, name))
+            sealed.append((job, name, learnt))
         if not sealed:
             return outcomes
         try:
             answers = self.keeper.complete_many(
-                [(job.download.id, name, len(job.body)) for job, name in sealed]
+                [(job.download.id, name, len(job.body), learnt) for job, name, learnt in sealed]
             )
         except Exception as exc:  # the store failed: none of the batch is recorded
-            return outcomes + [(job.future, exc) for job, _ in sealed]
-        for (job, _), answer in zip(sealed, answers, strict=True):
+            return outcomes + [(job.future, exc) for job, _, _ in sealed]
+        for (job, _, _), answer in zip(sealed, answers, strict=True):
             if isinstance(answer, Download):
                 log.info("download %s: completed %s (%d bytes)", answer.id, answer.path,
                          answer.size)

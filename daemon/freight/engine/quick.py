@@ -15,8 +15,10 @@ needs, with the engine's own rules for each step:
   with a :class:`HandOver` and the download is run as any other (a thread, a big slot), so
   every rule of the engine still applies to it. An error that no retry mends (404, a bad
   answer) ends the download here as the engine would (lifecycle.after_error, finish.conclude);
-- what the answer teaches is recorded before the body comes (shared.learnt: the name is
-  chosen and claimed with O_EXCL), so the name is known and never taken twice;
+- what the answer teaches (shared.learnt: the name, chosen and claimed with O_EXCL) is
+  recorded with the completion, in the finisher's one transaction, when the body comes at
+  once; a body slower than :data:`RECORD` has it recorded then, so that its name shows and
+  a pause can keep its bytes;
 - the body is written, synced, verified and named by finish.seal on the finisher's thread
   (finisher.py: an fdatasync must not stall the loop), and recorded in a batch with the
   others that ended meanwhile. A stop that comes during that step is too late: the
@@ -39,6 +41,7 @@ from freight.engine.http.aio import AioPool
 from freight.engine.http.follow import Hops, Redirect, Scopes
 from freight.engine.http.head import UseHttpx
 from freight.engine.http.lean import answer_of, usable_for
+from freight.engine.http.reply import Reply
 from freight.engine.http.request import RangeRequest
 from freight.engine.limits import HostCaps
 from freight.engine.shared import learnt, open_locked, request_headers
@@ -56,8 +59,12 @@ from freight.states import StateKeeper
 log = logging.getLogger("freight.transfer")
 
 StopReason = Literal["pause", "cancel", "shutdown"]
-#: Writes a body as the download's file and completes it (Finisher.finish).
-Finish = Callable[[Download, bytes], Awaitable[Download]]
+#: Writes a body as the download's file and completes it (Finisher.finish); the third
+#: argument, when given, claims the name first (on the finisher's thread).
+Finish = Callable[[Download, bytes, "Callable[[], dict[str, object]] | None"], Awaitable[Download]]
+#: Seconds of a body after which its name is claimed and recorded before the end: a slow
+#: small file shows its name; a fast one records it with its completion, one transaction.
+RECORD = 0.25
 
 
 @dataclass(frozen=True)
@@ -97,6 +104,7 @@ class QuickTransfer:
         small_size: int,
         finish: Finish,
         proxies_may_apply: bool,
+        body_in: Callable[[], None] | None = None,
     ) -> None:
         self.id = download.id
         self._row = download
@@ -106,12 +114,17 @@ class QuickTransfer:
         self._hosts = host_caps
         self._small_size = small_size
         self._finish = finish
+        self._body_in = body_in  # told once the body is in memory and its connection free
         self._proxies = proxies_may_apply
         self._policy = lifecycle.Policy.from_settings(settings)
         self._task: asyncio.Task[Download | HandOver] | None = None
         self._stop_reason: StopReason | None = None
         self._finishing = False
         self._chunks: list[bytes] = []  # the body as it comes
+        self._host = ""
+        self._host_held = False
+        self._reply: Reply | None = None  # the answer, once it came
+        self._learnt: dict[str, object] | None = None  # what it taught, once recorded
         self._size: int | None = download.size
 
     # -- the outside's view (daemon/running.TransferLike) ----------------------------------
@@ -137,9 +150,10 @@ class QuickTransfer:
         self._task = asyncio.current_task()  # type: ignore[assignment]
         if self._stop_reason is not None:  # stopped before it began
             return self._end(Stopped("stopped"))
-        host = urlsplit(self._row.url).hostname or ""
+        host = self._host = urlsplit(self._row.url).hostname or ""
         if not self._hosts.acquire(host):
             return HandOver("every connection to the host is taken")
+        self._host_held = True
         try:
             return await self._run()
         except asyncio.CancelledError:
@@ -149,14 +163,26 @@ class QuickTransfer:
                 self._keep_what_came()
             return self._end(Stopped("stopped"))
         finally:
-            self._hosts.release(host)
+            self._release_host()
+
+    def _release_host(self) -> None:
+        if self._host_held:
+            self._host_held = False
+            self._hosts.release(self._host)
 
     def _keep_what_came(self) -> None:
         """A pause or a shutdown during the body: the bytes that came are written, synced
         and recorded as the first piece's progress, as the threads' engine checkpoints
         (segmented.py), so that the resume (by that engine) asks only for the rest. Only for
         a resumable answer (a 206 with its total): a 200 restarts from zero anyway."""
-        row, got = self._row, b"".join(self._chunks)
+        got = b"".join(self._chunks)
+        if got and self._learnt is None and self._reply is not None:
+            try:
+                self._record()
+            except FreightError as exc:
+                log.warning("download %s: the bytes that came are not kept: %s", self.id, exc)
+                return
+        row = self._row
         if not got or not row.resumable or row.size is None or row.part_path is None:
             return
         try:
@@ -195,17 +221,19 @@ class QuickTransfer:
             return self._end(decision.error or exc)
         if isinstance(got, HandOver):
             return got
-        fields, body = got
+        body = got
         self._finishing = True  # from here the download completes, or fails, not stops
+        self._release_host()  # its connection is back in the pool
+        if self._body_in is not None:
+            self._body_in()
         try:
-            return await self._finish(self._row, body)
+            learn = self._learn if self._learnt is None else None
+            return await self._finish(self._row, body, learn)
         except FreightError as exc:
             return self._end(exc)
 
-    async def _fetch(
-        self, request: RangeRequest
-    ) -> tuple[dict[str, object], bytes] | HandOver:
-        """The request, hop by hop; the fields its answer teaches and the whole body."""
+    async def _fetch(self, request: RangeRequest) -> bytes | HandOver:
+        """The request, hop by hop; the whole body (its answer kept in ``_reply``)."""
         pool = self._pool
         hops = Hops(request, max_redirects=self.settings.max_redirects, scopes=Scopes())
         while True:
@@ -233,13 +261,35 @@ class QuickTransfer:
             conn.close()
             raise ProtocolViolation(f"the file is {size} bytes, over the {max_size}-byte limit")
         self._size = size
-        fields = learnt(self._row, reply)
-        self._row = self.keeper.update(self.id, **fields)  # the name, before the body
+        self._reply = reply
+        # A slow body: its name is claimed and recorded once it has taken RECORD seconds.
+        timer = asyncio.get_running_loop().call_later(RECORD, self._record_soon)
         try:
             body = await pool.body(conn, head, size, self._chunks)
         except BaseException:
             conn.close()
             raise
+        finally:
+            timer.cancel()
         pool.give_back(conn)
-        return fields, body
+        return body
+
+    def _record_soon(self) -> None:
+        if self._learnt is None and not self._finishing:
+            try:
+                self._record()
+            except FreightError as exc:  # the completion records it, or the error tells
+                log.warning("download %s: %s", self.id, exc)
+
+    def _record(self) -> None:
+        """Claim the name (O_EXCL) and record what the answer taught (shared.learnt)."""
+        assert self._reply is not None
+        self._learnt = learnt(self._row, self._reply)
+        self._row = self.keeper.update(self.id, **self._learnt)
+
+    def _learn(self) -> dict[str, object]:
+        """On the finisher's thread, for a body that came at once: claim the name there, to
+        be recorded with the completion in one transaction."""
+        assert self._reply is not None
+        return learnt(self._row, self._reply)
 
