@@ -90,6 +90,10 @@ MIGRATIONS: list[str] = [
     """,
     # version 3: URL userinfo out of the rows older versions wrote (_userinfo_out)
     "",
+    # version 4: the queue's order as an index. `list` pages, `freight add`'s end of the
+    # queue (max(position)) and the popup's newest page each sorted or scanned the whole
+    # table: ~0.7 ms per add and 20-40 ms per page at 10,000 downloads.
+    "CREATE INDEX downloads_by_position ON downloads (position, id);",
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

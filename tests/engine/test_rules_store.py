@@ -122,3 +122,20 @@ def test_a_failing_store_ends_the_transfer_cleanly_with_its_workers_joined(
             other.rollback()
             other.close()
     store.close()
+
+
+def test_the_queue_order_is_read_from_an_index_not_sorted(tmp_path: Path) -> None:
+    # `list` pages (the popup's newest page among 10,000), the end of the queue for each
+    # add and the next queued downloads are read in position order: an index, never a
+    # sort of the whole table (SQLite's "USE TEMP B-TREE FOR ORDER BY").
+    store = Store(tmp_path / "freight.db")
+    store.close()
+    db = sqlite3.connect(tmp_path / "freight.db")
+    for query in (
+        "SELECT * FROM downloads ORDER BY position, id LIMIT 100 OFFSET 9900",
+        "SELECT coalesce(max(position), 0) + 1 FROM downloads",
+        "SELECT * FROM downloads WHERE state = 'queued' ORDER BY position, id LIMIT 16",
+    ):
+        plan = " ".join(str(row[-1]) for row in db.execute("EXPLAIN QUERY PLAN " + query))
+        assert "TEMP B-TREE" not in plan, (query, plan)
+        assert "INDEX" in plan, (query, plan)
