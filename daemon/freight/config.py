@@ -194,9 +194,11 @@ SETTINGS: dict[str, Setting] = {
         Setting("download_dir", str, "", help="default folder; empty: the user's Downloads"),
         Setting("port", int, DEFAULT_PORT, 0, 65535, help="API port on 127.0.0.1; 0: any"),
         Setting("max_active", int, 3, 1, 64, help="downloads running at once"),
-        # A file known to be at most small_size runs beside the max_active ones, up to
-        # max_small at once (daemon/slots.py); 0 for max_small: no such lane.
-        Setting("max_small", int, 16, 0, 256, help="small downloads running beside those"),
+        # A file known or found to be at most small_size runs beside the max_active ones, up
+        # to max_small at once (daemon/slots.py, engine/quick.py); 0: no such lane. 32, the
+        # per-host cap: each holds one connection for a few round trips, and a host that
+        # pushes back lowers its own cap (limits.HostCaps); S4 in bench/RESULTS.md.
+        Setting("max_small", int, 32, 0, 256, help="small downloads running beside those"),
         Setting("small_size", int, 1 * _MIB, 0, None, help="largest size of a small download"),
         Setting("connections", int, 16, 1, 64, help="connections a download starts with"),
         Setting("max_connections", int, 32, 1, 64, help="adaptive growth stops here"),

@@ -52,6 +52,7 @@ from freight.errors import (
     ProtocolViolation,
     RangeError,
     Stopped,
+    ThrottledError,
 )
 from freight.models import Download, Segment
 from freight.states import StateKeeper
@@ -213,6 +214,10 @@ class QuickTransfer:
         except (UseHttpx, FileChangedError, RangeError) as exc:
             return HandOver(str(exc))
         except FreightError as exc:
+            if isinstance(exc, ThrottledError):
+                # The host pushed back (429, 503, a refused connection): one connection
+                # fewer for everyone, as the threads' engine lowers it (limits.HostCaps).
+                self._hosts.lower(self._host)
             decision = lifecycle.after_error(
                 exc, mode="probe", failures=0, had_data=False, policy=self._policy
             )
