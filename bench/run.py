@@ -364,6 +364,15 @@ def _run_once(tool: Tool, sc: Scenario, srv: BenchServer, work: Path, timeout: f
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+def proc_cpu(pid: int) -> float:
+    """CPU seconds (user + system) a live process has used so far, from /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def daemon_available() -> str:
     """'' when this Freight has a daemon with `add` and `wait`, else why not."""
     env = clean_env(Path(tempfile.gettempdir()))
@@ -404,6 +413,7 @@ def run_daemon(tool: Tool, sc: Scenario, srv: BenchServer, work: Path, timeout: 
                             Path(tempfile.mkdtemp(dir=scratch)), timeout)
             if p.rc != 0:
                 return Run(tool.name, sc.key, False, note=f"settings exit {p.rc}: {p.stderr}")
+        window_cpu0 = proc_cpu(tool_pid(daemon))
         started = time.perf_counter()
         argv = tool.argv(urls, out, scratch / "urls.txt")
         for step in ("add", "wait"):
@@ -418,6 +428,7 @@ def run_daemon(tool: Tool, sc: Scenario, srv: BenchServer, work: Path, timeout: 
                 ids = json.loads(p.stdout)["ids"]
                 argv = [fr, "wait", *(str(i) for i in ids)]
         wall = time.perf_counter() - started
+        window_cpu = proc_cpu(tool_pid(daemon)) - window_cpu0
     finally:
         with contextlib.suppress(OSError):
             os.kill(tool_pid(daemon), signal.SIGTERM)
@@ -426,7 +437,8 @@ def run_daemon(tool: Tool, sc: Scenario, srv: BenchServer, work: Path, timeout: 
               sc.size * len(urls))
     problem = check_outputs(names, out, srv.sha256)
     run.ok, run.note = not problem, problem
-    run.extra = {"daemon_cpu": d.cpu, "daemon_maxrss_mib": d.maxrss_mib}
+    run.extra = {"daemon_cpu": d.cpu, "daemon_maxrss_mib": d.maxrss_mib,
+                 "daemon_window_cpu": window_cpu, "clients_cpu": cpu}
     shutil.rmtree(scratch, ignore_errors=True)
     return run
 
@@ -571,13 +583,23 @@ def table(sc: Scenario, rows: list[Row]) -> list[str]:
     if ideal_col:
         head += " % of ideal |"
         rule += " ---: |"
-    head += " CPU-s/GiB | peak RSS MiB | engine MiB/s | ok |"
-    rule += " ---: | ---: | ---: | --- |"
+    many = sc.kind == "many"
+    head += " CPU-s/GiB | peak RSS MiB |"
+    rule += " ---: | ---: |"
+    if many:  # per file: every process of the tool; the daemon alone while they ran
+        head += " CPU ms/file | daemon CPU ms/file |"
+        rule += " ---: | ---: |"
+    else:
+        head += " engine MiB/s |"
+        rule += " ---: |"
+    head += " ok |"
+    rule += " --- |"
     lines += [head, rule]
     for r in rows:
         if not r.good:
             gap = " – |" if ideal_col else ""
-            lines.append(f"| {r.label} | – | – |{gap} – | – | – | {_failure(r)} |")
+            cols = " – | – |" if many else " – |"
+            lines.append(f"| {r.label} | – | – |{gap} – | – |{cols} {_failure(r)} |")
             continue
         lo, hi = r.spread("mibps")
         m = r.median("mibps")
@@ -585,9 +607,15 @@ def table(sc: Scenario, rows: list[Row]) -> list[str]:
         line = f"| {r.label} | {fmt(m)} ({fmt(lo)}–{fmt(hi)}) | {ratio} |"
         if ideal_col:
             line += f" {fmt(100 * m / sc.ideal)} |"  # type: ignore[operator]
-        engine = r.extra_median("engine_mibps")
-        line += (f" {fmt(r.median('cpu_per_gib'), 2)} | {fmt(r.median('maxrss_mib'))} | "
-                 f"{fmt(engine) if engine else ''} | {len(r.good)}/{len(r.runs)} |")
+        line += f" {fmt(r.median('cpu_per_gib'), 2)} | {fmt(r.median('maxrss_mib'))} |"
+        if many:
+            per_file = 1000 * r.median("cpu") / sc.files
+            window = r.extra_median("daemon_window_cpu")
+            line += f" {fmt(per_file, 2)} | {fmt(1000 * window / sc.files, 2) if window else ''} |"
+        else:
+            engine = r.extra_median("engine_mibps")
+            line += f" {fmt(engine) if engine else ''} |"
+        line += f" {len(r.good)}/{len(r.runs)} |"
         lines.append(line)
     return lines
 
@@ -630,6 +658,13 @@ def write_report(path: Path, results: dict[str, list[Row]], scs: dict[str, Scena
             out += [f"Ideal with 16 connections: {sc.ideal:g} MiB/s (16 × the per-connection "
                     f"rate{link}{latency}).", ""]
         out += table(sc, rows) + [""]
+        if sc.kind == "many":
+            out += ["*CPU ms/file* is every process of a tool over the files; for the daemon "
+                    "rows that is the daemon's whole life (its start-up and stop too, ~0.3 s) "
+                    "and the `add` and `wait` clients'. *daemon CPU ms/file* is the daemon's "
+                    "own CPU from the first `add` to the end of `wait`: what a running daemon "
+                    "spends per small download.", ""]
+    out += scale_section()
     out += ["## Machine", ""] + [f"- {k}: {v}" for k, v in info.items()] + [""]
     out += ["## Commands", "", COMMANDS_NOTE, ""]
     seen: set[str] = set()
@@ -647,6 +682,56 @@ def write_report(path: Path, results: dict[str, list[Row]], scs: dict[str, Scena
     out += ["", "Server: `python bench/server.py --port 0 --size SIZE --rate R --link L "
             "--latency S` (rates per connection and shared; see each scenario's title).", ""]
     path.write_text("\n".join(out) + kept_sections(path))
+
+
+def scale_section() -> list[str]:
+    """The scale figures, from the last runs of bench/scale.py (the daemon with 10,000
+    downloads) and bench/popup_paint.py (the popup and the picker in Chromium)."""
+    out = ["## Scale: 10,000 downloads", ""]
+    try:
+        daemon = json.loads((HERE / "scale-daemon.json").read_text())
+    except (OSError, ValueError):
+        daemon = None
+    try:
+        popup = json.loads((HERE / "scale-popup.json").read_text())
+    except (OSError, ValueError):
+        popup = None
+    if daemon is None and popup is None:
+        return out + ["Not measured yet: `bench/scale.py`, `bench/popup_paint.py`.", ""]
+    out += ["Not from this run: from the last `python bench/scale.py` and "
+            "`python bench/popup_paint.py` (their JSON files beside this one, with the "
+            "machine and the load they saw). No figure here is asserted by a test.", "",
+            "| figure | value |", "| --- | ---: |"]
+    if daemon is not None:
+        add, reads = daemon["add"], daemon["reads"]
+        out += [
+            f"| `freight add` of {add['urls']} URLs, spawn to exit (median of "
+            f"{len(add['runs'])}) | {add['wall_s']:.2f} s |",
+            f"| … its CPU: the CLI / the daemon | {add['cli_cpu_s']:.2f} s / "
+            f"{add['daemon_cpu_s']:.2f} s |",
+            f"| `freight --version` (the start-up floor) | {add['startup_floor_s']:.2f} s |",
+            f"| `list`: first / last page of 500 ({reads['total']} downloads) | "
+            f"{reads['list_first_page_ms']:.1f} / {reads['list_last_page_ms']:.1f} ms |",
+            f"| `status` | {reads['status_ms']:.1f} ms |",
+            f"| daemon CPU, nothing running | "
+            f"{daemon['idle_nothing_running']['cpu_percent']:.2f} % "
+            f"({daemon['idle_nothing_running']['wakeups_per_s']:.0f} wake-ups/s) |",
+            f"| daemon CPU, three slow downloads running | "
+            f"{daemon['idle_three_running']['cpu_percent']:.1f} % |",
+        ]
+    if popup is not None:
+        paint, picker = popup["first_paint"], popup["picker"]
+        out += [
+            f"| popup's first row, {paint['downloads_in_daemon']} downloads in the daemon "
+            f"(median of {paint['loads']}; {paint['rows_in_first_paint']} rows) | "
+            f"{paint['first_row_ms_median']:.0f} ms |",
+            f"| \"Download all links\": {picker['links']} links sent / all completed | "
+            f"{picker['sent_s']:.1f} / {picker['all_completed_s']:.1f} s |",
+            f"| … the popup's main thread busy meanwhile (longest pause) | "
+            f"{picker['popup_main_thread_s']['TaskDuration']:.1f} s "
+            f"({picker['popup_longest_task_ms']:.0f} ms) |",
+        ]
+    return out + [""]
 
 
 #: RESULTS.md from this line on is written by other benchmarks (soak.py, limits.py) and by
