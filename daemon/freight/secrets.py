@@ -32,9 +32,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
 from freight.config import Paths
 from freight.errors import StoreError
 
@@ -64,6 +61,10 @@ class Sealer:
     """AES-256-GCM over bytes; a fresh random nonce for every seal."""
 
     def __init__(self, key: bytes) -> None:
+        # cryptography is imported here, not with the module: a CLI command reads the token
+        # and never seals (its import is ~15-50 ms of every command's start).
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
         if len(key) != 32:
             raise ValueError("a sealing key is 32 bytes")
         self._aead = AESGCM(key)
@@ -75,6 +76,8 @@ class Sealer:
     def open(self, sealed: bytes) -> bytes:
         if len(sealed) < 1 + _NONCE_SIZE + 16 or sealed[:1] != _SEAL_VERSION:
             raise StoreError("sealed headers are damaged or of an unknown version")
+        from cryptography.exceptions import InvalidTag
+
         nonce = sealed[1 : 1 + _NONCE_SIZE]
         try:
             return self._aead.decrypt(nonce, sealed[1 + _NONCE_SIZE :], _SEAL_VERSION)
@@ -230,6 +233,8 @@ def _new_token() -> str:
 
 
 def _new_key() -> str:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
     return base64.b64encode(AESGCM.generate_key(bit_length=256)).decode()
 
 

@@ -145,3 +145,13 @@ def test_a_client_of_a_daemon_on_files_reads_the_file_without_choosing_a_keyring
     with Client.connect(daemon.paths) as c:  # the handshake proves it is the daemon's token
         assert c.call("version")["protocol"] >= 1
     secrets.forget_cache()
+
+
+def test_reading_the_token_does_not_load_the_sealing_library() -> None:
+    # A CLI command reads the token and never seals: cryptography's import (~15-50 ms) is
+    # paid by the daemon and `freight get`, which seal, not by every `freight add`.
+    code = ("import sys, freight.client, freight.secrets; "
+            "print('cryptography' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == "False"

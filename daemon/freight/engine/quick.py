@@ -146,8 +146,8 @@ class QuickTransfer:
     # -- the run ---------------------------------------------------------------------------
 
     async def run(self) -> Download | HandOver:
-        """The download as it ended, or a HandOver (nothing written, nothing recorded but the
-        size, when learnt, and the row's state still ``active``)."""
+        """The download as it ended, or a HandOver: nothing under a final name, the row still
+        ``active`` (its name claimed and recorded only when its body was slow)."""
         self._task = asyncio.current_task()  # type: ignore[assignment]
         if self._stop_reason is not None:  # stopped before it began
             return self._end(Stopped("stopped"))
