@@ -227,21 +227,14 @@ class Scheduler:
             self._big_only.discard(download.id)
 
     def _known_small(self, download: Download) -> bool:
-        return download.size is not None and self._known_small_size(download.size)
-
-    def _known_small_size(self, size: int) -> bool:
-        return size <= self._small_size
+        return download.size is not None and download.size <= self._small_size
 
     def _size_learnt(self, download: Download) -> None:
         """A running download's row changed: when its size is now known small, its big slot
         goes to the next queued download (on the loop, like every change of the slots)."""
-        if (
-            download.id in self._running
-            and self._known_small(download)
-            and self.slots.promote(download.id)
-        ):
-            log.debug("download %s: small (%s bytes), beside max_active", download.id,
-                      download.size)
+        running, small = download.id in self._running, self._known_small(download)
+        if running and small and self.slots.promote(download.id):
+            log.debug("download %s: small, beside max_active", download.id)
             self.fill()
 
     def _launch(self, download: Download) -> None:
@@ -266,10 +259,9 @@ class Scheduler:
             self._fill_soon()
 
     def _quick_ended(self, download_id: int, outcome: Outcome) -> None:
-        if isinstance(outcome, ShuttingDown):  # the loop is ending under it: it stays active
-            running = self._running.get(download_id)
-            if running is not None:
-                running.stop_reason = "shutdown"
+        running = self._running.get(download_id)
+        if isinstance(outcome, ShuttingDown) and running is not None:
+            running.stop_reason = "shutdown"  # the loop is ending under it: it stays active
         if isinstance(outcome, quick.HandOver):
             self._hand_over(download_id, outcome)
         else:
@@ -282,7 +274,7 @@ class Scheduler:
         self.slots.release(download_id)
         log.debug("download %s: to the big lane (%s)", download_id, handed.why)
         try:
-            if handed.size is None or self._known_small_size(handed.size):
+            if handed.size is None or handed.size <= self._small_size:
                 self._big_only.add(download_id)
             if handed.size is not None:
                 self.keeper.update(download_id, size=handed.size)
