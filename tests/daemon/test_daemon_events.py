@@ -111,3 +111,25 @@ def test_progress_task_sleeps_while_nothing_runs_or_nobody_listens() -> None:
         await hub.stop()
 
     asyncio.run(main())
+
+
+def test_a_client_that_follows_states_only_gets_them_without_the_row(daemon, fault_server) -> None:
+    # `freight wait` subscribes with rows=False: 1,000 state events for 500 small files are
+    # then a few dozen bytes each, not each download's whole row; other clients still get it.
+    url = fault_server.add("/w.bin", data=b"w" * 5000)
+    with daemon.client() as slim, daemon.client() as full:
+        assert slim.call("subscribe", events=["download.state"], rows=False) == {
+            "subscribed": ["download.state"]}
+        full.call("subscribe", events=["download.state"])
+        download_id = full.call("add", url=url)["id"]
+        for client, with_row in ((slim, False), (full, True)):
+            states = []
+            for event, params in client.notifications(timeout=10):
+                assert event == "download.state" and params["id"] == download_id
+                assert ("download" in params) is with_row
+                states.append(params["state"])
+                if params["state"] == "completed":
+                    break
+            assert states[-1] == "completed"
+        bad = slim.call_many("subscribe", [{"events": ["download.state"], "rows": "no"}])[0]
+        assert isinstance(bad, Exception) and "rows" in str(bad)

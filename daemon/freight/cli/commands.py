@@ -253,7 +253,12 @@ def _wait(client: Any, args: argparse.Namespace) -> int:
 
     A paused download is waited for (it may be resumed), unless a full disk paused it.
     """
-    client.call("subscribe", events=["download.state", "download.removed"])
+    # The states only: a wait for 500 small files is 1,000 events, each row ~1 KiB of JSON.
+    events = ["download.state", "download.removed"]
+    try:
+        client.call("subscribe", events=events, rows=False)
+    except InputError:  # a daemon from before `rows` (still running after an upgrade)
+        client.call("subscribe", events=events)
     deadline = None if args.timeout is None else time.monotonic() + args.timeout
     ids = set(args.ids)
     ends: dict[int, str] = {}

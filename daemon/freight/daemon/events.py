@@ -123,11 +123,15 @@ class Session:
         self.name = name
         self.outbox = Outbox(limit)
         self.events: frozenset[str] = frozenset()
+        #: False: ``download.state`` comes without its ``download`` row (``subscribe``'s
+        #: ``rows``), for a client that follows states only (``freight wait``).
+        self.rows = True
         #: Called after each subscribe (the hub wakes its progress task).
         self.on_subscribe: Callable[[], None] = lambda: None
 
-    def subscribe(self, events: list[str] | None) -> list[str]:
+    def subscribe(self, events: list[str] | None, rows: bool = True) -> list[str]:
         self.events = frozenset(rpc.EVENTS if events is None else events)
+        self.rows = rows
         self.on_subscribe()
         return [e for e in rpc.EVENTS if e in self.events]
 
@@ -160,20 +164,30 @@ class Hub:
         """In-process listeners (the tray, tests) get every event except progress."""
         self._listeners.append(callback)
 
-    def wanted(self, event: str) -> bool:
-        """Whether anyone would hear ``event`` now: its payload need not be built if not."""
-        return bool(self._listeners) or any(event in s.events for s in self.sessions)
+    def wanted(self, event: str, *, rows: bool = False) -> bool:
+        """Whether anyone would hear ``event`` now (``rows``: with its download's row): its
+        payload, or the row, need not be built if not."""
+        if self._listeners:
+            return True
+        return any(event in s.events and (s.rows or not rows) for s in self.sessions)
 
     def publish(self, event: str, params: dict[str, Any]) -> None:
         assert event in rpc.EVENTS, event
         text: str | None = None
+        slim: str | None = None
         for session in list(self.sessions):
-            if event in session.events:
-                text = text or api.notification(event, params)
-                if event == "download.progress":
-                    session.outbox.put_progress(text)
-                else:
-                    session.outbox.put(text)
+            if event not in session.events:
+                continue
+            if not session.rows and event == "download.state":
+                slim = slim or api.notification(
+                    event, {k: v for k, v in params.items() if k != "download"})
+                session.outbox.put(slim)
+                continue
+            text = text or api.notification(event, params)
+            if event == "download.progress":
+                session.outbox.put_progress(text)
+            else:
+                session.outbox.put(text)
         if event != "download.progress":
             self._wake.set()
             for callback in self._listeners:

@@ -179,8 +179,10 @@ class ApiHandler(Handler):
         self.actions.open(id, reveal)
         return {"ok": True}
 
-    def subscribe(self, session: Session, events: Names | None = None) -> dict[str, Any]:
-        return {"subscribed": session.subscribe(events)}
+    def subscribe(
+        self, session: Session, events: Names | None = None, rows: bool = True
+    ) -> dict[str, Any]:
+        return {"subscribed": session.subscribe(events, rows)}
 
     def shutdown(self, session: Session) -> dict[str, Any]:
         log.info("shutdown requested over the API")

@@ -138,7 +138,7 @@ METHODS: dict[str, Method] = {
     "pause_all": Method({}, {}),
     "resume_all": Method({}, {}),
     "open": Method({"id": ID}, {"reveal": boolean}),
-    "subscribe": Method({}, {"events": event_list}),
+    "subscribe": Method({}, {"events": event_list, "rows": boolean}),
     "shutdown": Method({}, {}),
 }
 

@@ -343,10 +343,11 @@ class Scheduler:
             self._size_learnt(download)  # after its event: the next download's come later
             return
         if self.hub.wanted("download.state"):
-            self.hub.publish("download.state", {
-                "id": download.id, "state": download.state.value, "error": download.error,
-                "error_kind": download.error_kind, "download": self.public(download),
-            })
+            params = {"id": download.id, "state": download.state.value, "error": download.error,
+                      "error_kind": download.error_kind}
+            if self.hub.wanted("download.state", rows=True):
+                params["download"] = self.public(download)
+            self.hub.publish("download.state", params)
 
     def public(self, download: Download) -> dict[str, Any]:
         return self._running.public(download)
