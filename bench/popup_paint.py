@@ -252,7 +252,8 @@ def main() -> None:
             "python": platform.python_version(), "platform": platform.platform(),
             "fill_database_s": round(fill_s, 1),
         },
-        "extension": str(args.extension),
+        # Relative to the tree when it is this tree's: no machine's paths in the figures.
+        "extension": os.path.relpath(args.extension, ROOT),
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
     }
     args.out.write_text(json.dumps(result, indent=2) + "\n")

@@ -8,8 +8,9 @@ before the daemon starts, like a long history: 88 % completed, 6 % paused, 3 % f
 needs_refresh and 2 % queued. Every queued download points at ``bench/server.py`` throttled to
 2 KiB/s per connection (one connection each), so the ``max_active`` (3, the default) that
 start hold their slots for the whole run and every other queued download, including the ones
-`freight add` queues, waits: the queue is full and busy, as with a real backlog, and nothing
-is fetched in bulk while the figures are taken.
+`freight add` queues, waits (``max_small`` is 0: the small lane would try each of unknown
+size at once): the queue is full and busy, as with a real backlog, and nothing is fetched in
+bulk while the figures are taken.
 
 Then, against the real daemon (``python -m freight daemon --no-tray --port 0``):
 
@@ -74,6 +75,9 @@ def fill(daemon: DaemonProcess, count: int, base: str, folder: str) -> dict[str,
     store = Store(daemon.paths.database)
     states: dict[str, int] = {}
     try:
+        # No small lane: it would try every queued download of unknown size at once (one
+        # request each, engine/quick.py), and the queue is meant to hold here.
+        store.set_settings({"max_small": 0})
         for i in range(count):
             state = MIX[i % len(MIX)]
             states[state.value] = states.get(state.value, 0) + 1
