@@ -39,9 +39,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 from faultserver import FaultServer, make_data  # noqa: E402
-from freight import config  # noqa: E402
-from freight.models import DownloadState  # noqa: E402
-from freight.store import Store  # noqa: E402
+from history import fill_history  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 FREIGHT = Path(sys.executable).parent / "freight"
@@ -73,20 +71,6 @@ def wait(fn: Any, timeout: float, what: str, every: float = 0.05) -> Any:
             return value
         time.sleep(every)
     raise SystemExit(f"timed out after {timeout} s waiting for {what}")
-
-
-def fill(home: Path, count: int, folder: Path) -> dict[str, int]:
-    paths = config.paths_from_env({"FREIGHT_HOME": str(home)}).ensure()
-    store = Store(paths.database)
-    states = [DownloadState.COMPLETED] * 90 + [DownloadState.PAUSED] * 9 + [DownloadState.FAILED]
-    seen: dict[str, int] = {}
-    for i in range(count):
-        s = states[i % 100]
-        store.add(f"http://127.0.0.1:9/f{i}.bin", str(folder), state=s, name=f"f{i}.bin",
-                  size=1000 + i, done=1000 + i if s == DownloadState.COMPLETED else i)
-        seen[s.value] = seen.get(s.value, 0) + 1
-    store.close()
-    return seen
 
 
 def environment(tmp: Path) -> dict[str, str]:
@@ -161,7 +145,7 @@ def main() -> None:
         tmp = Path(tmp_name)
         env = environment(tmp)
         started = time.monotonic()
-        counts = fill(Path(env["FREIGHT_HOME"]), args.downloads, tmp / "old")
+        counts = fill_history(Path(env["FREIGHT_HOME"]), args.downloads, tmp / "old")
         fill_s = time.monotonic() - started
         log = open(tmp / "daemon.out", "wb")  # noqa: SIM115
         daemon = subprocess.Popen([str(FREIGHT), "daemon", "--no-tray", "--port", "0"],

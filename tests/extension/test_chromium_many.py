@@ -28,9 +28,7 @@ from browser_support import (
     wait_for,
 )
 from faultserver import FaultServer, make_data
-from freight import config
-from freight.models import DownloadState
-from freight.store import Store
+from history import fill_history
 
 pytestmark = pytest.mark.browser
 
@@ -172,27 +170,11 @@ def test_picker_sends_300_links_and_the_popup_follows_them(
     assert gone not in {r["id"] for r in rows(popup)}
 
 
-def fill(home: Path, count: int, folder: Path) -> dict[str, int]:
-    """`count` finished, paused and failed downloads in FREIGHT_HOME's database (as a long
-    history leaves them); returns how many of each state."""
-    paths = config.paths_from_env({"FREIGHT_HOME": str(home)}).ensure()
-    store = Store(paths.database)
-    states = [DownloadState.COMPLETED] * 90 + [DownloadState.PAUSED] * 9 + [DownloadState.FAILED]
-    seen: dict[str, int] = {}
-    for i in range(count):
-        s = states[i % 100]
-        store.add(f"http://127.0.0.1:9/f{i}.bin", str(folder), state=s, name=f"f{i}.bin",
-                  size=1000 + i, done=1000 + i if s == DownloadState.COMPLETED else i)
-        seen[s.value] = seen.get(s.value, 0) + 1
-    store.close()
-    return seen
-
-
 def test_popup_pages_ten_thousand_downloads(
         start: Callable[[], tuple[Browser, Daemon]], tmp_path: Path) -> None:
     n = 10_000
     env = daemon_env(tmp_path)
-    counts = fill(Path(env["FREIGHT_HOME"]), n, tmp_path / "dl")
+    counts = fill_history(Path(env["FREIGHT_HOME"]), n, tmp_path / "dl")
     b, _daemon = start()
     popup = b.ctx.new_page()
     popup.goto(POPUP)
