@@ -63,3 +63,33 @@ def test_a_failing_job_does_not_end_the_thread_and_idle_threads_end():
     assert done.wait(5)
     assert threading.active_count() == before + 1
     assert wait_until(lambda: threads.idle == 0 and threading.active_count() == before)
+
+
+def test_loop_hop_keeps_the_order_and_joins_calls_made_while_it_is_on_its_way() -> None:
+    import asyncio
+
+    from freight.daemon.threads import LoopHop
+
+    async def main() -> tuple[list[int], int]:
+        loop = asyncio.get_running_loop()
+        seen: list[int] = []
+        hop = LoopHop(loop, seen.append)
+        wakeups = 0
+        real = loop.call_soon_threadsafe
+
+        def counted(*args: object) -> object:
+            nonlocal wakeups
+            wakeups += 1
+            return real(*args)  # type: ignore[arg-type]
+
+        loop.call_soon_threadsafe = counted  # type: ignore[method-assign]
+        sender = threading.Thread(target=lambda: [hop(i) for i in range(100)])
+        sender.start()
+        sender.join()
+        for _ in range(3):
+            await asyncio.sleep(0)
+        return seen, wakeups
+
+    seen, wakeups = asyncio.run(main())
+    assert seen == list(range(100))  # all of them, in order
+    assert wakeups == 1  # the loop was busy elsewhere: one hop took them all

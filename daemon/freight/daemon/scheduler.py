@@ -36,7 +36,6 @@ writes (engine/finisher.py); their ends and their keeper's reports hop back with
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Any
 
@@ -45,7 +44,7 @@ from freight.daemon.events import Hub
 from freight.daemon.running import Running, RunningTransfers, TransferFactory
 from freight.daemon.slots import Slots
 from freight.daemon.smallfiles import Outcome, SmallFiles
-from freight.daemon.threads import ThreadRuns
+from freight.daemon.threads import LoopHop, ThreadRuns
 from freight.engine import limits, quick
 from freight.errors import FreightError, ShuttingDown
 from freight.models import Download, DownloadState
@@ -77,6 +76,7 @@ class Scheduler:
         self._big_only: set[int] = set()
         self._engine = config.EngineSettings.from_settings(settings)
         self._fill_pending = False
+        self._hop: LoopHop | None = None  # the transfers' reports onto the loop, once it runs
         self.limiter = limits.RateLimiter(settings["global_limit"])
         self.host_caps = limits.HostCaps(settings["max_host_connections"])
         self._small_files = SmallFiles(self.keeper, self.host_caps)  # the loop's runs
@@ -90,6 +90,7 @@ class Scheduler:
     async def start(self) -> None:
         """Resume what a previous daemon left active, then fill free slots from the queue."""
         self._loop = asyncio.get_running_loop()
+        self._hop = LoopHop(self._loop, self._publish)
         self._small_files.start(self._loop, self._engine)
         active, _ = self.store.list([S.ACTIVE])
         for download in active:
@@ -328,12 +329,10 @@ class Scheduler:
 
     def _on_change(self, download: Download, moved: bool) -> None:
         """The keeper's listener, called on whichever thread changed the row."""
-        loop = self._loop
-        if loop is None or _running_loop() is loop:
+        if self._hop is None or _running_loop() is self._loop:
             self._publish(download, moved)
-            return
-        with contextlib.suppress(RuntimeError):  # the loop closed: the daemon is gone
-            loop.call_soon_threadsafe(self._publish, download, moved)
+        else:
+            self._hop(download, moved)
 
     def _publish(self, download: Download, moved: bool) -> None:
         self._track(download)

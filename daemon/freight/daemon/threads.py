@@ -119,3 +119,29 @@ def _engine_transfer(store: Store, download_id: int, settings: Any, **kwargs: An
     from freight.engine.transfer import Transfer  # not imported before the first one runs
 
     return Transfer(store, download_id, settings, **kwargs)
+
+
+class LoopHop:
+    """Calls from other threads onto the loop, in order, as few hops as they allow: what
+    arrives while a hop is on its way joins it (a batch of small files recorded at once is
+    one wake-up of the loop, not one per file)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, call: Callable[..., None]) -> None:
+        self._loop = loop
+        self._call = call
+        self._lock = threading.Lock()
+        self._waiting: list[tuple[Any, ...]] = []
+
+    def __call__(self, *args: Any) -> None:
+        with self._lock:
+            self._waiting.append(args)
+            if len(self._waiting) > 1:
+                return  # a hop is on its way: it takes these too
+        with contextlib.suppress(RuntimeError):  # the loop closed: the daemon is gone
+            self._loop.call_soon_threadsafe(self._run)
+
+    def _run(self) -> None:
+        with self._lock:
+            waiting, self._waiting = self._waiting, []
+        for args in waiting:
+            self._call(*args)

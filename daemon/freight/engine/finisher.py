@@ -122,8 +122,7 @@ class Finisher:
                 assert download.part_path is not None
                 part = open_locked(download.part_path)
                 try:
-                    part.truncate(0)
-                    part.pwrite(job.body, 0)
+                    part.pwrite(job.body, 0)  # a longer old part is cut to size by seal
                 except BaseException:
                     part.close()
                     raise

@@ -22,6 +22,7 @@ same checks for both) and say what it means. The rules (RFC 9110):
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -145,13 +146,8 @@ class Validators:
         if etag is not None:
             etag = etag.strip() or None
         modified = headers.get("last-modified")
-        if modified:
-            from email.utils import parsedate_to_datetime
-
-            try:
-                parsedate_to_datetime(modified)
-            except (TypeError, ValueError, IndexError):
-                modified = None
+        if modified and not _is_http_date(modified):
+            modified = None
         return cls(etag, modified)
 
     def same_as(self, other: Validators) -> bool:
@@ -178,6 +174,20 @@ class Validators:
         if self.last_modified and other.last_modified:
             return self.last_modified != other.last_modified
         return False
+
+
+@functools.lru_cache(maxsize=256)
+def _is_http_date(value: str) -> bool:
+    """Whether ``value`` parses as a date (RFC 9110 §5.6.7). Kept for the values seen last:
+    the files of one server share a handful of Last-Modified values, and email.utils'
+    parser is the slowest step of checking a small file's answer."""
+    from email.utils import parsedate_to_datetime
+
+    try:
+        parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return False
+    return True
 
 
 def parse_content_range(value: str | None) -> tuple[int, int, int | None] | None:
