@@ -155,6 +155,6 @@ def test_a_host_that_pushes_back_gets_fewer_connections_from_the_small_lane(
             assert Path(row["path"]).read_bytes() == data
     refused = fault_server.stats("/p.bin").statuses.count(429)
     print("429 answers:", refused)
-    # Measured: ~62 with the lowered cap (the first 32 meet a server taking 4; the rest
-    # mostly wait), ~134 without it, when a download also ran out of tries.
-    assert refused < 100
+    # Measured: 7-9. ~60, and now and then a download out of tries, when the files handed
+    # over were moved back to the small lane by their probes; ~134 without the lowered cap.
+    assert refused < 30

@@ -52,7 +52,7 @@ class Actions:
     # -- reading ---------------------------------------------------------------------------
 
     def get(self, download_id: int) -> dict[str, Any]:
-        return self.scheduler.public(self.store.get(download_id))
+        return self.scheduler.running.public(self.store.get(download_id))
 
     def list_downloads(
         self, states: Iterable[str] | None = None, offset: int = 0, limit: int = 500
@@ -60,7 +60,7 @@ class Actions:
         rows, total = self.store.list(
             [S(s) for s in states] if states else None, offset=offset, limit=limit
         )
-        return {"downloads": [self.scheduler.public(d) for d in rows], "total": total}
+        return {"downloads": [self.scheduler.running.public(d) for d in rows], "total": total}
 
     def _load(self, ids: Iterable[int]) -> list[Download]:
         return [self.store.get(i) for i in ids]  # NotFound before anything changes
@@ -71,7 +71,9 @@ class Actions:
         self.scheduler.require_accepting()
         download = self.store.add(**self._new_download(params, self._folder(params)))
         log.info("added download %s: %s", download.id, download.url)
-        self.scheduler.hub.publish("download.added", {"download": self.scheduler.public(download)})
+        self.scheduler.hub.publish(
+            "download.added", {"download": self.scheduler.running.public(download)}
+        )
         self.scheduler.added(download)
         return {"id": download.id}
 
@@ -91,7 +93,7 @@ class Actions:
         for download in downloads:
             log.debug("added download %s: %s", download.id, download.url)
             self.scheduler.hub.publish("download.added",
-                                       {"download": self.scheduler.public(download)})
+                                       {"download": self.scheduler.running.public(download)})
         for download in downloads:
             self.scheduler.added(download)
         return {"ids": [d.id for d in downloads]}

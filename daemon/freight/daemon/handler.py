@@ -100,7 +100,7 @@ class ApiHandler(Handler):
             "paused": counts.get("paused", 0),
             "failed": counts.get("failed", 0) + counts.get("needs_refresh", 0),
             "completed": counts.get("completed", 0),
-            "speed": self.scheduler.speed(),
+            "speed": self.scheduler.running.speed(),
             "global_limit": self.scheduler.limiter.rate,
             "pid": os.getpid(),
             "url": self.server.url if self.server else None,

@@ -67,13 +67,15 @@ class Scheduler:
         #: The loop's small-file runs (engine/quick.py) exist beside the engine's threads;
         #: a scheduler given its own transfers (a test's) runs every download through them.
         self._quick = transfer_factory is None
-        self._running = RunningTransfers()
+        #: What runs now (its owner this scheduler); the API's rows and figures read it.
+        self.running = RunningTransfers()
         settings = store.settings()
         self.slots = Slots(settings["max_active"], settings["max_small"])
         self._small_size: int = settings["small_size"]
-        #: Queued downloads of unknown size that the small lane handed over (or could not
-        #: take): the big lane's, whatever their size says.
+        #: Queued downloads of unknown size that the small lane handed over (``_handed``) or
+        #: could not take: the big lane's, whatever their size says.
         self._big_only: set[int] = set()
+        self._handed: set[int] = set()
         self._engine = config.EngineSettings.from_settings(settings)
         self._fill_pending = False
         self._hop: LoopHop | None = None  # the transfers' reports onto the loop, once it runs
@@ -101,17 +103,17 @@ class Scheduler:
                 # More were active than may run now (max_active was lowered): queue the rest.
                 self.keeper.move(download.id, S.QUEUED)
         self.fill()
-        self.hub.start_progress(self.progress_rows)
+        self.hub.start_progress(self.running.progress_rows)
 
     async def shutdown(self, timeout: float = 5.0) -> None:
         """Stop taking work; stop every transfer with "shutdown" (they stay active and
         checkpoint); wait up to ``timeout`` seconds for them to end."""
         self.accepting = False
         await self.hub.stop()
-        for run in self._running:
+        for run in self.running:
             run.stop_reason = "shutdown"
             run.transfer.stop("shutdown")
-        pending = [r.done for r in self._running]
+        pending = [r.done for r in self.running]
         if pending:
             done, not_done = await asyncio.wait(pending, timeout=timeout)
             if not_done:
@@ -226,6 +228,7 @@ class Scheduler:
         goes through the keeper, whose listener calls this)."""
         if download.state in ENDED:
             self._big_only.discard(download.id)
+            self._handed.discard(download.id)
 
     def _known_small(self, download: Download) -> bool:
         return download.size is not None and download.size <= self._small_size
@@ -233,8 +236,11 @@ class Scheduler:
     def _size_learnt(self, download: Download) -> None:
         """A running download's row changed: when its size is now known small, its big slot
         goes to the next queued download (on the loop, like every change of the slots)."""
-        running, small = download.id in self._running, self._known_small(download)
-        if running and small and self.slots.promote(download.id):
+        # Not one the small lane handed over (it waits its turn among the big ones, or a
+        # host that pushed back would get every such probe at once).
+        running, small = download.id in self.running, self._known_small(download)
+        if running and small and download.id not in self._handed and self.slots.promote(
+                download.id):
             log.debug("download %s: small, beside max_active", download.id)
             self.fill()
 
@@ -242,7 +248,7 @@ class Scheduler:
         """Run a download on a thread (engine/transfer.py); its end comes to :meth:`_finished`."""
         assert self._loop is not None
         transfer = self._threads.launch(self._loop, download, self._finished)
-        self._running.add(download.id, Running(transfer, self._loop.create_future()))
+        self.running.add(download.id, Running(transfer, self._loop.create_future()))
 
     def _launch_quick(self, download: Download) -> None:
         """Run a download on the loop (engine/quick.py); its end comes to :meth:`_finished`
@@ -251,7 +257,7 @@ class Scheduler:
         run = self._small_files.launch(
             download, self._engine, self._small_size, self._quick_ended, self._connection_free
         )
-        self._running.add(download.id, Running(run, self._loop.create_future()))
+        self.running.add(download.id, Running(run, self._loop.create_future()))
 
     def _connection_free(self, download_id: int) -> None:
         """A small file's body is in memory and its connection back in the pool: its slot is
@@ -260,7 +266,7 @@ class Scheduler:
             self._fill_soon()
 
     def _quick_ended(self, download_id: int, outcome: Outcome) -> None:
-        running = self._running.get(download_id)
+        running = self.running.get(download_id)
         if isinstance(outcome, ShuttingDown) and running is not None:
             running.stop_reason = "shutdown"  # the loop is ending under it: it stays active
         if isinstance(outcome, quick.HandOver):
@@ -271,10 +277,11 @@ class Scheduler:
     def _hand_over(self, download_id: int, handed: quick.HandOver) -> None:
         """The loop could not finish this download alone: it goes back to the queue as a big
         one (its size recorded when learnt), where a big slot takes it in queue order."""
-        run = self._running.pop(download_id)
+        run = self.running.pop(download_id)
         self.slots.release(download_id)
         log.debug("download %s: to the big lane (%s)", download_id, handed.why)
         try:
+            self._handed.add(download_id)
             if handed.size is None or handed.size <= self._small_size:
                 self._big_only.add(download_id)
             if handed.size is not None:
@@ -288,7 +295,7 @@ class Scheduler:
         self._fill_soon()
 
     def _finished(self, download_id: int, outcome: Download | BaseException) -> None:
-        run = self._running.pop(download_id)
+        run = self.running.pop(download_id)
         self.slots.release(download_id)
         download: Download | None
         if isinstance(outcome, Download) and outcome.id == download_id:
@@ -314,16 +321,16 @@ class Scheduler:
     # -- running transfers (daemon/running.py) --------------------------------------------
 
     def is_running(self, download_id: int) -> bool:
-        return download_id in self._running
+        return download_id in self.running
 
     async def stop(self, download_id: int, reason: str) -> Download | None:
-        return await self._running.stop(download_id, reason)
+        return await self.running.stop(download_id, reason)
 
     def requeue_if_pausing(self, download_id: int) -> bool:
-        return self._running.requeue_if_pausing(download_id)
+        return self.running.requeue_if_pausing(download_id)
 
     def set_transfer_limit(self, download_id: int, limit: int | None) -> None:
-        self._running.set_limit(download_id, limit)
+        self.running.set_limit(download_id, limit)
 
     # -- what the clients see --------------------------------------------------------------
 
@@ -338,24 +345,15 @@ class Scheduler:
         self._track(download)
         if not moved:
             if self.hub.wanted("download.changed"):
-                self.hub.publish("download.changed", {"download": self.public(download)})
+                self.hub.publish("download.changed", {"download": self.running.public(download)})
             self._size_learnt(download)  # after its event: the next download's come later
             return
         if self.hub.wanted("download.state"):
             params = {"id": download.id, "state": download.state.value, "error": download.error,
                       "error_kind": download.error_kind}
             if self.hub.wanted("download.state", rows=True):
-                params["download"] = self.public(download)
+                params["download"] = self.running.public(download)
             self.hub.publish("download.state", params)
-
-    def public(self, download: Download) -> dict[str, Any]:
-        return self._running.public(download)
-
-    def progress_rows(self) -> list[dict[str, Any]]:
-        return self._running.progress_rows()
-
-    def speed(self) -> int:
-        return self._running.speed()
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:

@@ -86,7 +86,7 @@ class TrayBridge:
         rows = []
         done = size = 0
         known = True
-        for p in scheduler.progress_rows()[:SNAPSHOT_ROWS]:
+        for p in scheduler.running.progress_rows()[:SNAPSHOT_ROWS]:
             download_id = p["id"]
             name = store.get(download_id).name or f"#{download_id}"
             pct = 100.0 * p["done"] / p["size"] if p["size"] else None
@@ -101,7 +101,7 @@ class TrayBridge:
             queued=counts.get("queued", 0),
             paused=counts.get("paused", 0),
             failed=counts.get("failed", 0) + counts.get("needs_refresh", 0),
-            speed=float(scheduler.speed()),
+            speed=float(scheduler.running.speed()),
             progress=(done / size) if known and size else None,
             downloads=tuple(rows),
             global_limit=settings["global_limit"],

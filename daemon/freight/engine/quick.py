@@ -152,6 +152,11 @@ class QuickTransfer:
         if self._stop_reason is not None:  # stopped before it began
             return self._end(Stopped("stopped"))
         host = self._host = urlsplit(self._row.url).hostname or ""
+        if self._hosts.cap(host) < self._hosts.default:
+            # The host pushed back lately (its cap is lowered until it has been calm for a
+            # while, limits.HostCaps): its files go to the threads' engine, which waits and
+            # retries at the pace of max_active, instead of 32 at a time here.
+            return HandOver("the host pushed back lately")
         if not self._hosts.acquire(host):
             return HandOver("every connection to the host is taken")
         self._host_held = True
