@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 if TYPE_CHECKING:
     import ssl
 
-from freight.engine.http.head import Head, UseHttpx, parse_head
+from freight.engine.http.head import Head, check_framing, is_interim, parse_head
 from freight.engine.http.lean import MAX_HEAD, connect_error, request_head
 from freight.engine.http.request import percent_encoded
 from freight.errors import ProtocolViolation, StalledError, TransientError
@@ -181,10 +181,8 @@ class AioPool:
                     except asyncio.LimitOverrunError:
                         raise ProtocolViolation("response head too large") from None
                     head = parse_head(raw[:-4], url)
-                    if not 100 <= head.status_code < 200:
+                    if not is_interim(head):
                         break
-                    if head.status_code == 101:
-                        raise ProtocolViolation("the server switched protocols (HTTP 101)")
                     interim = True
         except TimeoutError:
             raise StalledError("no complete response head in time") from None
@@ -192,8 +190,7 @@ class AioPool:
             if not interim:
                 raise _Stale() from None
             raise TransientError(f"connection failed: {exc}") from exc
-        if "chunked" in (head.headers.get("transfer-encoding") or "").lower():
-            raise UseHttpx("chunked body")
+        check_framing(head)
         return head
 
     async def body(

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from freight.errors import TransientError
+from freight.errors import ProtocolViolation, TransientError
 
 
 class HeadHeaders:
@@ -72,3 +72,19 @@ def parse_head(head: bytes, url: str) -> Head:
             raise UseHttpx("obsolete header folding")
         pairs.append((name.strip(), value.strip()))
     return Head(int(code), reason.decode("latin-1"), HeadHeaders(pairs), url)
+
+
+def is_interim(head: Head) -> bool:
+    """Whether ``head`` is an interim answer (100 Continue, 103 Early Hints; RFC 9110 §15.2)
+    after which the final head follows. A switch of protocols (101) is no download's."""
+    if not 100 <= head.status_code < 200:
+        return False
+    if head.status_code == 101:
+        raise ProtocolViolation("the server switched protocols (HTTP 101)")
+    return True
+
+
+def check_framing(head: Head) -> None:
+    """A chunked body is httpx's to read (RFC 9112 §7.1): UseHttpx."""
+    if "chunked" in (head.headers.get("transfer-encoding") or "").lower():
+        raise UseHttpx("chunked body")

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     import ssl
 
 from freight.engine.http.follow import Redirect, redirect_of
-from freight.engine.http.head import Head, UseHttpx, parse_head
+from freight.engine.http.head import Head, UseHttpx, check_framing, is_interim, parse_head
 from freight.engine.http.reply import Reply
 from freight.engine.http.request import RangeRequest, percent_encoded
 from freight.engine.http.validate import validate
@@ -208,18 +208,14 @@ class Connection:
                 filled += n
                 continue
             response = parse_head(bytes(self.buffer[:end]), url)
-            if 100 <= response.status_code < 200:
-                if response.status_code == 101:
-                    raise ProtocolViolation("the server switched protocols (HTTP 101)")
-                # An interim answer (100 Continue, 103 Early Hints; RFC 9110 §15.2): the
-                # final head follows. Skip it, keep what came after it.
+            if is_interim(response):
+                # The final head follows: skip this one, keep what came after it.
                 rest = filled - (end + 4)
                 self.buffer[:rest] = self.buffer[end + 4 : filled]
                 filled, interim = rest, True
                 continue
             break
-        if "chunked" in (response.headers.get("transfer-encoding") or "").lower():
-            raise UseHttpx("chunked body")
+        check_framing(response)
         # Copy the early body bytes out of the buffer: the buffer is reused for the body.
         early = memoryview(bytes(self.buffer[end + 4 : filled]))
         return response, early
