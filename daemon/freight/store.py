@@ -614,21 +614,12 @@ class Store:
 
     def complete(self, download_id: int, name: str, size: int) -> Download:
         """Record a finished download in one transaction: its final name and size, no more
-        segments, state completed (checked against the transition table)."""
-        now = time.time()
-        with self._transaction() as db:
-            row = db.execute("SELECT state FROM downloads WHERE id = ?", (download_id,)).fetchone()
-            if row is None:
-                raise NotFound(f"no download with id {download_id}", id=download_id)
-            check_transition(DownloadState(row[0]), DownloadState.COMPLETED)
-            db.execute("DELETE FROM segments WHERE download_id = ?", (download_id,))
-            db.execute("DELETE FROM fast_progress WHERE download_id = ?", (download_id,))
-            db.execute(
-                "UPDATE downloads SET state = 'completed', name = ?, size = ?, done = ?, "
-                "error = NULL, error_kind = NULL, updated_at = ?, finished_at = ? WHERE id = ?",
-                (name, size, size, now, now, download_id),
-            )
-        return self.get(download_id)
+        segments, state completed (checked against the transition table; raises
+        IllegalTransition, NotFound)."""
+        answer = self.complete_many([(download_id, name, size, {})])[0]
+        if isinstance(answer, FreightError):
+            raise answer
+        return answer
 
     def complete_many(
         self, finished: list[tuple[int, str, int, dict[str, Any]]]

@@ -44,8 +44,12 @@ def complete(
         raise
     name = seal(keeper.store, download, part, size, notice)
     download = keeper.complete(download_id, name, size)
-    log.info("download %s: completed %s (%d bytes)", download_id, download.path, size)
+    log_completed(download)
     return download
+
+
+def log_completed(download: Download) -> None:
+    log.info("download %s: completed %s (%d bytes)", download.id, download.path, download.size)
 
 
 def seal(

@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from freight.engine.finish import seal
+from freight.engine.finish import log_completed, seal
 from freight.engine.shared import open_locked
 from freight.models import Download
 from freight.states import StateKeeper
@@ -141,8 +141,7 @@ class Finisher:
             return outcomes + [(job.future, exc) for job, _, _ in sealed]
         for (job, _, _), answer in zip(sealed, answers, strict=True):
             if isinstance(answer, Download):
-                log.info("download %s: completed %s (%d bytes)", answer.id, answer.path,
-                         answer.size)
+                log_completed(answer)
             outcomes.append((job.future, answer))
         return outcomes
 
