@@ -132,6 +132,16 @@ def private_file(path: Path, flags: int) -> int:
     return fd
 
 
+def write_private_json(path: Path, data: Any) -> None:
+    """Replace ``path`` with ``data`` as JSON atomically (a reader never sees half of it),
+    0600 like every file Freight makes (:func:`private_file`)."""
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp")
+    fd = private_file(tmp, os.O_WRONLY | os.O_TRUNC)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        json.dump(data, out)
+    os.replace(tmp, path)
+
+
 def tighten(path: Path) -> None:
     """Take the group and other bits off one of Freight's own paths; a symlink is left alone
     (its target is not Freight's to change)."""

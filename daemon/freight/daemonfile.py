@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from freight.config import Paths, private_file
+from freight.config import Paths, write_private_json
 from freight.errors import DaemonError
 
 #: What ``flock(LOCK_NB)`` fails with when another descriptor holds a conflicting lock.
@@ -123,11 +123,7 @@ def read_live(paths: Paths) -> dict[str, Any] | None:
 def write(paths: Paths, info: dict[str, Any]) -> None:
     """Replace daemon.json atomically: a reader never sees half a file. It is 0600 whatever
     the umask, like every file Freight makes."""
-    tmp = paths.daemon_file.with_name(f".daemon.{os.getpid()}.tmp")
-    fd = private_file(tmp, os.O_WRONLY | os.O_TRUNC)
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
-        json.dump(info, out)
-    os.replace(tmp, paths.daemon_file)
+    write_private_json(paths.daemon_file, info)
 
 
 def remove_if_mine(paths: Paths) -> None:

@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from freight.config import Paths, private_file
+from freight.config import Paths, write_private_json
 
 #: A record larger than this is not one the daemon wrote.
 MAX_BYTES = 16 * 1024
@@ -50,12 +49,8 @@ def record(paths: Paths, kind: str, message: str, fix: str, port: int | None = N
     """Write the record atomically (a reader never sees half of it). Best effort: a state
     folder that cannot be written is itself the failure, and the log says it."""
     entry = StartError(kind, message, fix, port, time.time())
-    tmp = paths.start_error_file.with_name(f".start-error.{os.getpid()}.tmp")
     with contextlib.suppress(OSError):
-        fd = private_file(tmp, os.O_WRONLY | os.O_TRUNC)
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump(asdict(entry), out)
-        os.replace(tmp, paths.start_error_file)
+        write_private_json(paths.start_error_file, asdict(entry))
 
 
 def clear(paths: Paths) -> None:
