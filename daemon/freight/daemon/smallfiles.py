@@ -15,7 +15,7 @@ from typing import Any
 
 from freight.config import EngineSettings
 from freight.engine import quick
-from freight.engine.finisher import BATCH, Finisher, Learn
+from freight.engine.finisher import BATCH, Finisher
 from freight.engine.http import lean
 from freight.engine.http.aio import AioPool
 from freight.engine.http.httpx_reader import USER_AGENT, ssl_context
@@ -62,24 +62,21 @@ class SmallFiles:
         """Run ``download`` on the loop; ``ended(id, outcome)`` is called on the loop, and
         before it ``connection_free(id)`` once its body is in memory while the finisher keeps
         up (fewer than BATCH bodies wait for it: what waits in memory stays bounded)."""
-        assert self._loop is not None and self._pool is not None
+        finisher = self._finisher
+        assert self._loop is not None and self._pool is not None and finisher is not None
 
         def body_in() -> None:
-            if self._finisher is not None and self._finisher.backlog < BATCH:
+            if finisher.backlog < BATCH:
                 connection_free(download.id)
 
         run = quick.QuickTransfer(
             download, settings, keeper=self.keeper, pool=self._pool, host_caps=self.host_caps,
-            small_size=small_size, finish=self._finish, proxies_may_apply=self.proxies,
+            small_size=small_size, finish=finisher.finish, proxies_may_apply=self.proxies,
             body_in=body_in,
         )
         task = self._loop.create_task(run.run())
         task.add_done_callback(lambda t: ended(download.id, _outcome(t)))
         return run
-
-    async def _finish(self, download: Download, body: bytes, learn: Learn | None) -> Download:
-        assert self._finisher is not None
-        return await self._finisher.finish(download, body, learn)
 
 
 def _outcome(task: asyncio.Task[Download | quick.HandOver]) -> Outcome:
