@@ -167,7 +167,7 @@ class Hub:
     def wanted(self, event: str, *, rows: bool = False) -> bool:
         """Whether anyone would hear ``event`` now (``rows``: with its download's row): its
         payload, or the row, need not be built if not."""
-        if self._listeners:
+        if self._listeners and event != "download.progress":  # listeners get no progress
             return True
         return any(event in s.events and (s.rows or not rows) for s in self.sessions)
 
@@ -207,13 +207,13 @@ class Hub:
         assert self._source is not None
         rows: list[dict[str, Any]] = [{}]  # unknown at the start: look once
         while True:
-            if not rows or not self._wanted():
+            if not rows or not self.wanted("download.progress"):
                 # Nothing runs, or nobody listens: nothing can change until an event (a
                 # download starts through a state event) or a subscription.
                 await self._wake.wait()
             self._wake.clear()
             await asyncio.sleep(self._interval)
-            if not self._wanted():
+            if not self.wanted("download.progress"):
                 continue
             try:
                 rows = self._source()
@@ -222,9 +222,6 @@ class Hub:
                 continue
             if rows:
                 self.publish("download.progress", {"downloads": rows})
-
-    def _wanted(self) -> bool:
-        return any("download.progress" in s.events for s in self.sessions)
 
     async def stop(self) -> None:
         if self._task is not None:
