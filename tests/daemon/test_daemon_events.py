@@ -133,3 +133,33 @@ def test_a_client_that_follows_states_only_gets_them_without_the_row(daemon, fau
             assert states[-1] == "completed"
         bad = slim.call_many("subscribe", [{"events": ["download.state"], "rows": "no"}])[0]
         assert isinstance(bad, Exception) and "rows" in str(bad)
+
+
+def test_a_session_filtered_on_states_hears_only_those_and_wanted_says_so() -> None:
+    async def main() -> None:
+        hub = Hub()
+        slim, idle = Session(), Session()
+        hub.attach(slim)
+        hub.attach(idle)
+        idle.subscribe(["download.removed"])
+        assert not hub.wanted("download.state")
+        slim.subscribe(["download.state"], rows=False, states=["completed", "failed"])
+        assert hub.wanted("download.state")  # some state would be heard
+        assert hub.wanted("download.state", state="completed")
+        assert not hub.wanted("download.state", state="active")  # nobody hears this one
+        assert not hub.wanted("download.state", rows=True)
+        for state in ("queued", "active", "completed"):
+            hub.publish("download.state", {"id": 1, "state": state, "error": None,
+                                           "error_kind": None, "download": {"id": 1}})
+        assert drain(slim.outbox) == [
+            '{"jsonrpc":"2.0","method":"download.state","params":{"id":1,"state":"completed",'
+            '"error":null,"error_kind":null}}']
+        full = Session()
+        hub.attach(full)
+        full.subscribe(None)
+        assert hub.wanted("download.state", state="active", rows=True)
+        slim.subscribe(["download.state"])  # a new subscription replaces the filter
+        assert slim.states is None
+
+    asyncio.run(main())
+

@@ -54,6 +54,17 @@ class Actions:
     def get(self, download_id: int) -> dict[str, Any]:
         return self.scheduler.running.public(self.store.get(download_id))
 
+    def states(self, ids: list[int]) -> dict[str, Any]:
+        """State and error kind of each of ``ids`` (keys: the ids as JSON object keys, text),
+        and the ids that name no download. The store's word, as ``get`` gives it: a
+        download's state changes only through the store."""
+        found = self.store.states_of(ids)
+        return {
+            "states": {str(i): {"state": state, "error_kind": kind}
+                       for i, (state, kind) in found.items()},
+            "unknown": [i for i in ids if i not in found],
+        }
+
     def list_downloads(
         self, states: Iterable[str] | None = None, offset: int = 0, limit: int = 500
     ) -> dict[str, Any]:

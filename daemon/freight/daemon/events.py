@@ -126,14 +126,28 @@ class Session:
         #: False: ``download.state`` comes without its ``download`` row (``subscribe``'s
         #: ``rows``), for a client that follows states only (``freight wait``).
         self.rows = True
+        #: The states whose ``download.state`` this client hears (``subscribe``'s ``states``);
+        #: None: all of them.
+        self.states: frozenset[str] | None = None
         #: Called after each subscribe (the hub wakes its progress task).
         self.on_subscribe: Callable[[], None] = lambda: None
 
-    def subscribe(self, events: list[str] | None, rows: bool = True) -> list[str]:
+    def subscribe(
+        self, events: list[str] | None, rows: bool = True, states: list[str] | None = None
+    ) -> list[str]:
+        """Replace what this client hears (a new subscription drops the old filter)."""
         self.events = frozenset(rpc.EVENTS if events is None else events)
         self.rows = rows
+        self.states = None if states is None else frozenset(states)
         self.on_subscribe()
         return [e for e in rpc.EVENTS if e in self.events]
+
+    def hears(self, event: str, state: str | None = None) -> bool:
+        """Whether this client hears ``event`` (a ``download.state`` to ``state``; None: to
+        some state)."""
+        if event not in self.events:
+            return False
+        return state is None or self.states is None or state in self.states
 
     def send(self, text: str) -> None:
         self.outbox.put(text)
@@ -164,19 +178,23 @@ class Hub:
         """In-process listeners (the tray, tests) get every event except progress."""
         self._listeners.append(callback)
 
-    def wanted(self, event: str, *, rows: bool = False) -> bool:
-        """Whether anyone would hear ``event`` now (``rows``: with its download's row): its
-        payload, or the row, need not be built if not."""
+    def wanted(self, event: str, *, rows: bool = False, state: str | None = None) -> bool:
+        """Whether anyone would hear ``event`` now (``rows``: with its download's row;
+        ``state``: a ``download.state`` to that state, else to some state): its payload, or
+        the row, need not be built if not."""
         if self._listeners and event != "download.progress":  # listeners get no progress
             return True
-        return any(event in s.events and (s.rows or not rows) for s in self.sessions)
+        return any(s.hears(event, state) and (s.rows or not rows) for s in self.sessions)
 
     def publish(self, event: str, params: dict[str, Any]) -> None:
         assert event in rpc.EVENTS, event
         text: str | None = None
         slim: str | None = None
+        # A client filtered on states (`freight wait`) never costs an encoding, a queue slot
+        # or a write for the moves it does not follow (queued → active).
+        state = params.get("state") if event == "download.state" else None
         for session in list(self.sessions):
-            if event not in session.events:
+            if not session.hears(event, state):
                 continue
             if not session.rows and event == "download.state":
                 slim = slim or api.notification(

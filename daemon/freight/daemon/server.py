@@ -47,7 +47,7 @@ HOST = "127.0.0.1"
 CLOSE_TOO_SLOW = 1008  # policy violation: the client let its outbox overflow
 
 #: Methods still answered while the daemon stops; everything else gets -32003.
-_WHILE_STOPPING = frozenset({"version", "status", "get", "list", "get_settings"})
+_WHILE_STOPPING = frozenset({"version", "status", "get", "states", "list", "get_settings"})
 
 
 class Handler:
@@ -259,3 +259,4 @@ class ApiServer:
         if session.outbox.overflowed:
             log.warning("closing %s: it does not read its messages", session.name)
             await ws.close(CLOSE_TOO_SLOW, "client too slow")
+
