@@ -163,3 +163,22 @@ def test_a_session_filtered_on_states_hears_only_those_and_wanted_says_so() -> N
 
     asyncio.run(main())
 
+
+def test_take_all_drains_what_is_ready_in_order_with_progress_coalesced() -> None:
+    async def main() -> None:
+        box = Outbox(limit=100)
+        box.put("s1")
+        box.put_progress("p1")
+        box.put("s2")
+        box.put_progress("p2")  # replaces p1 in its place
+        assert await box.get_all() == ["s1", "p2", "s2"]
+        box.put_progress("p3")  # a new slot once the old one went out
+        box.put("s3")
+        assert await box.get_all() == ["p3", "s3"]
+        assert len(box) == 0
+        box.put("s4")
+        box.close()
+        assert await box.get_all() == ["s4"]  # what was queued before the close still goes
+        assert await box.get_all() is None
+
+    asyncio.run(main())

@@ -181,3 +181,12 @@ def test_wait_falls_back_for_a_daemon_without_states(
     r = old_daemon.cli("wait", str(ids[0]), "999999", "--timeout", "30")
     assert r.returncode == 2 and "999999" in r.stderr
 
+
+def test_many_messages_of_one_turn_arrive_whole_and_in_order(daemon: DaemonProcess) -> None:
+    """add_many publishes one download.added per URL in one loop turn: the daemon may write
+    them out together, but each stays its own WebSocket message, in order, before the reply."""
+    with daemon.client() as c:
+        c.call("subscribe", events=["download.added"])
+        ids = c.call("add_many", urls=[f"{URL}?{i}" for i in range(300)], paused=True)["ids"]
+        added = [p["download"]["id"] for e, p in c.notifications(timeout=0.5)]
+    assert added == ids

@@ -101,6 +101,19 @@ class Outbox:
             return None
         return self._take()
 
+    async def get_all(self, limit: int = 256) -> list[str] | None:
+        """Every message ready now (at most ``limit``), in order; None once closed. The
+        writer sends them in one write: the events of one loop turn (a batch of completed
+        downloads) are then one syscall, not one each."""
+        while not self._items:
+            if self.closed:
+                return None
+            self._ready.clear()
+            await self._ready.wait()
+        if self.overflowed:
+            return None
+        return [self._take() for _ in range(min(limit, len(self._items)))]
+
     def get_nowait(self) -> str | None:
         """For in-process tests and the final flush: the next message or None."""
         if not self._items or self.overflowed:
