@@ -182,3 +182,28 @@ def test_take_all_drains_what_is_ready_in_order_with_progress_coalesced() -> Non
         assert await box.get_all() is None
 
     asyncio.run(main())
+
+
+def test_wanted_follows_every_change_of_who_listens() -> None:
+    # The hub may remember its answers: each of these changes must still show at once.
+    hub = Hub()
+    first, second = Session(), Session()
+    assert not hub.wanted("download.added")
+    hub.attach(first)
+    assert not hub.wanted("download.added")
+    first.subscribe(["download.added"])
+    assert hub.wanted("download.added", rows=True)
+    first.subscribe(["download.added"], rows=False)
+    assert not hub.wanted("download.state")
+    hub.attach(second)
+    second.subscribe(["download.state"], states=["completed"])
+    assert hub.wanted("download.state", state="completed", rows=True)
+    assert not hub.wanted("download.state", state="active")
+    second.subscribe(["download.state"])
+    assert hub.wanted("download.state", state="active")
+    hub.detach(second)
+    assert not hub.wanted("download.state", state="active")
+    hub.detach(first)
+    assert not hub.wanted("download.added")
+    hub.listen(lambda event, params: None)
+    assert hub.wanted("download.added") and not hub.wanted("download.progress")

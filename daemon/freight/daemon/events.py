@@ -178,26 +178,40 @@ class Hub:
         #: Set by every event but progress and by a subscription: the progress task, asleep
         #: while there is nothing to sample or nobody to tell, looks again.
         self._wake = asyncio.Event()
+        #: wanted()'s answers, asked a few times per state move, until who listens changes
+        #: (a session comes or goes, subscribes again, a listener is added).
+        self._wanted: dict[tuple[str, bool, str | None], bool] = {}
 
     def attach(self, session: Session) -> None:
         self.sessions.add(session)
-        session.on_subscribe = self._wake.set
+        session.on_subscribe = self._subscribed
+        self._wanted.clear()
+
+    def _subscribed(self) -> None:
+        self._wanted.clear()
+        self._wake.set()
 
     def detach(self, session: Session) -> None:
         self.sessions.discard(session)
+        self._wanted.clear()
         session.outbox.close()
 
     def listen(self, callback: Callable[[str, dict[str, Any]], None]) -> None:
         """In-process listeners (the tray, tests) get every event except progress."""
         self._listeners.append(callback)
+        self._wanted.clear()
 
     def wanted(self, event: str, *, rows: bool = False, state: str | None = None) -> bool:
         """Whether anyone would hear ``event`` now (``rows``: with its download's row;
         ``state``: a ``download.state`` to that state, else to some state): its payload, or
         the row, need not be built if not."""
-        if self._listeners and event != "download.progress":  # listeners get no progress
-            return True
-        return any(s.hears(event, state) and (s.rows or not rows) for s in self.sessions)
+        key = (event, rows, state)
+        answer = self._wanted.get(key)
+        if answer is None:
+            answer = self._wanted[key] = (
+                bool(self._listeners) and event != "download.progress"  # they get no progress
+            ) or any(s.hears(event, state) and (s.rows or not rows) for s in self.sessions)
+        return answer
 
     def publish(self, event: str, params: dict[str, Any]) -> None:
         assert event in rpc.EVENTS, event

@@ -58,6 +58,11 @@ log = logging.getLogger(__name__)
 
 MAX_MESSAGE = 1024 * 1024  # bytes; larger frames are closed with 1009 by the server
 
+#: One encoder for every reply and event: json.dumps with these options builds a new one
+#: each call, a third of the time of encoding a state event. NaN and Infinity are not JSON
+#: (RFC 8259 §6).
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+
 
 @dataclass(frozen=True)
 class Call:
@@ -78,7 +83,7 @@ class Reply:
     message: dict[str, Any]
 
     def encode(self) -> str:
-        return json.dumps(self.message, separators=(",", ":"), allow_nan=False)
+        return _ENCODER.encode(self.message)
 
 
 @dataclass(frozen=True)
@@ -312,8 +317,4 @@ def failure(call: Call, exc: BaseException) -> Reply:
 
 def notification(method: str, params: dict[str, Any]) -> str:
     """An event as a JSON-RPC notification (no id)."""
-    return json.dumps(
-        {"jsonrpc": "2.0", "method": method, "params": params},
-        separators=(",", ":"),
-        allow_nan=False,
-    )
+    return _ENCODER.encode({"jsonrpc": "2.0", "method": method, "params": params})
