@@ -252,8 +252,9 @@ class Client:
             chunk = ids[start:start + rpc.STATES_MAX_IDS]
             answer = None if self._states_by_get else self._ask_states(chunk)
             if answer is not None:
-                for download_id in answer["unknown"][:1]:
-                    raise NotFound(f"no download with id {download_id}", id=download_id)
+                if answer["unknown"]:
+                    first = answer["unknown"][0]
+                    raise NotFound(f"no download with id {first}", id=first)
                 found.update((int(i), (d["state"], d.get("error_kind")))
                              for i, d in answer["states"].items())
                 continue

@@ -190,3 +190,14 @@ def test_many_messages_of_one_turn_arrive_whole_and_in_order(daemon: DaemonProce
         ids = c.call("add_many", urls=[f"{URL}?{i}" for i in range(300)], paused=True)["ids"]
         added = [p["download"]["id"] for e, p in c.notifications(timeout=0.5)]
     assert added == ids
+
+
+def test_the_client_asks_for_more_ids_than_the_cap_in_chunks(daemon: DaemonProcess) -> None:
+    with daemon.client() as c:
+        ids = c.call("add_many", urls=[f"{URL}?{i}" for i in range(rpc.STATES_MAX_IDS)],
+                     paused=True)["ids"]
+        ids.append(c.call("add", url=URL, paused=True)["id"])
+        c.call("cancel", id=ids[-1])
+        got = c.states(ids)
+    assert len(got) == len(ids) == rpc.STATES_MAX_IDS + 1
+    assert got[ids[0]] == ("paused", None) and got[ids[-1]] == ("removed", None)

@@ -114,6 +114,7 @@ _ADD_OPTIONAL: dict[str, Check] = {
 }
 _ONE_FILE = ("name", "mime", "size_hint")  # what names or describes one file
 
+
 def _state_ids(name: str, value: Any) -> list[int]:
     if isinstance(value, list) and len(value) > STATES_MAX_IDS:
         raise InputError(
