@@ -207,3 +207,22 @@ def test_wanted_follows_every_change_of_who_listens() -> None:
     assert not hub.wanted("download.added")
     hub.listen(lambda event, params: None)
     assert hub.wanted("download.added") and not hub.wanted("download.progress")
+
+
+def test_a_client_that_follows_progress_only_hears_a_download_that_starts_later(
+    daemon, fault_server
+) -> None:
+    # Nobody hears download.state here, but a move to active is what wakes the sampler.
+    url = fault_server.add("/p.bin", data=b"p" * (256 * 1024), rate=64 * 1024)
+    with daemon.client() as c:
+        c.call("subscribe", events=["download.progress"])
+        download_id = c.call("add", url=url, paused=True)["id"]
+        list(c.notifications(timeout=0.6))  # the sampler looked, saw nothing run: asleep
+        c.call("resume", id=download_id)
+        for event, params in c.notifications(timeout=10):
+            assert event == "download.progress"
+            if any(row["id"] == download_id for row in params["downloads"]):
+                break
+        else:
+            raise AssertionError("no progress for the download")
+        c.call("cancel", id=download_id)

@@ -210,7 +210,10 @@ class Hub:
         if answer is None:
             answer = self._wanted[key] = (
                 bool(self._listeners) and event != "download.progress"  # they get no progress
-            ) or any(s.hears(event, state) and (s.rows or not rows) for s in self.sessions)
+            ) or any(s.hears(event, state) and (s.rows or not rows) for s in self.sessions) or (
+                # A move (without its row) is what wakes the progress task: a client that
+                # hears progress only must have it published, to nobody, all the same.
+                event == "download.state" and not rows and self.wanted("download.progress"))
         return answer
 
     def publish(self, event: str, params: dict[str, Any]) -> None:
