@@ -33,6 +33,7 @@ from freight.errors import (
     AuthError,
     DaemonError,
     FreightError,
+    NotFound,
 )
 
 
@@ -162,6 +163,7 @@ class Client:
         self.url = url
         self._ids = itertools.count(1)
         self._pending: collections.deque[tuple[str, dict[str, Any]]] = collections.deque()
+        self._states_by_get = False
 
     @classmethod
     def connect(
@@ -239,6 +241,38 @@ class Client:
         except ConnectionClosed as exc:
             raise DaemonError(f"the daemon closed the connection: {exc}") from exc
         return outcomes
+
+    def states(self, ids: list[int]) -> dict[int, tuple[str, str | None]]:
+        """id → (state, error_kind) of each of ``ids``; NotFound for one that names no
+        download. ``states`` requests of up to :data:`~freight.rpc.STATES_MAX_IDS` ids, or,
+        from a daemon older than ``states`` ("method not found"), one pipelined ``get`` per
+        id (as every client did before)."""
+        found: dict[int, tuple[str, str | None]] = {}
+        for start in range(0, len(ids), rpc.STATES_MAX_IDS):
+            chunk = ids[start:start + rpc.STATES_MAX_IDS]
+            answer = None if self._states_by_get else self._ask_states(chunk)
+            if answer is not None:
+                if answer["unknown"]:
+                    first = answer["unknown"][0]
+                    raise NotFound(f"no download with id {first}", id=first)
+                found.update((int(i), (d["state"], d.get("error_kind")))
+                             for i, d in answer["states"].items())
+                continue
+            rows = self.call_many("get", [{"id": i} for i in chunk])
+            for download_id, d in zip(chunk, rows, strict=True):
+                if isinstance(d, BaseException):
+                    raise d
+                found[download_id] = (d["state"], d.get("error_kind"))
+        return found
+
+    def _ask_states(self, ids: list[int]) -> dict[str, Any] | None:
+        try:
+            return dict(self.call("states", ids=ids))
+        except FreightError as exc:
+            if exc.data.get("code") != rpc.METHOD_NOT_FOUND:
+                raise
+            self._states_by_get = True  # an older daemon: ask it the old way from now on
+            return None
 
     def notifications(self, timeout: float | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
         """Yield ``(event, params)``; stops after ``timeout`` seconds without a message."""

@@ -82,6 +82,10 @@ def error_class(code: int) -> type[FreightError] | None:
     return None
 
 
+#: Ids per ``states`` request: the answer (~50 bytes an id) stays far below 1 MiB, which the
+#: native host's browser side also caps, and one request never holds the daemon's loop long.
+STATES_MAX_IDS = 10_000
+
 #: Every notification the daemon sends (docs/PROTOCOL.md "Events").
 EVENTS = (
     "download.added",

@@ -35,8 +35,14 @@ def daemon_env(home: Path) -> dict[str, str]:
 
 
 class DaemonProcess:
-    def __init__(self, home: Path, extra_args: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, home: Path, extra_args: tuple[str, ...] = (),
+        launcher: tuple[str, ...] = ("-m", "freight"),
+    ) -> None:
+        """``launcher``: what runs ``freight`` after the interpreter (``-c CODE`` for a daemon
+        changed in place, as an older one)."""
         self.home = home
+        self.launcher = launcher
         self.env = daemon_env(home)
         self.paths = config.paths_from_env(self.env)
         self.extra_args = extra_args
@@ -49,7 +55,7 @@ class DaemonProcess:
         self.paths.ensure()
         self.stderr = open(self.home / "daemon.stderr", "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "freight", "daemon", "--no-tray", "--port", "0",
+            [sys.executable, *self.launcher, "daemon", "--no-tray", "--port", "0",
              *self.extra_args],
             env=self.env, stdin=subprocess.DEVNULL, stdout=self.stderr, stderr=self.stderr,
         )

@@ -133,3 +133,96 @@ def test_a_client_that_follows_states_only_gets_them_without_the_row(daemon, fau
             assert states[-1] == "completed"
         bad = slim.call_many("subscribe", [{"events": ["download.state"], "rows": "no"}])[0]
         assert isinstance(bad, Exception) and "rows" in str(bad)
+
+
+def test_a_session_filtered_on_states_hears_only_those_and_wanted_says_so() -> None:
+    async def main() -> None:
+        hub = Hub()
+        slim, idle = Session(), Session()
+        hub.attach(slim)
+        hub.attach(idle)
+        idle.subscribe(["download.removed"])
+        assert not hub.wanted("download.state")
+        slim.subscribe(["download.state"], rows=False, states=["completed", "failed"])
+        assert hub.wanted("download.state")  # some state would be heard
+        assert hub.wanted("download.state", state="completed")
+        assert not hub.wanted("download.state", state="active")  # nobody hears this one
+        assert not hub.wanted("download.state", rows=True)
+        for state in ("queued", "active", "completed"):
+            hub.publish("download.state", {"id": 1, "state": state, "error": None,
+                                           "error_kind": None, "download": {"id": 1}})
+        assert drain(slim.outbox) == [
+            '{"jsonrpc":"2.0","method":"download.state","params":{"id":1,"state":"completed",'
+            '"error":null,"error_kind":null}}']
+        full = Session()
+        hub.attach(full)
+        full.subscribe(None)
+        assert hub.wanted("download.state", state="active", rows=True)
+        slim.subscribe(["download.state"])  # a new subscription replaces the filter
+        assert slim.states is None
+
+    asyncio.run(main())
+
+
+def test_take_all_drains_what_is_ready_in_order_with_progress_coalesced() -> None:
+    async def main() -> None:
+        box = Outbox(limit=100)
+        box.put("s1")
+        box.put_progress("p1")
+        box.put("s2")
+        box.put_progress("p2")  # replaces p1 in its place
+        assert await box.get_all() == ["s1", "p2", "s2"]
+        box.put_progress("p3")  # a new slot once the old one went out
+        box.put("s3")
+        assert await box.get_all() == ["p3", "s3"]
+        assert len(box) == 0
+        box.put("s4")
+        box.close()
+        assert await box.get_all() == ["s4"]  # what was queued before the close still goes
+        assert await box.get_all() is None
+
+    asyncio.run(main())
+
+
+def test_wanted_follows_every_change_of_who_listens() -> None:
+    # The hub may remember its answers: each of these changes must still show at once.
+    hub = Hub()
+    first, second = Session(), Session()
+    assert not hub.wanted("download.added")
+    hub.attach(first)
+    assert not hub.wanted("download.added")
+    first.subscribe(["download.added"])
+    assert hub.wanted("download.added", rows=True)
+    first.subscribe(["download.added"], rows=False)
+    assert not hub.wanted("download.state")
+    hub.attach(second)
+    second.subscribe(["download.state"], states=["completed"])
+    assert hub.wanted("download.state", state="completed", rows=True)
+    assert not hub.wanted("download.state", state="active")
+    second.subscribe(["download.state"])
+    assert hub.wanted("download.state", state="active")
+    hub.detach(second)
+    assert not hub.wanted("download.state", state="active")
+    hub.detach(first)
+    assert not hub.wanted("download.added")
+    hub.listen(lambda event, params: None)
+    assert hub.wanted("download.added") and not hub.wanted("download.progress")
+
+
+def test_a_client_that_follows_progress_only_hears_a_download_that_starts_later(
+    daemon, fault_server
+) -> None:
+    # Nobody hears download.state here, but a move to active is what wakes the sampler.
+    url = fault_server.add("/p.bin", data=b"p" * (256 * 1024), rate=64 * 1024)
+    with daemon.client() as c:
+        c.call("subscribe", events=["download.progress"])
+        download_id = c.call("add", url=url, paused=True)["id"]
+        list(c.notifications(timeout=0.6))  # the sampler looked, saw nothing run: asleep
+        c.call("resume", id=download_id)
+        for event, params in c.notifications(timeout=10):
+            assert event == "download.progress"
+            if any(row["id"] == download_id for row in params["downloads"]):
+                break
+        else:
+            raise AssertionError("no progress for the download")
+        c.call("cancel", id=download_id)

@@ -248,33 +248,41 @@ def _end_code(states: list[str]) -> int:
     return EXIT_OK
 
 
+#: The states that end a wait, or may (a paused download ends it when a full disk paused it):
+#: the daemon sends `freight wait` no other (queued → active is half of all moves).
+_WAIT_STATES = sorted({*_ENDS, S.PAUSED.value})
+
+
+def _subscribe_for_wait(client: Any) -> None:
+    # Each try leaves out the param an older daemon (still running after an upgrade) refused.
+    for params in ({"rows": False, "states": _WAIT_STATES}, {"rows": False}, {}):
+        try:
+            client.call("subscribe", events=["download.state", "download.removed"], **params)
+            return
+        except InputError:
+            if not params:
+                raise
+
+
 def _wait(client: Any, args: argparse.Namespace) -> int:
     """Block until every download is completed, failed, needs a refresh or was removed.
 
     A paused download is waited for (it may be resumed), unless a full disk paused it.
     """
-    # The states only: a wait for 500 small files is 1,000 events, each row ~1 KiB of JSON.
-    events = ["download.state", "download.removed"]
-    try:
-        client.call("subscribe", events=events, rows=False)
-    except InputError:  # a daemon from before `rows` (still running after an upgrade)
-        client.call("subscribe", events=events)
+    _subscribe_for_wait(client)
     deadline = None if args.timeout is None else time.monotonic() + args.timeout
     ids = set(args.ids)
     ends: dict[int, str] = {}
 
-    def judge(download_id: int, d: dict[str, Any]) -> None:
-        if d["state"] in _ENDS or (d["state"] == S.PAUSED.value and d.get("error_kind")):
-            ends[download_id] = d["state"] if d["state"] != S.PAUSED.value else S.FAILED.value
+    def judge(download_id: int, state: str | None, error_kind: str | None) -> None:
+        if state in _ENDS or (state == S.PAUSED.value and error_kind):
+            ends[download_id] = state if state != S.PAUSED.value else S.FAILED.value
 
     def look(wanted: list[int]) -> None:
-        # Pipelined: a wait for 500 downloads is not 500 round trips. A state event that
-        # came meanwhile is kept by the client and read below; judging twice is harmless.
-        for download_id, d in zip(wanted, client.call_many("get", [{"id": i} for i in wanted]),
-                                  strict=True):
-            if isinstance(d, BaseException):
-                raise d  # NotFound → exit 2 before waiting
-            judge(download_id, d)
+        # A state event that came meanwhile is kept by the client and read below; judging
+        # twice is harmless.
+        for download_id, state in client.states(wanted).items():
+            judge(download_id, *state)
 
     look(sorted(ids))
     while len(ends) < len(ids):
@@ -287,8 +295,7 @@ def _wait(client: Any, args: argparse.Namespace) -> int:
                 if event == "download.removed":
                     ends[wanted] = S.REMOVED.value
                 else:  # the event carries the state and its error: no need to ask again
-                    judge(wanted, {"state": params.get("state"),
-                                   "error_kind": params.get("error_kind")})
+                    judge(wanted, params.get("state"), params.get("error_kind"))
             if len(ends) == len(ids):
                 break
         else:

@@ -54,6 +54,17 @@ class Actions:
     def get(self, download_id: int) -> dict[str, Any]:
         return self.scheduler.running.public(self.store.get(download_id))
 
+    def states(self, ids: list[int]) -> dict[str, Any]:
+        """State and error kind of each of ``ids`` (keys: the ids as JSON object keys, text),
+        and the ids that name no download. The store's word, as ``get`` gives it: a
+        download's state changes only through the store."""
+        found = self.store.states_of(ids)
+        return {
+            "states": {str(i): {"state": state, "error_kind": kind}
+                       for i, (state, kind) in found.items()},
+            "unknown": [i for i in ids if i not in found],
+        }
+
     def list_downloads(
         self, states: Iterable[str] | None = None, offset: int = 0, limit: int = 500
     ) -> dict[str, Any]:
@@ -71,9 +82,10 @@ class Actions:
         self.scheduler.require_accepting()
         download = self.store.add(**self._new_download(params, self._folder(params)))
         log.info("added download %s: %s", download.id, download.url)
-        self.scheduler.hub.publish(
-            "download.added", {"download": self.scheduler.running.public(download)}
-        )
+        if self.scheduler.hub.wanted("download.added"):
+            self.scheduler.hub.publish(
+                "download.added", {"download": self.scheduler.running.public(download)}
+            )
         self.scheduler.added(download)
         return {"id": download.id}
 
@@ -89,11 +101,14 @@ class Actions:
         log.info("added %d downloads, ids %s to %s", len(downloads), downloads[0].id,
                  downloads[-1].id)
         # Every download.added first, then the scheduler: a download it starts at once has
-        # its added event out before its state event, as with one add.
+        # its added event out before its state event, as with one add. Their rows are built
+        # only when someone hears them (`freight add` then `freight wait` does not).
+        heard = self.scheduler.hub.wanted("download.added")
         for download in downloads:
             log.debug("added download %s: %s", download.id, download.url)
-            self.scheduler.hub.publish("download.added",
-                                       {"download": self.scheduler.running.public(download)})
+            if heard:
+                self.scheduler.hub.publish(
+                    "download.added", {"download": self.scheduler.running.public(download)})
         for download in downloads:
             self.scheduler.added(download)
         return {"ids": [d.id for d in downloads]}

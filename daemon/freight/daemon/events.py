@@ -101,6 +101,19 @@ class Outbox:
             return None
         return self._take()
 
+    async def get_all(self, limit: int = 256) -> list[str] | None:
+        """Every message ready now (at most ``limit``), in order; None once closed. The
+        writer sends them in one write: the events of one loop turn (a batch of completed
+        downloads) are then one syscall, not one each."""
+        while not self._items:
+            if self.closed:
+                return None
+            self._ready.clear()
+            await self._ready.wait()
+        if self.overflowed:
+            return None
+        return [self._take() for _ in range(min(limit, len(self._items)))]
+
     def get_nowait(self) -> str | None:
         """For in-process tests and the final flush: the next message or None."""
         if not self._items or self.overflowed:
@@ -126,14 +139,28 @@ class Session:
         #: False: ``download.state`` comes without its ``download`` row (``subscribe``'s
         #: ``rows``), for a client that follows states only (``freight wait``).
         self.rows = True
+        #: The states whose ``download.state`` this client hears (``subscribe``'s ``states``);
+        #: None: all of them.
+        self.states: frozenset[str] | None = None
         #: Called after each subscribe (the hub wakes its progress task).
         self.on_subscribe: Callable[[], None] = lambda: None
 
-    def subscribe(self, events: list[str] | None, rows: bool = True) -> list[str]:
+    def subscribe(
+        self, events: list[str] | None, rows: bool = True, states: list[str] | None = None
+    ) -> list[str]:
+        """Replace what this client hears (a new subscription drops the old filter)."""
         self.events = frozenset(rpc.EVENTS if events is None else events)
         self.rows = rows
+        self.states = None if states is None else frozenset(states)
         self.on_subscribe()
         return [e for e in rpc.EVENTS if e in self.events]
+
+    def hears(self, event: str, state: str | None = None) -> bool:
+        """Whether this client hears ``event`` (a ``download.state`` to ``state``; None: to
+        some state)."""
+        if event not in self.events:
+            return False
+        return state is None or self.states is None or state in self.states
 
     def send(self, text: str) -> None:
         self.outbox.put(text)
@@ -151,32 +178,53 @@ class Hub:
         #: Set by every event but progress and by a subscription: the progress task, asleep
         #: while there is nothing to sample or nobody to tell, looks again.
         self._wake = asyncio.Event()
+        #: wanted()'s answers, asked a few times per state move, until who listens changes
+        #: (a session comes or goes, subscribes again, a listener is added).
+        self._wanted: dict[tuple[str, bool, str | None], bool] = {}
 
     def attach(self, session: Session) -> None:
         self.sessions.add(session)
-        session.on_subscribe = self._wake.set
+        session.on_subscribe = self._subscribed
+        self._wanted.clear()
+
+    def _subscribed(self) -> None:
+        self._wanted.clear()
+        self._wake.set()
 
     def detach(self, session: Session) -> None:
         self.sessions.discard(session)
+        self._wanted.clear()
         session.outbox.close()
 
     def listen(self, callback: Callable[[str, dict[str, Any]], None]) -> None:
         """In-process listeners (the tray, tests) get every event except progress."""
         self._listeners.append(callback)
+        self._wanted.clear()
 
-    def wanted(self, event: str, *, rows: bool = False) -> bool:
-        """Whether anyone would hear ``event`` now (``rows``: with its download's row): its
-        payload, or the row, need not be built if not."""
-        if self._listeners and event != "download.progress":  # listeners get no progress
-            return True
-        return any(event in s.events and (s.rows or not rows) for s in self.sessions)
+    def wanted(self, event: str, *, rows: bool = False, state: str | None = None) -> bool:
+        """Whether anyone would hear ``event`` now (``rows``: with its download's row;
+        ``state``: a ``download.state`` to that state, else to some state): its payload, or
+        the row, need not be built if not."""
+        key = (event, rows, state)
+        answer = self._wanted.get(key)
+        if answer is None:
+            answer = self._wanted[key] = (
+                bool(self._listeners) and event != "download.progress"  # they get no progress
+            ) or any(s.hears(event, state) and (s.rows or not rows) for s in self.sessions) or (
+                # A move (without its row) is what wakes the progress task: a client that
+                # hears progress only must have it published, to nobody, all the same.
+                event == "download.state" and not rows and self.wanted("download.progress"))
+        return answer
 
     def publish(self, event: str, params: dict[str, Any]) -> None:
         assert event in rpc.EVENTS, event
         text: str | None = None
         slim: str | None = None
+        # A client filtered on states (`freight wait`) never costs an encoding, a queue slot
+        # or a write for the moves it does not follow (queued → active).
+        state = params.get("state") if event == "download.state" else None
         for session in list(self.sessions):
-            if event not in session.events:
+            if not session.hears(event, state):
                 continue
             if not session.rows and event == "download.state":
                 slim = slim or api.notification(

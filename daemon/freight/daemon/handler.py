@@ -62,6 +62,7 @@ class ApiHandler(Handler):
             "add_many": self.add_many,
             "list": self.list,
             "get": self.get,
+            "states": self.states,
             "pause": self.pause,
             "resume": self.resume,
             "cancel": self.cancel,
@@ -123,6 +124,9 @@ class ApiHandler(Handler):
     def get(self, session: Session, id: int) -> dict[str, Any]:
         return self.actions.get(id)
 
+    def states(self, session: Session, ids: Ids) -> dict[str, Any]:
+        return self.actions.states(ids)
+
     async def pause(self, session: Session, ids: Ids) -> dict[str, Any]:
         return {"ids": await self.actions.pause(ids)}
 
@@ -180,9 +184,10 @@ class ApiHandler(Handler):
         return {"ok": True}
 
     def subscribe(
-        self, session: Session, events: Names | None = None, rows: bool = True
+        self, session: Session, events: Names | None = None, rows: bool = True,
+        states: Names | None = None,
     ) -> dict[str, Any]:
-        return {"subscribed": session.subscribe(events, rows)}
+        return {"subscribed": session.subscribe(events, rows, states)}
 
     def shutdown(self, session: Session) -> dict[str, Any]:
         log.info("shutdown requested over the API")

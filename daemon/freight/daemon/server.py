@@ -47,7 +47,7 @@ HOST = "127.0.0.1"
 CLOSE_TOO_SLOW = 1008  # policy violation: the client let its outbox overflow
 
 #: Methods still answered while the daemon stops; everything else gets -32003.
-_WHILE_STOPPING = frozenset({"version", "status", "get", "list", "get_settings"})
+_WHILE_STOPPING = frozenset({"version", "status", "get", "states", "list", "get_settings"})
 
 
 class Handler:
@@ -250,12 +250,37 @@ class ApiServer:
     async def _writer(self, ws: ServerConnection, session: Session) -> None:
         try:
             while True:
-                text = await session.outbox.get()
-                if text is None:
+                texts = await session.outbox.get_all()
+                if texts is None:
                     break
-                await ws.send(text)
+                await send_together(ws, texts)
         except ConnectionClosed:
             return
         if session.outbox.overflowed:
             log.warning("closing %s: it does not read its messages", session.name)
             await ws.close(CLOSE_TOO_SLOW, "client too slow")
+
+
+async def send_together(ws: ServerConnection, texts: list[str]) -> None:
+    """Send each of ``texts`` as its own text message, in order, in one write to the socket.
+
+    ``ws.send`` writes each message's frame at once: one ``sendto`` a message, and the events
+    of one loop turn (a batch of completed downloads, an ``add_many``'s) come many at once.
+    The frames are the same bytes either way (RFC 6455 §5: a message is its own frames, and
+    nothing binds a frame to a segment), so the client reads the very same messages. Through
+    websockets' Sans-I/O protocol (``send_text`` then ``data_to_send``, its documented
+    pair) inside the connection's own ``send_context``, which checks that the connection is
+    open and applies its flow control; one message, or a connection without that protocol
+    object, goes through ``ws.send``.
+    """
+    protocol, transport = getattr(ws, "protocol", None), getattr(ws, "transport", None)
+    if len(texts) == 1 or protocol is None or transport is None:
+        for text in texts:
+            await ws.send(text)
+        return
+    async with ws.send_context():
+        for text in texts:
+            protocol.send_text(text.encode())
+        # Only these frames are queued: the library writes out what each of its own steps
+        # queues at once, and nothing else ran since send_context found the connection open.
+        transport.writelines(protocol.data_to_send())
