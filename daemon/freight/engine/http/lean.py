@@ -57,7 +57,8 @@ def usable_for(url: str, *, proxies: bool | None = None) -> bool:
     """True when the URL can be fetched without httpx: http(s), an ASCII host, no proxy.
     ``proxies``: :func:`proxies_may_apply` as the caller found it once (the daemon's
     environment does not change), else looked at now."""
-    parts, host = urlsplit(url), urlsplit(url).hostname
+    parts = urlsplit(url)
+    host = parts.hostname
     if parts.scheme not in ("http", "https") or not host or not host.isascii():
         return False
     if proxies is None:

@@ -24,6 +24,7 @@ has no userinfo left, its Basic credential is a sealed header of the download.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -44,8 +45,12 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 _UNENCODED = re.compile(r"[^A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]")
 
 
+@functools.lru_cache(maxsize=512)
 def origin_of(url: str) -> str:
-    """``scheme://host:port`` (RFC 6454 §4), lower-cased, the default port made explicit."""
+    """``scheme://host:port`` (RFC 6454 §4), lower-cased, the default port made explicit.
+    Kept for the URLs seen last: one request asks it of the same URL three or four times
+    (scoping, then each header's destination), and urllib's hostname and port are parsed
+    anew on each call."""
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     try:
@@ -109,12 +114,14 @@ class RangeRequest:
         """This request with its userinfo moved out of the URL into ``authorization`` and its
         headers' origin fixed: what a source sends, hop after hop."""
         url, authorization = split_userinfo(self.url)
-        origin = self.origin or origin_of(url)
-        if origin != origin_of(url):
+        own = origin_of(url)
+        origin = self.origin or own
+        if origin != own:
             authorization = None  # the userinfo is for the URL's origin, not the headers'
-        return replace(
-            self, url=url, origin=origin, authorization=authorization or self.authorization
-        )
+        authorization = authorization or self.authorization
+        if url == self.url and origin == self.origin and authorization == self.authorization:
+            return self  # already scoped (a frozen value: the same one will do)
+        return replace(self, url=url, origin=origin, authorization=authorization)
 
     def for_whole(self) -> RangeRequest:
         """The same request for the whole file, without Range or If-Range."""

@@ -1,0 +1,169 @@
+"""The reading side of one connection of the event loop's reader (aio.py): a buffered protocol.
+
+asyncio's StreamReader copies every body three times on its way (into its buffer, out of
+it, into bytes) and wakes its reader once per read, under a timer per read. A
+:class:`Wire` lets the socket write the head into a small buffer of the connection and,
+once the body's length is known (AioPool.body), the rest of the body straight into one
+buffer of that length, the download's; the download is woken once for the head and once
+for the body. One timer per request keeps the stall rules of the lean reader (a whole head
+within twice the stall timeout, no silence longer than it in a body): every deadline of a
+request is at least a stall timeout away, so the timer looks at the clock only in a request
+that lasts that long.
+
+Bytes that come when no request asks for them (while the connection idles, or past the end
+of a body, RFC 9112 §6.3) are kept in the buffer, where the pool sees them and never reuses
+the connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from freight.engine.http.lean import MAX_HEAD
+from freight.errors import ProtocolViolation, StalledError
+
+#: Bytes of a connection's buffer for a head (it grows to MAX_HEAD for a larger one). What
+#: comes after the head in it is copied into the body: small, so that the rest of a body is
+#: read straight into the download's buffer.
+HEAD_BUFFER = 8 * 1024
+
+
+class Wire(asyncio.BufferedProtocol):
+    """The reading side of one connection: the bytes of a head (``buf[pos:filled]``), then of
+    a body (``body[:got]``), and the one download waiting for them, if any (``waiter``)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, stall_timeout: float) -> None:
+        self.loop = loop
+        self.stall = stall_timeout
+        self.transport: asyncio.Transport | None = None
+        self.buf = bytearray(HEAD_BUFFER)
+        self.pos = 0  # the first byte not taken yet
+        self.filled = 0
+        self.scanned = 0  # no head's end before this offset
+        self.want_head = False  # a request was sent and its final head has not been taken
+        self.body: bytearray | None = None  # the body being read, while bytes of it are due
+        self.got = 0  # bytes of ``body`` that came
+        self.waiter: asyncio.Future[None] | None = None
+        self.lost = False
+        self.lost_error: BaseException | None = None
+        self.error: Exception | None = None  # a head too large: nothing more is read
+        self.paused = False
+        self.began = 0.0  # when the request was sent
+        self.last_data = 0.0
+        self.timer: asyncio.TimerHandle | None = None
+
+    # -- asyncio.BufferedProtocol --------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        body = self.body
+        if body is not None:
+            return memoryview(body)[self.got:]  # straight into the download's buffer
+        if self.filled == len(self.buf):  # a large head, or the start of a body before body()
+            grown = bytearray(min(2 * len(self.buf), MAX_HEAD))
+            grown[: self.filled] = self.buf
+            self.buf = grown
+        return memoryview(self.buf)[self.filled:]
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.last_data = self.loop.time()
+        body = self.body
+        if body is not None:
+            self.got += nbytes
+            if self.got == len(body):
+                self.body = None
+                self._body_complete()
+            return
+        self.filled += nbytes
+        # The buffer grows (get_buffer) up to MAX_HEAD; full at that size, nothing more is
+        # read until body() takes the bytes or the head is found too large.
+        full = self.filled >= MAX_HEAD
+        if not self.want_head:  # the start of a body before body() (or bytes nobody asked)
+            if full:
+                self._pause()
+            return
+        if self.waiter is None and not full:
+            return  # the download looks for the head itself when it asks
+        if self.head_end() >= 0:
+            if full:
+                self._pause()
+            self._wake()
+        elif full:
+            self.error = ProtocolViolation("response head too large")
+            self._pause()
+            self._wake()
+
+    def eof_received(self) -> bool:
+        self.lost = True
+        return False  # the transport closes itself
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost, self.lost_error = True, exc
+        self.cancel_timer()
+        self._wake()
+
+    # -- for the pool --------------------------------------------------------------------
+
+    def head_end(self) -> int:
+        """Where the head in the buffer ends (its blank line), -1 while it has not all come."""
+        end = self.buf.find(b"\r\n\r\n", max(self.pos, self.scanned - 3), self.filled)
+        self.scanned = self.filled if end < 0 else end
+        return end
+
+    def arm(self) -> None:
+        """A request is sent: the stall timer runs until its body has come."""
+        self.want_head = True
+        self.began = self.last_data = self.loop.time()
+        self.cancel_timer()
+        # Every deadline of a request is at least one stall timeout away: the timer looks
+        # at the clock then, and only a request still running sets it again.
+        self.timer = self.loop.call_at(self.began + self.stall, self._on_timer)
+
+    async def wait(self) -> None:
+        waiter = self.waiter = self.loop.create_future()
+        try:
+            await waiter
+        finally:
+            self.waiter = None
+
+    def _on_timer(self) -> None:
+        self.timer = None
+        now = self.loop.time()
+        if self.waiter is None or self.waiter.done():
+            # Between the head and body(): the download is not waiting; look again later.
+            self.timer = self.loop.call_at(now + self.stall, self._on_timer)
+            return
+        if self.want_head:  # the whole head within twice the stall timeout, as lean's
+            due, error = self.began + 2 * self.stall, "no complete response head in time"
+        else:
+            due, error = self.last_data + self.stall, "no data for too long"
+        if now >= due:
+            self.waiter.set_exception(StalledError(error))
+        else:
+            self.timer = self.loop.call_at(due, self._on_timer)
+
+    def _body_complete(self) -> None:
+        self.cancel_timer()
+        self._wake()
+
+    def cancel_timer(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def _wake(self) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+
+    def _pause(self) -> None:
+        if not self.paused and self.transport is not None and not self.lost:
+            self.paused = True
+            self.transport.pause_reading()
+
+    def resume(self) -> None:
+        if self.paused:
+            self.paused = False
+            if self.transport is not None and not self.lost:
+                self.transport.resume_reading()
