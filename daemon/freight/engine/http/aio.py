@@ -27,11 +27,9 @@ the stall timeout.
 from __future__ import annotations
 
 import asyncio
-import functools
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
     import ssl
@@ -39,7 +37,7 @@ if TYPE_CHECKING:
 from freight.engine.http.aiowire import Wire
 from freight.engine.http.head import Head, check_framing, is_interim, parse_head
 from freight.engine.http.lean import connect_error, request_head
-from freight.engine.http.request import percent_encoded
+from freight.engine.http.request import authority, percent_encoded
 from freight.errors import TransientError
 
 #: Seconds an idle connection is kept for the next download: under Apache's default
@@ -54,13 +52,10 @@ REDIRECT_BODY = 64 * 1024
 Origin = tuple[str, str, int]
 
 
-@functools.lru_cache(maxsize=512)
 def origin_of(url: str) -> Origin:
-    """(scheme, host, port) of ``url``; kept for the URLs seen last (a download asks it of
-    its URL more than once: its host's slot, then its request)."""
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    return scheme, parts.hostname or "", parts.port or (443 if scheme == "https" else 80)
+    """(scheme, host, port) of ``url``, the default port made explicit."""
+    scheme, host, port = authority(url)
+    return scheme, host, port or (443 if scheme == "https" else 80)
 
 
 class AioConnection:

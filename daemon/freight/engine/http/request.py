@@ -46,19 +46,24 @@ _UNENCODED = re.compile(r"[^A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]")
 
 
 @functools.lru_cache(maxsize=512)
-def origin_of(url: str) -> str:
-    """``scheme://host:port`` (RFC 6454 §4), lower-cased, the default port made explicit.
-    Kept for the URLs seen last: one request asks it of the same URL three or four times
-    (scoping, then each header's destination), and urllib's hostname and port are parsed
-    anew on each call."""
+def authority(url: str) -> tuple[str, str, int | None]:
+    """``url``'s scheme and host, lower-cased ("" when none), and port (None when none);
+    ValueError for a port that is not one. Kept for the URLs seen last: a small download
+    asks them of its URL four or five times (its host's slot, its scope, each header's
+    destination, its connection), and urllib parses hostname and port anew on each call."""
     parts = urlsplit(url)
-    scheme = parts.scheme.lower()
+    return parts.scheme.lower(), (parts.hostname or "").lower(), parts.port
+
+
+@functools.lru_cache(maxsize=512)
+def origin_of(url: str) -> str:
+    """``scheme://host:port`` (RFC 6454 §4), lower-cased, the default port made explicit."""
     try:
-        port = parts.port
-    except ValueError:
-        port = None
+        scheme, host, port = authority(url)
+    except ValueError:  # a port that is no number: the origin of the scheme's default
+        parts = urlsplit(url)
+        scheme, host, port = parts.scheme.lower(), (parts.hostname or "").lower(), None
     port = port or _DEFAULT_PORTS.get(scheme, 0)
-    host = (parts.hostname or "").lower()
     if ":" in host:
         host = f"[{host}]"
     return f"{scheme}://{host}:{port}"
