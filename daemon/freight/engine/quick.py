@@ -119,7 +119,6 @@ class QuickTransfer:
         self._finish = finish
         self._body_in = body_in  # told once the body is in memory and its connection free
         self._proxies = proxies_may_apply
-        self._policy = lifecycle.Policy.from_settings(settings)
         self._task: asyncio.Task[Download | HandOver] | None = None
         self._stop_reason: StopReason | None = None
         self._finishing = False
@@ -232,8 +231,9 @@ class QuickTransfer:
                 # The host pushed back (429, 503, a refused connection): one connection
                 # fewer for everyone, as the threads' engine lowers it (limits.HostCaps).
                 self._hosts.lower(self._host)
+            policy = lifecycle.Policy.from_settings(self.settings)  # made only when needed
             decision = lifecycle.after_error(
-                exc, mode="probe", failures=0, had_data=False, policy=self._policy
+                exc, mode="probe", failures=0, had_data=False, policy=policy
             )
             if decision.verdict is lifecycle.Verdict.RETRY:
                 return HandOver(str(exc))  # the threads' engine waits and retries

@@ -62,7 +62,8 @@ class Wire(asyncio.BufferedProtocol):
         if body is not None:
             return memoryview(body)[self.got:]  # straight into the download's buffer
         if self.filled == len(self.buf):  # a large head, or the start of a body before body()
-            grown = bytearray(min(2 * len(self.buf), MAX_HEAD))
+            # (past MAX_HEAD reading is paused: this is never called then)
+            grown = bytearray(2 * len(self.buf))
             grown[: self.filled] = self.buf
             self.buf = grown
         return memoryview(self.buf)[self.filled:]
@@ -77,20 +78,20 @@ class Wire(asyncio.BufferedProtocol):
                 self._body_complete()
             return
         self.filled += nbytes
-        # The buffer grows (get_buffer) up to MAX_HEAD; full at that size, nothing more is
-        # read until body() takes the bytes or the head is found too large.
-        full = self.filled >= MAX_HEAD
+        # The buffer grows (get_buffer) while it holds less than MAX_HEAD bytes; full past
+        # that, nothing more is read until body() takes them or the head is too large.
+        full = self.filled == len(self.buf) and self.filled >= MAX_HEAD
         if not self.want_head:  # the start of a body before body() (or bytes nobody asked)
             if full:
                 self._pause()
             return
-        if self.waiter is None and not full:
+        if self.waiter is None and self.filled < MAX_HEAD:
             return  # the download looks for the head itself when it asks
         if self.head_end() >= 0:
             if full:
                 self._pause()
             self._wake()
-        elif full:
+        elif self.filled - self.pos >= MAX_HEAD:
             self.error = ProtocolViolation("response head too large")
             self._pause()
             self._wake()
