@@ -170,3 +170,23 @@ def test_a_head_that_trickles_too_long_is_stalled(store, tmp_path):
         finally:
             loop.close()
     assert ended == HandOver("no complete response head in time")
+
+
+def test_a_full_lane_to_one_host_keeps_its_connections_for_the_next_round(
+    fault_server, store, tmp_path
+):
+    # The small lane runs as many files of a host at once as its cap (32 by default): the
+    # pool keeps that many for the next round, instead of closing half and opening them anew.
+    fault_server.add("/lane.bin", data=b"l" * 2000, latency=0.2)
+    loop = Loop(store, SETTINGS)
+    try:
+        for round_ in range(2):
+            runs = [
+                loop.start(loop.quick(add(store, tmp_path, fault_server.url(
+                    f"/lane.bin?r={round_}&n={i}"))))
+                for i in range(loop.hosts.default)
+            ]
+            assert all(not isinstance(r.result(30), HandOver) for r in runs)
+    finally:
+        loop.close()
+    assert fault_server.stats("/lane.bin").connections == loop.hosts.default

@@ -43,8 +43,10 @@ from freight.errors import TransientError
 #: Seconds an idle connection is kept for the next download: under Apache's default
 #: KeepAliveTimeout (5 s), so that most are still open when taken.
 IDLE_KEEP = 4.0
-#: Idle connections kept per origin, and in all.
-IDLE_PER_ORIGIN = 16
+#: Idle connections kept per origin, and in all. Per origin as many as the small lane runs
+#: at once to one host (the default max_host_connections): with fewer, every round of a
+#: full lane closed the surplus and opened as many anew (a handshake each).
+IDLE_PER_ORIGIN = 32
 IDLE_TOTAL = 64
 #: A redirect's body up to this size is read and dropped to keep the connection.
 REDIRECT_BODY = 64 * 1024
