@@ -20,8 +20,7 @@ lands in a small buffer of the connection, and once its length is known the body
 the socket straight into one buffer of that length, the download's. A stream copied each
 body three times on its way (into its buffer, out of it, into bytes) and woke the download
 once per read; here the download waits once for the head and once for the rest of the body,
-under one timer per request that looks at the clock only when a request lasts longer than
-the stall timeout.
+watched for a stall by one Watch of the pool, not a timer per request.
 """
 
 from __future__ import annotations
@@ -34,7 +33,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import ssl
 
-from freight.engine.http.aiowire import Wire
+from freight.engine.http.aiowire import Watch, Wire
 from freight.engine.http.head import Head, check_framing, is_interim, parse_head
 from freight.engine.http.lean import connect_error, request_head
 from freight.engine.http.request import authority, percent_encoded
@@ -80,7 +79,7 @@ class AioConnection:
 
     def close(self) -> None:
         self.reusable = False
-        self.wire.cancel_timer()
+        self.wire.done()
         if self.wire.transport is not None:
             self.wire.transport.abort()  # no FIN handshake to wait for: nothing more to say
 
@@ -108,6 +107,7 @@ class AioPool:
         self._clock = clock
         self._idle: dict[Origin, list[AioConnection]] = {}
         self._idle_count = 0
+        self._watch: Watch | None = None  # made on the loop, with the first connection
 
     # -- connections -----------------------------------------------------------------------
 
@@ -127,7 +127,9 @@ class AioPool:
     async def _connect(self, origin: Origin) -> AioConnection:
         scheme, host, port = origin
         loop = asyncio.get_running_loop()
-        wire = Wire(loop, self.stall_timeout)
+        if self._watch is None:
+            self._watch = Watch(loop, self.stall_timeout)
+        wire = Wire(loop, self._watch)
         try:
             async with asyncio.timeout(self.connect_timeout):
                 await loop.create_connection(
@@ -205,7 +207,7 @@ class AioPool:
                     if isinstance(wire.lost_error, OSError):
                         raise TransientError(f"connection failed: {wire.lost_error}")
                     raise TransientError("the connection closed inside the response head")
-                await wire.wait()  # raises StalledError when the timer says so
+                await wire.wait()  # raises StalledError when the Watch says so
                 continue
             head = parse_head(bytes(memoryview(wire.buf)[wire.pos:end]), url)
             wire.pos = wire.scanned = end + 4
@@ -249,7 +251,7 @@ class AioPool:
                         raise TransientError(
                             f"the connection closed {length - wire.got} bytes early"
                         )
-                    await wire.wait()  # raises StalledError when the timer says so
+                    await wire.wait()  # raises StalledError when the Watch says so
             except BaseException:
                 conn.close()
                 raise
@@ -258,7 +260,7 @@ class AioPool:
                     timer.cancel()
         else:
             wire.resume()
-            wire.cancel_timer()
+            wire.done()
         conn.reusable = (head.headers.get("connection") or "").lower() != "close"
         return body
 

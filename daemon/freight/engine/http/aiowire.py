@@ -5,10 +5,11 @@ it, into bytes) and wakes its reader once per read, under a timer per read. A
 :class:`Wire` lets the socket write the head into a small buffer of the connection and,
 once the body's length is known (AioPool.body), the rest of the body straight into one
 buffer of that length, the download's; the download is woken once for the head and once
-for the body. One timer per request keeps the stall rules of the lean reader (a whole head
-within twice the stall timeout, no silence longer than it in a body): every deadline of a
-request is at least a stall timeout away, so the timer looks at the clock only in a request
-that lasts that long.
+for the body. The stall rules of the lean reader (a whole head within twice the stall
+timeout, no silence longer than it in a body) are kept by one :class:`Watch` of the pool,
+not a timer per request: it looks at the requests under way a few times per stall timeout
+(a stall is told at most :data:`TICKS_PER_STALL`-th of it late), and runs only while a
+request is under way.
 
 Bytes that come when no request asks for them (while the connection idles, or past the end
 of a body, RFC 9112 §6.3) are kept in the buffer, where the pool sees them and never reuses
@@ -26,15 +27,41 @@ from freight.errors import ProtocolViolation, StalledError
 #: comes after the head in it is copied into the body: small, so that the rest of a body is
 #: read straight into the download's buffer.
 HEAD_BUFFER = 8 * 1024
+#: How often per stall timeout the Watch looks at the requests under way (at most a second
+#: apart).
+TICKS_PER_STALL = 8
+
+
+class Watch:
+    """The requests under way of one pool, looked at now and then for a stall."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, stall_timeout: float) -> None:
+        self.loop = loop
+        self.stall = stall_timeout
+        self.tick = min(1.0, stall_timeout / TICKS_PER_STALL)
+        self.busy: set[Wire] = set()
+        self._timer: asyncio.TimerHandle | None = None
+
+    def add(self, wire: Wire) -> None:
+        self.busy.add(wire)
+        if self._timer is None:
+            self._timer = self.loop.call_later(self.tick, self._look)
+
+    def _look(self) -> None:
+        now = self.loop.time()
+        for wire in list(self.busy):
+            wire.check(now)
+        self._timer = self.loop.call_later(self.tick, self._look) if self.busy else None
 
 
 class Wire(asyncio.BufferedProtocol):
     """The reading side of one connection: the bytes of a head (``buf[pos:filled]``), then of
     a body (``body[:got]``), and the one download waiting for them, if any (``waiter``)."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, stall_timeout: float) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, watch: Watch) -> None:
         self.loop = loop
-        self.stall = stall_timeout
+        self.watch = watch
+        self.stall = watch.stall
         self.transport: asyncio.Transport | None = None
         self.buf = bytearray(HEAD_BUFFER)
         self.pos = 0  # the first byte not taken yet
@@ -50,7 +77,6 @@ class Wire(asyncio.BufferedProtocol):
         self.paused = False
         self.began = 0.0  # when the request was sent
         self.last_data = 0.0
-        self.timer: asyncio.TimerHandle | None = None
 
     # -- asyncio.BufferedProtocol --------------------------------------------------------
 
@@ -102,7 +128,7 @@ class Wire(asyncio.BufferedProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost, self.lost_error = True, exc
-        self.cancel_timer()
+        self.done()
         self._wake()
 
     # -- for the pool --------------------------------------------------------------------
@@ -114,13 +140,13 @@ class Wire(asyncio.BufferedProtocol):
         return end
 
     def arm(self) -> None:
-        """A request is sent: the stall timer runs until its body has come."""
+        """A request is sent: watched for a stall until its body has come (done())."""
         self.want_head = True
         self.began = self.last_data = self.loop.time()
-        self.cancel_timer()
-        # Every deadline of a request is at least one stall timeout away: the timer looks
-        # at the clock then, and only a request still running sets it again.
-        self.timer = self.loop.call_at(self.began + self.stall, self._on_timer)
+        self.watch.add(self)
+
+    def done(self) -> None:
+        self.watch.busy.discard(self)
 
     async def wait(self) -> None:
         waiter = self.waiter = self.loop.create_future()
@@ -129,30 +155,23 @@ class Wire(asyncio.BufferedProtocol):
         finally:
             self.waiter = None
 
-    def _on_timer(self) -> None:
-        self.timer = None
-        now = self.loop.time()
-        if self.waiter is None or self.waiter.done():
-            # Between the head and body(): the download is not waiting; look again later.
-            self.timer = self.loop.call_at(now + self.stall, self._on_timer)
+    def check(self, now: float) -> None:
+        """The Watch looks: a download waiting too long is told so (StalledError)."""
+        if self.lost:
+            self.done()
             return
+        if self.waiter is None or self.waiter.done():
+            return  # between the head and body(): not waiting for the server
         if self.want_head:  # the whole head within twice the stall timeout, as lean's
             due, error = self.began + 2 * self.stall, "no complete response head in time"
         else:
             due, error = self.last_data + self.stall, "no data for too long"
         if now >= due:
             self.waiter.set_exception(StalledError(error))
-        else:
-            self.timer = self.loop.call_at(due, self._on_timer)
 
     def _body_complete(self) -> None:
-        self.cancel_timer()
+        self.done()
         self._wake()
-
-    def cancel_timer(self) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
 
     def _wake(self) -> None:
         if self.waiter is not None and not self.waiter.done():
