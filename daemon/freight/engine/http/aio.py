@@ -224,7 +224,8 @@ class AioPool:
     ) -> bytearray:
         """The ``length`` bytes of the body, with no stall longer than the stall timeout; the
         connection is reusable afterwards unless the server said ``Connection: close``.
-        ``slow``: (seconds, call) — ``call`` is made once the body has taken that long.
+        ``slow``: (seconds, call) — ``call`` is made once the body has taken that long (by
+        the pool's Watch: up to aiowire.LONGEST_TICK later).
         What came of the body meanwhile is ``conn.received()`` (what a stop finds there)."""
         wire = conn.wire
         body = conn.receiving = bytearray(length)
@@ -240,9 +241,8 @@ class AioPool:
         if took < length:
             wire.body = body
             wire.resume()
-            timer = None
-            if slow is not None:
-                timer = wire.loop.call_later(slow[0], slow[1])
+            if slow is not None:  # made by the Watch: no timer of its own per body
+                wire.slow_at, wire.slow = wire.loop.time() + slow[0], slow[1]
             try:
                 while wire.body is not None:
                     if wire.lost:
@@ -256,8 +256,7 @@ class AioPool:
                 conn.close()
                 raise
             finally:
-                if timer is not None:
-                    timer.cancel()
+                wire.slow = None
         else:
             wire.resume()
             wire.done()

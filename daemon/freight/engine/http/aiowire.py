@@ -8,8 +8,8 @@ buffer of that length, the download's; the download is woken once for the head a
 for the body. The stall rules of the lean reader (a whole head within twice the stall
 timeout, no silence longer than it in a body) are kept by one :class:`Watch` of the pool,
 not a timer per request: it looks at the requests under way a few times per stall timeout
-(a stall is told at most :data:`TICKS_PER_STALL`-th of it late), and runs only while a
-request is under way.
+(a stall is told at most :data:`TICKS_PER_STALL`-th of it, and :data:`LONGEST_TICK`, late),
+and runs only while a request is under way.
 
 Bytes that come when no request asks for them (while the connection idles, or past the end
 of a body, RFC 9112 §6.3) are kept in the buffer, where the pool sees them and never reuses
@@ -19,6 +19,7 @@ the connection.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from freight.engine.http.lean import MAX_HEAD
 from freight.errors import ProtocolViolation, StalledError
@@ -27,9 +28,10 @@ from freight.errors import ProtocolViolation, StalledError
 #: comes after the head in it is copied into the body: small, so that the rest of a body is
 #: read straight into the download's buffer.
 HEAD_BUFFER = 8 * 1024
-#: How often per stall timeout the Watch looks at the requests under way (at most a second
-#: apart).
+#: How often per stall timeout the Watch looks at the requests under way, and the longest
+#: time between two looks (a slow body's call, AioPool.body, comes at most that late).
 TICKS_PER_STALL = 8
+LONGEST_TICK = 0.125
 
 
 class Watch:
@@ -38,7 +40,7 @@ class Watch:
     def __init__(self, loop: asyncio.AbstractEventLoop, stall_timeout: float) -> None:
         self.loop = loop
         self.stall = stall_timeout
-        self.tick = min(1.0, stall_timeout / TICKS_PER_STALL)
+        self.tick = min(LONGEST_TICK, stall_timeout / TICKS_PER_STALL)
         self.busy: set[Wire] = set()
         self._timer: asyncio.TimerHandle | None = None
 
@@ -48,10 +50,14 @@ class Watch:
             self._timer = self.loop.call_later(self.tick, self._look)
 
     def _look(self) -> None:
+        # Set again first: a slow call that raised must not end the watch of the others.
+        self._timer = self.loop.call_later(self.tick, self._look)
         now = self.loop.time()
         for wire in list(self.busy):
             wire.check(now)
-        self._timer = self.loop.call_later(self.tick, self._look) if self.busy else None
+        if not self.busy:
+            self._timer.cancel()
+            self._timer = None
 
 
 class Wire(asyncio.BufferedProtocol):
@@ -77,6 +83,8 @@ class Wire(asyncio.BufferedProtocol):
         self.paused = False
         self.began = 0.0  # when the request was sent
         self.last_data = 0.0
+        self.slow: Callable[[], None] | None = None  # called once a body takes until slow_at
+        self.slow_at = 0.0
 
     # -- asyncio.BufferedProtocol --------------------------------------------------------
 
@@ -156,10 +164,14 @@ class Wire(asyncio.BufferedProtocol):
             self.waiter = None
 
     def check(self, now: float) -> None:
-        """The Watch looks: a download waiting too long is told so (StalledError)."""
+        """The Watch looks: a body's slow call is made when due, and a download waiting too
+        long is told so (StalledError)."""
         if self.lost:
             self.done()
             return
+        if self.slow is not None and now >= self.slow_at:
+            call, self.slow = self.slow, None
+            call()
         if self.waiter is None or self.waiter.done():
             return  # between the head and body(): not waiting for the server
         if self.want_head:  # the whole head within twice the stall timeout, as lean's
