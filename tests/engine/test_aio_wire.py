@@ -6,10 +6,19 @@ and heads that stop coming. Each download runs as the scheduler runs it (quick_s
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import ipaddress
+import ssl
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from freight.config import EngineSettings
+from freight.engine.http.aio import AioPool
+from freight.engine.http.httpx_reader import USER_AGENT
 from freight.engine.quick import HandOver
 from freight.models import DownloadState
 from freight.store import Store
@@ -32,6 +41,29 @@ def store(tmp_path: Path):
     store = Store(tmp_path / "freight.db")
     yield store
     store.close()
+
+
+def self_signed(tmp_path: Path) -> ssl.SSLContext:
+    """A server context with a certificate for 127.0.0.1, written to ``cert.pem``."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName(
+            [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_file, key_file)
+    return context
 
 
 def run(loop: Loop, store: Store, tmp_path: Path, url: str):
@@ -190,3 +222,32 @@ def test_a_full_lane_to_one_host_keeps_its_connections_for_the_next_round(
     finally:
         loop.close()
     assert fault_server.stats("/lane.bin").connections == loop.hosts.default
+
+
+def test_small_files_over_tls_on_one_kept_connection(store, tmp_path):
+    # The buffered protocol under asyncio's TLS transport: a body in many records, a head
+    # and a body in one, and the connection kept for the next file.
+    server_tls = self_signed(tmp_path)
+    bodies = [bytes(range(256)) * 1200, b"tiny"]
+
+    async def handler(reader, writer):
+        for body in bodies:
+            line, _ = await read_head(reader)
+            if not line:
+                return
+            writer.write(answer(body))
+            await writer.drain()
+
+    with RawServer(handler, tls=server_tls) as server:
+        loop = Loop(store, SETTINGS)
+        trusted = ssl.create_default_context(cafile=str(tmp_path / "cert.pem"))
+        loop.pool = AioPool(connect_timeout=3.0, stall_timeout=3.0, user_agent=USER_AGENT,
+                            ssl_context=lambda: trusted)
+        try:
+            ends = [run(loop, store, tmp_path, server.url(f"/t{i}")) for i in range(2)]
+        finally:
+            loop.close()
+    for ended, body in zip(ends, bodies, strict=True):
+        assert ended.handed_over is None, ended.handed_over
+        assert Path(ended.download.path).read_bytes() == body
+    assert server.connections == 1

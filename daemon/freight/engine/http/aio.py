@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import ssl
 
-from freight.engine.http.aiowire import Watch, Wire
+from freight.engine.http.aiowire import HEAD_BUFFER, Watch, Wire
 from freight.engine.http.head import Head, check_framing, is_interim, parse_head
 from freight.engine.http.lean import connect_error, request_head
 from freight.engine.http.request import authority, percent_encoded
@@ -237,6 +237,8 @@ class AioPool:
             conn.close()
             return body
         wire.pos = wire.filled = wire.scanned = 0  # the buffer is free for the next head
+        if len(wire.buf) > HEAD_BUFFER:  # grown for a large head: an idle one stays small
+            wire.buf = bytearray(HEAD_BUFFER)
         wire.got = took
         if took < length:
             wire.body = body
