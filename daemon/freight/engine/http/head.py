@@ -20,10 +20,8 @@ class HeadHeaders:
     def __init__(self, pairs: list[tuple[bytes, bytes]]) -> None:
         self._fields: dict[str, str] = {}
         for name, value in pairs:
-            self._add(name.decode("latin-1").lower(), _decode(value))
-
-    def _add(self, key: str, text: str) -> None:
-        self._fields[key] = f"{self._fields[key]}, {text}" if key in self._fields else text
+            key, text = name.decode("latin-1").lower(), _decode(value)
+            self._fields[key] = f"{self._fields[key]}, {text}" if key in self._fields else text
 
     def get(self, name: str, default: str | None = None) -> str | None:
         return self._fields.get(name.lower(), default)
@@ -59,11 +57,6 @@ class UseHttpx(Exception):
     """This request is better made by httpx (a redirect, a proxy, an odd answer)."""
 
 
-#: What ``bytes.strip()`` strips (ASCII whitespace); ``str.strip()`` would strip more
-#: (\x1c-\x1f among others), and an ASCII head must come out as the bytes' parsing does.
-_BYTES_SPACE = " \t\n\r\x0b\x0c"
-
-
 def parse_head(head: bytes, url: str) -> Head:
     # Header values are decoded by HeadHeaders as httpx decodes its own (RFC 9110 §5.5
     # allows obs-text, which servers use for raw UTF-8 file names).
@@ -72,16 +65,6 @@ def parse_head(head: bytes, url: str) -> Head:
     code, _, reason = rest.partition(b" ")
     if not version.startswith(b"HTTP/1.") or len(code) != 3 or not code.isdigit():  # ASCII
         raise TransientError(f"not an HTTP/1.x answer: {status_line[:80]!r}")
-    if head.isascii():
-        # Most heads are ASCII: decoded at once, each value is what _decode would make of
-        # it, without a decode per field.
-        headers = HeadHeaders([])
-        for line in head.decode("ascii").split("\r\n")[1:]:
-            name, sep, value = line.partition(":")
-            if not sep or line[:1] in (" ", "\t"):
-                raise UseHttpx("obsolete header folding")
-            headers._add(name.strip(_BYTES_SPACE).lower(), value.strip(_BYTES_SPACE))
-        return Head(int(code), reason.decode("latin-1"), headers, url)
     pairs = []
     for line in header_lines:
         name, sep, value = line.partition(b":")
