@@ -7,9 +7,9 @@ once the body's length is known (AioPool.body), the rest of the body straight in
 buffer of that length, the download's; the download is woken once for the head and once
 for the body. The stall rules of the lean reader (a whole head within twice the stall
 timeout, no silence longer than it in a body) are kept by one :class:`Watch` of the pool,
-not a timer per request: it looks at the requests under way a few times per stall timeout
-(a stall is told at most :data:`TICKS_PER_STALL`-th of it, and :data:`LONGEST_TICK`, late),
-and runs only while a request is under way.
+not a timer per request: while a request is under way it looks at them every
+:data:`LONGEST_TICK` seconds (an eighth of the stall timeout when that is shorter), so a
+stall, or a slow body's call, is told at most that late; with none under way it sleeps.
 
 Bytes that come when no request asks for them (while the connection idles, or past the end
 of a body, RFC 9112 §6.3) are kept in the buffer, where the pool sees them and never reuses
