@@ -54,6 +54,8 @@ def split_credentials(url: str) -> tuple[str, str | None]:
     (None when there was none). RFC 7617 §2: ``base64(user ":" password)``, user and
     password percent-decoded (RFC 3986 §3.2.1) and sent as UTF-8 (§2.1, ``charset=UTF-8``).
     An empty userinfo (``http://@host/``) is dropped and stands for nothing."""
+    if "@" not in url:  # no "@" anywhere: none in the authority either
+        return url, None
     parts = urlsplit(url)
     userinfo, at, host = parts.netloc.rpartition("@")
     if not at:

@@ -32,17 +32,17 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal
-from urllib.parse import urlsplit
 
 from freight.config import EngineSettings
 from freight.engine import lifecycle
 from freight.engine.finish import conclude
-from freight.engine.http.aio import AioPool
-from freight.engine.http.follow import Hops, Redirect, Scopes
+from freight.engine.http.aio import AioConnection, AioPool, origin_of
+from freight.engine.http.follow import Hops, Redirect
 from freight.engine.http.head import UseHttpx
 from freight.engine.http.lean import answer_of, usable_for
 from freight.engine.http.reply import Reply
 from freight.engine.http.request import RangeRequest
+from freight.engine.http.request import origin_of as scope_of
 from freight.engine.limits import HostCaps
 from freight.engine.shared import learnt, open_locked, request_headers
 from freight.engine.transfer import Progress
@@ -62,7 +62,9 @@ log = logging.getLogger("freight.transfer")
 StopReason = Literal["pause", "cancel", "shutdown"]
 #: Writes a body as the download's file and completes it (Finisher.finish); the third
 #: argument, when given, claims the name first (on the finisher's thread).
-Finish = Callable[[Download, bytes, "Callable[[], dict[str, object]] | None"], Awaitable[Download]]
+Finish = Callable[
+    [Download, bytes | bytearray, "Callable[[], dict[str, object]] | None"], Awaitable[Download]
+]
 #: Seconds of a body after which its name is claimed and recorded before the end: a slow
 #: small file shows its name; a fast one records it with its completion, one transaction.
 RECORD = 0.25
@@ -117,11 +119,11 @@ class QuickTransfer:
         self._finish = finish
         self._body_in = body_in  # told once the body is in memory and its connection free
         self._proxies = proxies_may_apply
-        self._policy = lifecycle.Policy.from_settings(settings)
         self._task: asyncio.Task[Download | HandOver] | None = None
         self._stop_reason: StopReason | None = None
         self._finishing = False
-        self._chunks: list[bytes] = []  # the body as it comes
+        self._reading: AioConnection | None = None  # the connection its body comes by
+        self._body: bytearray | None = None  # the whole body, once it came
         self._host = ""
         self._host_held = False
         self._reply: Reply | None = None  # the answer, once it came
@@ -141,7 +143,12 @@ class QuickTransfer:
         """A limit set while a small file runs applies from its next run (it is one request)."""
 
     def progress(self) -> Progress:
-        return Progress(sum(map(len, self._chunks)), self._size, 0.0, 1, None)
+        return Progress(self._came(), self._size, 0.0, 1, None)
+
+    def _came(self) -> int:
+        if self._body is not None:
+            return len(self._body)
+        return self._reading.received_count() if self._reading is not None else 0
 
     # -- the run ---------------------------------------------------------------------------
 
@@ -151,7 +158,7 @@ class QuickTransfer:
         self._task = asyncio.current_task()  # type: ignore[assignment]
         if self._stop_reason is not None:  # stopped before it began
             return self._end(Stopped("stopped"))
-        host = self._host = urlsplit(self._row.url).hostname or ""
+        host = self._host = origin_of(self._row.url)[1]
         if self._hosts.cap(host) < self._hosts.default:
             # The host pushed back lately (its cap is lowered until it has been calm for a
             # while, limits.HostCaps): its files go to the threads' engine, which waits and
@@ -181,7 +188,7 @@ class QuickTransfer:
         and recorded as the first piece's progress, as the threads' engine checkpoints
         (segmented.py), so that the resume (by that engine) asks only for the rest. Only for
         a resumable answer (a 206 with its total): a 200 restarts from zero anyway."""
-        got = b"".join(self._chunks)
+        got = self._reading.received() if self._reading is not None else b""
         if got and self._learnt is None and self._reply is not None:
             try:
                 self._record()
@@ -211,8 +218,9 @@ class QuickTransfer:
 
     async def _run(self) -> Download | HandOver:
         download = self._row
-        request = RangeRequest(
-            download.url, 0, self._small_size, headers=request_headers(self.keeper.store, download)
+        request = RangeRequest(  # scoped already: its URL holds no userinfo (urls.py)
+            download.url, 0, self._small_size, origin=scope_of(download.url),
+            headers=request_headers(self.keeper.store, download),
         )
         try:
             got = await self._fetch(request)
@@ -223,8 +231,9 @@ class QuickTransfer:
                 # The host pushed back (429, 503, a refused connection): one connection
                 # fewer for everyone, as the threads' engine lowers it (limits.HostCaps).
                 self._hosts.lower(self._host)
+            policy = lifecycle.Policy.from_settings(self.settings)  # made only when needed
             decision = lifecycle.after_error(
-                exc, mode="probe", failures=0, had_data=False, policy=self._policy
+                exc, mode="probe", failures=0, had_data=False, policy=policy
             )
             if decision.verdict is lifecycle.Verdict.RETRY:
                 return HandOver(str(exc))  # the threads' engine waits and retries
@@ -242,10 +251,11 @@ class QuickTransfer:
         except FreightError as exc:
             return self._end(exc)
 
-    async def _fetch(self, request: RangeRequest) -> bytes | HandOver:
+    async def _fetch(self, request: RangeRequest) -> bytearray | HandOver:
         """The request, hop by hop; the whole body (its answer kept in ``_reply``)."""
         pool = self._pool
-        hops = Hops(request, max_redirects=self.settings.max_redirects, scopes=Scopes())
+        # One request, asked once: no later range of it needs what its redirects taught.
+        hops = Hops(request, max_redirects=self.settings.max_redirects, scopes=None)
         while True:
             # A redirect may lead where the lean reader does not go (a proxied host).
             if not usable_for(hops.url, proxies=self._proxies):
@@ -272,15 +282,9 @@ class QuickTransfer:
             raise ProtocolViolation(f"the file is {size} bytes, over the {max_size}-byte limit")
         self._size = size
         self._reply = reply
+        self._reading = conn
         # A slow body: its name is claimed and recorded once it has taken RECORD seconds.
-        timer = asyncio.get_running_loop().call_later(RECORD, self._record_soon)
-        try:
-            body = await pool.body(conn, head, size, self._chunks)
-        except BaseException:
-            conn.close()
-            raise
-        finally:
-            timer.cancel()
+        body = self._body = await pool.body(conn, head, size, slow=(RECORD, self._record_soon))
         pool.give_back(conn)
         return body
 

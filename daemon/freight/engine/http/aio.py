@@ -14,6 +14,13 @@ A kept connection the server closed meanwhile is tried once more on a fresh one,
 reader does. No timer runs while nothing is fetched: an idle connection is only looked at
 when it is taken, and dropped then when it has idled longer than servers keep one
 (:data:`IDLE_KEEP`).
+
+The bytes are read by a buffered protocol (:class:`Wire`), not a StreamReader: the head
+lands in a small buffer of the connection, and once its length is known the body is read by
+the socket straight into one buffer of that length, the download's. A stream copied each
+body three times on its way (into its buffer, out of it, into bytes) and woke the download
+once per read; here the download waits once for the head and once for the rest of the body,
+watched for a stall by one Watch of the pool, not a timer per request.
 """
 
 from __future__ import annotations
@@ -22,24 +29,24 @@ import asyncio
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
     import ssl
 
+from freight.engine.http.aiowire import HEAD_BUFFER, Watch, Wire
 from freight.engine.http.head import Head, check_framing, is_interim, parse_head
-from freight.engine.http.lean import MAX_HEAD, connect_error, request_head
-from freight.engine.http.request import percent_encoded
-from freight.errors import ProtocolViolation, StalledError, TransientError
+from freight.engine.http.lean import connect_error, request_head
+from freight.engine.http.request import authority, percent_encoded
+from freight.errors import TransientError
 
 #: Seconds an idle connection is kept for the next download: under Apache's default
 #: KeepAliveTimeout (5 s), so that most are still open when taken.
 IDLE_KEEP = 4.0
-#: Idle connections kept per origin, and in all.
-IDLE_PER_ORIGIN = 16
+#: Idle connections kept per origin, and in all. Per origin as many as the small lane runs
+#: at once to one host (the default max_host_connections): with fewer, every round of a
+#: full lane closed the surplus and opened as many anew (a handshake each).
+IDLE_PER_ORIGIN = 32
 IDLE_TOTAL = 64
-#: Bytes asked of the socket per read of a body.
-READ_SIZE = 256 * 1024
 #: A redirect's body up to this size is read and dropped to keep the connection.
 REDIRECT_BODY = 64 * 1024
 
@@ -47,26 +54,34 @@ Origin = tuple[str, str, int]
 
 
 def origin_of(url: str) -> Origin:
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    return scheme, parts.hostname or "", parts.port or (443 if scheme == "https" else 80)
+    """(scheme, host, port) of ``url``, the default port made explicit."""
+    scheme, host, port = authority(url)
+    return scheme, host, port or (443 if scheme == "https" else 80)
 
 
 class AioConnection:
     """One connection, owned by one download at a time."""
 
-    def __init__(
-        self, origin: Origin, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
+    def __init__(self, origin: Origin, wire: Wire) -> None:
         self.origin = origin
-        self.reader = reader
-        self.writer = writer
+        self.wire = wire
         self.reusable = False
         self.idle_since = 0.0
+        self.receiving: bytearray | None = None  # the body being read (AioPool.body)
+
+    def received(self) -> bytes:
+        """The bytes of the body being read that came so far (all of it once it came)."""
+        body = self.receiving
+        return bytes(memoryview(body)[: self.wire.got]) if body is not None else b""
+
+    def received_count(self) -> int:
+        return self.wire.got if self.receiving is not None else 0
 
     def close(self) -> None:
         self.reusable = False
-        self.writer.transport.abort()  # no FIN handshake to wait for: nothing more to say
+        self.wire.done()
+        if self.wire.transport is not None:
+            self.wire.transport.abort()  # no FIN handshake to wait for: nothing more to say
 
 
 class _Stale(Exception):
@@ -92,6 +107,7 @@ class AioPool:
         self._clock = clock
         self._idle: dict[Origin, list[AioConnection]] = {}
         self._idle_count = 0
+        self._watch: Watch | None = None  # made on the loop, with the first connection
 
     # -- connections -----------------------------------------------------------------------
 
@@ -101,28 +117,37 @@ class AioPool:
         while kept:
             conn = kept.pop()
             self._idle_count -= 1
-            if now - conn.idle_since < IDLE_KEEP and not conn.reader.at_eof():
+            # Bytes that came while it idled answer nothing we asked (a 408, garbage): a
+            # request on it would take them for its answer.
+            if now - conn.idle_since < IDLE_KEEP and not conn.wire.lost and not conn.wire.filled:
                 return conn
             conn.close()
         return None
 
     async def _connect(self, origin: Origin) -> AioConnection:
         scheme, host, port = origin
+        loop = asyncio.get_running_loop()
+        if self._watch is None:
+            self._watch = Watch(loop, self.stall_timeout)
+        wire = Wire(loop, self._watch)
         try:
             async with asyncio.timeout(self.connect_timeout):
-                reader, writer = await asyncio.open_connection(
-                    host, port, limit=MAX_HEAD,
+                await loop.create_connection(
+                    lambda: wire, host, port,
                     ssl=self._ssl_context() if scheme == "https" else None,
                     server_hostname=host if scheme == "https" else None,
                 )
         except OSError as exc:  # TimeoutError among them
             raise connect_error(exc, host, port) from exc
-        return AioConnection(origin, reader, writer)
+        return AioConnection(origin, wire)
 
     def give_back(self, conn: AioConnection) -> None:
         """A download is done with ``conn``: keep it for the next one when it may be reused."""
         kept = self._idle.setdefault(conn.origin, [])
-        if not conn.reusable or len(kept) >= IDLE_PER_ORIGIN or self._idle_count >= IDLE_TOTAL:
+        if (
+            not conn.reusable or conn.wire.lost or conn.wire.filled
+            or len(kept) >= IDLE_PER_ORIGIN or self._idle_count >= IDLE_TOTAL
+        ):
             conn.close()
             return
         conn.idle_since = self._clock()
@@ -150,9 +175,12 @@ class AioPool:
         for fresh in ((False, True) if conn is not None else (True,)):
             if fresh:
                 conn = await self._connect(origin)
-            assert conn is not None
+            assert conn is not None and conn.wire.transport is not None
             try:
-                conn.writer.write(payload)
+                conn.reusable = False
+                conn.receiving = None
+                conn.wire.arm()
+                conn.wire.transport.write(payload)
                 return conn, await self._head(conn, url)
             except _Stale:
                 conn.close()
@@ -166,62 +194,76 @@ class AioPool:
     async def _head(self, conn: AioConnection, url: str) -> Head:
         """The final head (a 1xx interim one skipped, RFC 9110 §15.2), within twice the stall
         timeout however slowly it trickles, as the lean reader's."""
+        wire = conn.wire
         interim = False
-        try:
-            async with asyncio.timeout(2 * self.stall_timeout):
-                while True:
-                    try:
-                        raw = await conn.reader.readuntil(b"\r\n\r\n")
-                    except asyncio.IncompleteReadError as exc:
-                        if not exc.partial and not interim:
-                            raise _Stale() from None
-                        raise TransientError(
-                            "the connection closed inside the response head"
-                        ) from None
-                    except asyncio.LimitOverrunError:
-                        raise ProtocolViolation("response head too large") from None
-                    head = parse_head(raw[:-4], url)
-                    if not is_interim(head):
-                        break
-                    interim = True
-        except TimeoutError:
-            raise StalledError("no complete response head in time") from None
-        except ConnectionError as exc:
-            if not interim:
-                raise _Stale() from None
-            raise TransientError(f"connection failed: {exc}") from exc
+        while True:
+            end = wire.head_end()
+            if end < 0:
+                if wire.error is not None:
+                    raise wire.error
+                if wire.lost:
+                    if wire.filled == wire.pos and not interim:
+                        raise _Stale()  # closed (or reset) before a byte of an answer
+                    if isinstance(wire.lost_error, OSError):
+                        raise TransientError(f"connection failed: {wire.lost_error}")
+                    raise TransientError("the connection closed inside the response head")
+                await wire.wait()  # raises StalledError when the Watch says so
+                continue
+            head = parse_head(bytes(memoryview(wire.buf)[wire.pos:end]), url)
+            wire.pos = wire.scanned = end + 4
+            if not is_interim(head):
+                break
+            interim = True  # the final head follows (what came after this one is kept)
+        wire.want_head = False
         check_framing(head)
         return head
 
     async def body(
         self, conn: AioConnection, head: Head, length: int,
-        chunks: list[bytes] | None = None,
-    ) -> bytes:
-        """The ``length`` bytes of the body, each read within the stall timeout; the
+        slow: tuple[float, Callable[[], None]] | None = None,
+    ) -> bytearray:
+        """The ``length`` bytes of the body, with no stall longer than the stall timeout; the
         connection is reusable afterwards unless the server said ``Connection: close``.
-        ``chunks``: where the bytes are gathered as they come (what a stop finds there is
-        what arrived)."""
-        chunks = [] if chunks is None else chunks
-        remaining = length
-        try:
-            while remaining > 0:
-                async with asyncio.timeout(self.stall_timeout):
-                    chunk = await conn.reader.read(min(READ_SIZE, remaining))
-                if not chunk:
-                    raise TransientError(f"the connection closed {remaining} bytes early")
-                chunks.append(chunk)
-                remaining -= len(chunk)
-        except TimeoutError:
+        ``slow``: (seconds, call) — ``call`` is made once the body has taken that long (by
+        the pool's Watch: up to aiowire.LONGEST_TICK later).
+        What came of the body meanwhile is ``conn.received()`` (what a stop finds there)."""
+        wire = conn.wire
+        body = conn.receiving = bytearray(length)
+        early = wire.filled - wire.pos
+        took = min(early, length)
+        if took:
+            body[:took] = memoryview(wire.buf)[wire.pos : wire.pos + took]
+        if early > length:  # bytes past the end of the body (RFC 9112 §6.3): never reused
             conn.close()
-            raise StalledError("no data for too long") from None
-        except OSError as exc:
-            conn.close()
-            raise TransientError(f"connection failed: {exc}") from exc
-        except BaseException:
-            conn.close()
-            raise
+            return body
+        wire.pos = wire.filled = wire.scanned = 0  # the buffer is free for the next head
+        if len(wire.buf) > HEAD_BUFFER:  # grown for a large head: an idle one stays small
+            wire.buf = bytearray(HEAD_BUFFER)
+        wire.got = took
+        if took < length:
+            wire.body = body
+            wire.resume()
+            if slow is not None:  # made by the Watch: no timer of its own per body
+                wire.slow_at, wire.slow = wire.loop.time() + slow[0], slow[1]
+            try:
+                while wire.body is not None:
+                    if wire.lost:
+                        if isinstance(wire.lost_error, OSError):
+                            raise TransientError(f"connection failed: {wire.lost_error}")
+                        raise TransientError(
+                            f"the connection closed {length - wire.got} bytes early"
+                        )
+                    await wire.wait()  # raises StalledError when the Watch says so
+            except BaseException:
+                conn.close()
+                raise
+            finally:
+                wire.slow = None
+        else:
+            wire.resume()
+            wire.done()
         conn.reusable = (head.headers.get("connection") or "").lower() != "close"
-        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        return body
 
     async def drop_redirect_body(self, conn: AioConnection, head: Head) -> None:
         """Read a redirect's small body to keep its connection for the next hop; else close."""

@@ -99,8 +99,12 @@ class Hops:
     make; tell it what came back (:meth:`redirected`, :meth:`unknown_size`, :meth:`arrived`).
     """
 
-    def __init__(self, request: RangeRequest, *, max_redirects: int, scopes: Scopes) -> None:
-        self.scoped = scopes.resolve(request)
+    def __init__(
+        self, request: RangeRequest, *, max_redirects: int, scopes: Scopes | None
+    ) -> None:
+        # ``scopes`` None: a one-request run that nothing later asks again (engine/quick.py):
+        # its request is its own scope, and what it learnt is kept by no one.
+        self.scoped = request.scoped() if scopes is None else scopes.resolve(request)
         self.url = self.scoped.url
         self._scopes = scopes
         self._max_redirects = max_redirects
@@ -126,7 +130,8 @@ class Hops:
         self._seen.add(self.url)
 
     def arrived(self, reply: Reply) -> Reply:
-        self._scopes.remember(reply.url, self.scoped)
+        if self._scopes is not None:
+            self._scopes.remember(reply.url, self.scoped)
         return reply
 
 

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 from freight.engine.http.follow import Redirect, redirect_of
 from freight.engine.http.head import Head, UseHttpx, check_framing, is_interim, parse_head
 from freight.engine.http.reply import Reply
-from freight.engine.http.request import RangeRequest, percent_encoded
+from freight.engine.http.request import RangeRequest, authority, percent_encoded
 from freight.engine.http.validate import validate
 from freight.errors import (
     FreightError,
@@ -57,8 +57,11 @@ def usable_for(url: str, *, proxies: bool | None = None) -> bool:
     """True when the URL can be fetched without httpx: http(s), an ASCII host, no proxy.
     ``proxies``: :func:`proxies_may_apply` as the caller found it once (the daemon's
     environment does not change), else looked at now."""
-    parts, host = urlsplit(url), urlsplit(url).hostname
-    if parts.scheme not in ("http", "https") or not host or not host.isascii():
+    try:
+        scheme, host, _ = authority(url)
+    except ValueError:
+        return False  # a port that is no number: nothing to connect to
+    if scheme not in ("http", "https") or not host or not host.isascii():
         return False
     if proxies is None:
         proxies = proxies_may_apply()
@@ -67,7 +70,7 @@ def usable_for(url: str, *, proxies: bool | None = None) -> bool:
     import urllib.request
 
     proxies = urllib.request.getproxies()
-    if parts.scheme in proxies or "all" in proxies:
+    if scheme in proxies or "all" in proxies:
         return bool(urllib.request.proxy_bypass(host))
     return True
 
@@ -269,6 +272,11 @@ class Connection:
         self.reusable = keep_alive and len(early) <= length
 
 
+#: Request headers the reader writes itself (RFC 9112 §3.2, §9.6; identity, request.py):
+#: a download's own of these names is dropped, but for User-Agent, which replaces ours.
+_OWN_HEADERS = frozenset({"host", "accept-encoding", "connection", "user-agent"})
+
+
 def request_head(url: str, headers: dict[str, str], user_agent: str) -> bytes:
     """The bytes of ``GET url`` with ``headers`` (RFC 9112 §3): for the lean reader and the
     event loop's (aio.py) alike. ``url`` is already percent-encoded."""
@@ -282,14 +290,16 @@ def request_head(url: str, headers: dict[str, str], user_agent: str) -> bytes:
         "Accept-Encoding: identity",
     ]
     for name, value in headers.items():
-        if name.lower() in ("host", "accept-encoding", "connection", "user-agent"):
-            if name.lower() != "user-agent":
-                continue
-            lines[2] = f"User-Agent: {value}"
+        key = name.lower()
+        if key in _OWN_HEADERS and key != "user-agent":
             continue
-        if any(c in name + value for c in "\r\n"):
+        # A line break would end the field early: the rest a header of its own (injection).
+        if "\r" in name or "\n" in name or "\r" in value or "\n" in value:
             raise ProtocolViolation(f"{_header_named(name)} holds a line break")
-        lines.append(f"{name}: {value}")
+        if key == "user-agent":
+            lines[2] = f"User-Agent: {value}"
+        else:
+            lines.append(f"{name}: {value}")
     try:
         payload = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", errors="strict")
     except UnicodeEncodeError:

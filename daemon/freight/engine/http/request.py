@@ -24,6 +24,7 @@ has no userinfo left, its Basic credential is a sealed header of the download.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -44,16 +45,25 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 _UNENCODED = re.compile(r"[^A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]")
 
 
+@functools.lru_cache(maxsize=512)
+def authority(url: str) -> tuple[str, str, int | None]:
+    """``url``'s scheme and host, lower-cased ("" when none), and port (None when none);
+    ValueError for a port that is not one. Kept for the URLs seen last: a small download
+    asks them of its URL four or five times (its host's slot, its scope, each header's
+    destination, its connection), and urllib parses hostname and port anew on each call."""
+    parts = urlsplit(url)
+    return parts.scheme.lower(), (parts.hostname or "").lower(), parts.port
+
+
+@functools.lru_cache(maxsize=512)
 def origin_of(url: str) -> str:
     """``scheme://host:port`` (RFC 6454 §4), lower-cased, the default port made explicit."""
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
     try:
-        port = parts.port
-    except ValueError:
-        port = None
+        scheme, host, port = authority(url)
+    except ValueError:  # a port that is no number: the origin of the scheme's default
+        parts = urlsplit(url)
+        scheme, host, port = parts.scheme.lower(), (parts.hostname or "").lower(), None
     port = port or _DEFAULT_PORTS.get(scheme, 0)
-    host = (parts.hostname or "").lower()
     if ":" in host:
         host = f"[{host}]"
     return f"{scheme}://{host}:{port}"
@@ -109,12 +119,14 @@ class RangeRequest:
         """This request with its userinfo moved out of the URL into ``authorization`` and its
         headers' origin fixed: what a source sends, hop after hop."""
         url, authorization = split_userinfo(self.url)
-        origin = self.origin or origin_of(url)
-        if origin != origin_of(url):
+        own = origin_of(url)
+        origin = self.origin or own
+        if origin != own:
             authorization = None  # the userinfo is for the URL's origin, not the headers'
-        return replace(
-            self, url=url, origin=origin, authorization=authorization or self.authorization
-        )
+        authorization = authorization or self.authorization
+        if url == self.url and origin == self.origin and authorization == self.authorization:
+            return self  # already scoped (a frozen value: the same one will do)
+        return replace(self, url=url, origin=origin, authorization=authorization)
 
     def for_whole(self) -> RangeRequest:
         """The same request for the whole file, without Range or If-Range."""
