@@ -66,6 +66,7 @@ def kernel_answers(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[int], 
     ext4, xfs, btrfs and overlay all have it; no FUSE filesystem is installed and NFS cannot
     be mounted), so the answer is injected at the one call that meets the kernel:
     noreplace._kernel_rename. Everything after it is real."""
+    noreplace.available()  # bound now, so that what is set here stays
     monkeypatch.setattr(noreplace, "_renameat2", noreplace._renameat2)  # restored after
     monkeypatch.setattr(noreplace, "_refused", set())
 
@@ -76,7 +77,8 @@ def kernel_answers(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[int], 
             calls.append(os.fsdecode(target))
             return code
 
-        monkeypatch.setattr(noreplace, "_renameat2", noreplace._renameat2 or (lambda *a: 0))
+        if noreplace._renameat2 is None:  # a C library without it: the call is the fake's
+            monkeypatch.setattr(noreplace, "_renameat2", lambda *_: code)
         monkeypatch.setattr(noreplace, "_kernel_rename", fake)
         return calls
 
@@ -160,8 +162,13 @@ def test_a_filesystem_that_refuses_the_flag_gets_the_link_path(tmp_path, kernel_
     assert (tmp_path / "h.txt").read_bytes() == BODY and not os.path.lexists(part_path)
 
 
-def test_a_c_library_without_renameat2_gets_the_link_path(tmp_path, monkeypatch):
+def without_renameat2(monkeypatch: pytest.MonkeyPatch) -> None:
+    noreplace.available()  # bound now, so that None stays
     monkeypatch.setattr(noreplace, "_renameat2", None)
+
+
+def test_a_c_library_without_renameat2_gets_the_link_path(tmp_path, monkeypatch):
+    without_renameat2(monkeypatch)
     part_path, identity = written_part(tmp_path, "g.txt")
     (tmp_path / "g.txt").write_bytes(b"theirs")
     assert files.finalize(part_path, str(tmp_path), "g.txt", identity) == "g (1).txt"
@@ -184,7 +191,7 @@ def test_a_symlink_swapped_in_for_the_part_before_the_rename_never_becomes_the_f
     tmp_path, monkeypatch, way
 ):
     if way == "link":
-        monkeypatch.setattr(noreplace, "_renameat2", None)
+        without_renameat2(monkeypatch)
     elif not noreplace.available():
         pytest.skip("this C library has no renameat2")
     folder = tmp_path / "dl"
@@ -220,7 +227,7 @@ def test_a_symlink_swapped_in_the_instant_before_the_move_is_given_back(
 
         monkeypatch.setattr(noreplace, "_kernel_rename", swap_then_rename)
     else:
-        monkeypatch.setattr(noreplace, "_renameat2", None)
+        without_renameat2(monkeypatch)
         real_link = os.link
 
         def swap_then_link(source: str, target: str) -> None:

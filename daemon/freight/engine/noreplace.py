@@ -12,7 +12,6 @@ before 3.15) it answers False too: the caller then takes its portable path.
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import os
 import sys
@@ -37,6 +36,8 @@ _refused: set[int] = set()
 def _bind() -> Callable[[int, bytes, int, bytes, int], int] | None:
     if not sys.platform.startswith("linux"):
         return None
+    import ctypes  # here, not at import: the CLI's every start would pay for it
+
     try:
         function = ctypes.CDLL(None, use_errno=True).renameat2
     except (OSError, AttributeError):  # a C library without it
@@ -44,22 +45,32 @@ def _bind() -> Callable[[int, bytes, int, bytes, int], int] | None:
     function.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p,
                          ctypes.c_uint]
     function.restype = ctypes.c_int
-    return function
+
+    def call(olddirfd: int, old: bytes, newdirfd: int, new: bytes, flags: int) -> int:
+        """0, or the errno it failed with. (Like every foreign call through ctypes.CDLL,
+        it runs without the GIL.)"""
+        if function(olddirfd, old, newdirfd, new, flags) == 0:
+            return 0
+        return ctypes.get_errno()
+
+    return call
 
 
-_renameat2 = _bind()
+#: renameat2 through ctypes, bound on first use (_bound); None where there is none.
+_renameat2: Callable[[int, bytes, int, bytes, int], int] | None = None
+_bound = False
 
 
 def _kernel_rename(source: bytes, target: bytes) -> int:
-    """The one call that meets the kernel: 0, or the errno it failed with. (Like every
-    foreign call through ctypes.CDLL, it runs without the GIL.)"""
+    """The one call that meets the kernel: 0, or the errno it failed with."""
     assert _renameat2 is not None
-    if _renameat2(_AT_FDCWD, source, _AT_FDCWD, target, RENAME_NOREPLACE) == 0:
-        return 0
-    return ctypes.get_errno()
+    return _renameat2(_AT_FDCWD, source, _AT_FDCWD, target, RENAME_NOREPLACE)
 
 
 def available() -> bool:
+    global _renameat2, _bound
+    if not _bound:
+        _renameat2, _bound = _bind(), True
     return _renameat2 is not None
 
 
@@ -69,7 +80,7 @@ def rename_noreplace(source: str, target: str, device: int | None = None) -> boo
     FileExistsError when ``target`` exists; OSError for any other failure. ``device``: the
     source's st_dev, to remember a filesystem that refuses the flag."""
     global _renameat2
-    if _renameat2 is None or device in _refused:
+    if not available() or device in _refused:
         return False
     failed = _kernel_rename(os.fsencode(source), os.fsencode(target))
     if failed == 0:
