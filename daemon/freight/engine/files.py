@@ -1,4 +1,5 @@
-"""Files on disk: choosing a safe name, the preallocated ``NAME.part``, and the final rename.
+"""Files on disk: claiming a free name, the preallocated ``NAME.part``, and the final rename
+(the names themselves are chosen in names.py; re-exported here for the callers of files).
 
 Nothing here ever writes outside the chosen folder or replaces an existing file:
 ``NAME.part`` is only ever opened with ``O_NOFOLLOW`` (a symlink swapped in for it, while a
@@ -11,118 +12,25 @@ from __future__ import annotations
 import errno
 import functools
 import os
-import re
 import shutil
 import stat
 import threading
-import unicodedata
 from collections.abc import Callable, Iterator
-from urllib.parse import unquote, urlsplit
 
+from freight.engine import noreplace
+from freight.engine.names import FALLBACK_NAME as FALLBACK_NAME
+from freight.engine.names import MAX_NAME_BYTES as MAX_NAME_BYTES
+from freight.engine.names import choose_name as choose_name
+from freight.engine.names import name_from_content_disposition as name_from_content_disposition
+from freight.engine.names import name_from_url as name_from_url
+from freight.engine.names import numbered as numbered
+from freight.engine.names import numbered_within_limit
+from freight.engine.names import sanitize as sanitize
 from freight.errors import BusyError, DiskFullError, LocalIOError
 
 PART_SUFFIX = ".part"
-MAX_NAME_BYTES = 200  # below every common filesystem's 255, leaving room for " (12).part"
-FALLBACK_NAME = "download"
-
-# Windows refuses these as names whatever the extension (CON.txt is CON).
-_RESERVED = {"CON", "PRN", "AUX", "NUL"} | {f"{p}{i}" for p in ("COM", "LPT") for i in range(1, 10)}
 #: Never follow a symlink where the .part should be (absent where the OS has no such flag).
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
-_FORBIDDEN = re.compile(r'[<>:"/\\|?*\x00-\x1f\x7f]')
-
-
-def sanitize(name: str) -> str:
-    """A name safe on Linux, macOS and Windows: no separators, no traversal, no control
-    characters, no reserved device names, not hidden, at most MAX_NAME_BYTES of UTF-8."""
-    name = unicodedata.normalize("NFC", name)
-    # Drop format characters such as U+202E (right-to-left override) that disguise extensions.
-    name = "".join(c for c in name if unicodedata.category(c) not in ("Cc", "Cf"))
-    # Keep only the last path component: a server must not choose our folder.
-    name = re.split(r"[/\\]", name)[-1]
-    name = _FORBIDDEN.sub("_", name).strip().strip(".").strip()
-    if not name:
-        return FALLBACK_NAME
-    stem, dot, ext = name.rpartition(".")
-    base = (stem if dot else ext).split(".")[0]
-    if base.upper() in _RESERVED:
-        name = "_" + name
-    return _truncate(name)
-
-
-def _truncate(name: str) -> str:
-    if len(name.encode()) <= MAX_NAME_BYTES:
-        return name
-    stem, dot, ext = name.rpartition(".")
-    if not dot or len(ext.encode()) > 16:
-        stem, ext = name, ""
-    budget = MAX_NAME_BYTES - len(ext.encode()) - (1 if ext else 0)
-    cut = stem.encode()[:budget].decode(errors="ignore")
-    # The cut may end in a space or dot, which Windows drops from a name.
-    return f"{cut}.{ext}" if ext else cut.rstrip(" .")
-
-
-def name_from_content_disposition(value: str | None) -> str | None:
-    """The file name a Content-Disposition header gives, ``filename*`` first (RFC 6266 §4.3).
-
-    ``filename*`` carries an RFC 8187 (ex-5987) encoded value: ``UTF-8''na%C3%AFve.txt``.
-    The result is not yet sanitised.
-    """
-    if not value:
-        return None
-    found: str | None = None
-    # filename* first: email's get_filename() returns the plain filename when both are given.
-    match = re.search(r"filename\*\s*=\s*([^';]+)'[^']*'([^;]+)", value, re.I)
-    if match:
-        try:
-            found = unquote(match.group(2).strip().strip('"'), match.group(1), "strict")
-        except (LookupError, UnicodeDecodeError):
-            found = None
-    if found is None:
-        from email.message import Message  # rare: only for what the regex above cannot read
-
-        msg = Message()
-        msg["content-disposition"] = value
-        try:
-            found = msg.get_filename()
-        except (ValueError, LookupError):
-            found = None
-    if found is None:
-        match = re.search(r'filename\s*=\s*"((?:[^"\\]|\\.)*)"|filename\s*=\s*([^;]+)', value, re.I)
-        if match:
-            found = (match.group(1) or match.group(2) or "").strip()
-    return found or None
-
-
-def name_from_url(url: str) -> str | None:
-    path = urlsplit(url).path
-    last = path.rstrip("/").rsplit("/", 1)[-1] if path else ""
-    return unquote(last) or None
-
-
-def choose_name(
-    requested: str | None, content_disposition: str | None, url: str
-) -> str:
-    """The user's name, else the server's Content-Disposition name, else the URL's; sanitised."""
-    server_name = name_from_content_disposition(content_disposition)
-    for candidate in (requested, server_name, name_from_url(url)):
-        if candidate:
-            return sanitize(candidate)
-    return FALLBACK_NAME
-
-
-def numbered(name: str, n: int) -> str:
-    """'name.ext' → 'name (n).ext' (the browsers' convention); '.tar.gz' kept together."""
-    if n == 0:
-        return name
-    lower = name.lower()
-    for double in (".tar.gz", ".tar.bz2", ".tar.xz", ".tar.zst"):
-        if lower.endswith(double):
-            return f"{name[: -len(double)]} ({n}){name[-len(double):]}"
-    stem, dot, ext = name.rpartition(".")
-    if not dot or not stem:
-        return f"{name} ({n})"
-    return f"{stem} ({n}).{ext}"
 
 
 def reserve(folder: str, name: str) -> str:
@@ -131,21 +39,30 @@ def reserve(folder: str, name: str) -> str:
     A name is free when neither it nor its .part exists. Creating the .part with O_EXCL claims
     the name against other downloads running at the same time.
     """
-    try:
-        os.makedirs(folder, exist_ok=True)
-    except OSError as exc:
-        raise _map_os_error(exc, folder) from exc
+    candidate, part = claim(folder, name)
+    part.close()
+    return candidate
+
+
+def claim(folder: str, name: str) -> tuple[str, PartFile]:
+    """:func:`reserve`, keeping open (read-write) the .part it created: the caller writes
+    through it, one open and one close fewer than reopening it by its name."""
+    flags = os.O_CREAT | os.O_EXCL | os.O_RDWR | _NOFOLLOW
     for candidate, final in _untaken(folder, name):
+        path = final + PART_SUFFIX
         try:
-            fd = os.open(
-                final + PART_SUFFIX, os.O_CREAT | os.O_EXCL | os.O_WRONLY | _NOFOLLOW, 0o644
-            )
+            try:
+                fd = os.open(path, flags, 0o644)
+            except FileNotFoundError:
+                # The folder is missing: made only then (a stat, a mkdir and a stat per
+                # file fewer than making sure every time), and the open tried again.
+                os.makedirs(folder, exist_ok=True)
+                fd = os.open(path, flags, 0o644)
         except FileExistsError:
             continue
         except OSError as exc:
             raise _map_os_error(exc, folder) from exc
-        os.close(fd)
-        return candidate
+        return candidate, PartFile(path, fd=fd)
     raise LocalIOError(f"no free name for {name!r} in {folder}")
 
 
@@ -154,19 +71,15 @@ def _untaken(folder: str, name: str) -> Iterator[tuple[str, str]]:
 
     Existence is only a hint: callers claim a name atomically (O_EXCL, link).
     """
-    for n in range(10_000):
-        candidate = _truncate_numbered(name, n)
-        final = os.path.join(folder, candidate)
+    for candidate, final in _numbered_paths(folder, name):
         if not os.path.lexists(final):
             yield candidate, final
 
 
-def _truncate_numbered(name: str, n: int) -> str:
-    candidate = numbered(name, n)
-    while len(candidate.encode()) > MAX_NAME_BYTES:
-        name = name[:-1]
-        candidate = numbered(name, n)
-    return candidate
+def _numbered_paths(folder: str, name: str) -> Iterator[tuple[str, str]]:
+    for n in range(10_000):
+        candidate = numbered_within_limit(name, n)
+        yield candidate, os.path.join(folder, candidate)
 
 
 def _map_os_error(exc: OSError, where: str) -> LocalIOError:
@@ -198,12 +111,25 @@ class PartFile:
     """
 
     def __init__(
-        self, path: str, *, create: bool = True, on_sync_failure: Callable[[], None] | None = None
+        self,
+        path: str,
+        *,
+        create: bool = True,
+        on_sync_failure: Callable[[], None] | None = None,
+        fd: int | None = None,
     ) -> None:
+        """``fd``: a read-write descriptor of ``path`` to take over (claim made it)."""
         self.path = path
-        flags = os.O_RDWR | (os.O_CREAT if create else 0) | _NOFOLLOW
+        self.fd = self._open(path, create) if fd is None else fd
+        self.on_sync_failure = on_sync_failure  # told when fdatasync fails (see sync)
+        # Set while preallocate_in_background runs (and kept if it failed): see _settle.
+        self._allocating: threading.Thread | None = None
+        self._allocation_error: LocalIOError | None = None
+
+    @staticmethod
+    def _open(path: str, create: bool) -> int:
         try:
-            self.fd = os.open(path, flags, 0o644)
+            return os.open(path, os.O_RDWR | (os.O_CREAT if create else 0) | _NOFOLLOW, 0o644)
         except OSError as exc:
             if exc.errno == errno.ELOOP or os.path.islink(path):
                 raise LocalIOError(
@@ -211,10 +137,6 @@ class PartFile:
                     "(remove it to download again)", path=path, errno=exc.errno,
                 ) from exc
             raise _map_os_error(exc, path) from exc
-        self.on_sync_failure = on_sync_failure  # told when fdatasync fails (see sync)
-        # Set while preallocate_in_background runs (and kept if it failed): see _settle.
-        self._allocating: threading.Thread | None = None
-        self._allocation_error: LocalIOError | None = None
 
     def lock(self) -> None:
         """Take this .part for this process alone, so that `freight get` and the daemon never
@@ -231,8 +153,12 @@ class PartFile:
             ) from None
 
     def size_on_disk(self) -> int:
+        return self.status().st_size
+
+    def status(self) -> os.stat_result:
+        """One fstat: the size on disk and the identity (st_dev, st_ino) at once."""
         self._settle()
-        return os.fstat(self.fd).st_size
+        return os.fstat(self.fd)
 
     def preallocate(self, size: int) -> None:
         """Reserve the blocks now so that a full disk shows up before the transfer, not in it."""
@@ -341,18 +267,36 @@ def finalize(
 ) -> str:
     """Move the finished .part to its final name without replacing anything; return the name.
 
-    os.link fails if the target exists, which makes the no-overwrite rule atomic; where the
-    filesystem has no hard links, fall back to a checked rename. Only the file written
-    (``identity``: its device and inode) is given the name: link() does not follow a
-    symlink, so one swapped in for the .part would otherwise become the final "file"; the
-    name is checked again once taken, and given back when it is not ours. Without
-    ``identity``, the regular file found at ``part_path`` now (never a symlink).
+    ``renameat2(RENAME_NOREPLACE)`` (noreplace.py) where the kernel and the filesystem have
+    it, else ``link`` + ``unlink``: both fail if the target exists, which makes the
+    no-overwrite rule atomic; where the filesystem has no hard links either, a checked
+    rename. Only the file written (``identity``: its device and inode) is given the name:
+    neither rename nor link follows a symlink, so one swapped in for the .part would
+    otherwise become the final "file"; the name is checked again once taken, and given back
+    when it is not ours. Without ``identity``, the regular file found at ``part_path`` now
+    (never a symlink).
     """
     if identity is None:
         found = os.lstat(part_path)
         identity = (found.st_dev, found.st_ino)
+    # Checked before the move too, although the check after it alone would keep the final
+    # name from staying on another file: a swap made while the download ran (the likely
+    # one) is refused here, before the final name names it even for an instant; only one
+    # made in the instant between this check and the move is given back afterwards.
     _check_ours(part_path, identity)
-    for candidate, final in _untaken(folder, name):
+    renames = True  # until renameat2 says it cannot here
+    # No existence check first (_untaken): the move itself fails on a taken name.
+    for candidate, final in _numbered_paths(folder, name):
+        if renames:
+            try:
+                renames = noreplace.rename_noreplace(part_path, final, identity[0])
+            except FileExistsError:
+                continue
+            except OSError as exc:
+                raise _map_os_error(exc, final) from exc
+            if renames:
+                _check_ours(final, identity, undo=functools.partial(os.rename, final, part_path))
+                return candidate
         try:
             os.link(part_path, final)
         except FileExistsError:
@@ -360,6 +304,8 @@ def finalize(
         except OSError as exc:
             if exc.errno not in (errno.EPERM, errno.EXDEV, errno.ENOTSUP, errno.EMLINK):
                 raise _map_os_error(exc, final) from exc
+            if os.path.lexists(final):  # a plain rename would replace it
+                continue
             try:
                 os.rename(part_path, final)
             except OSError as exc2:

@@ -3,9 +3,10 @@
 - ``fdatasync`` before anything else: a completed download is on disk.
 - A checksum, when given, is verified on the synced bytes; a mismatch deletes the ``.part``
   and forgets its name: nothing ever appears under the final name.
-- ``files.finalize`` links the part to its final name (``link`` fails if the name exists,
-  which makes "never overwrite" atomic), then removes the part; if the name was taken
-  meanwhile the file gets the next free numbered name, and the user is told.
+- ``files.finalize`` moves the part to its final name with ``renameat2(RENAME_NOREPLACE)``,
+  or links it there and removes the part (both fail if the name exists, which makes "never
+  overwrite" atomic); if the name was taken meanwhile the file gets the next free numbered
+  name, and the user is told.
 - The state moves to ``completed`` through the StateKeeper, with the final name and size.
 
 :func:`conclude` is the end of every run that did not complete: the state its error means
@@ -65,7 +66,8 @@ def seal(
         assert download.part_path is not None and download.name is not None
         if download.size is None or download.size != size:
             download = store.update(download.id, size=size)
-        if part.size_on_disk() != size:
+        status = part.status()  # one fstat for the size and the identity
+        if status.st_size != size:
             part.truncate(size)
         part.sync()
         if download.checksum:
@@ -76,7 +78,7 @@ def seal(
                 files.remove_quietly(download.part_path)
                 store.clear_progress(download.id, name=None)
                 raise ChecksumError(f"{algo} mismatch: expected {want}, got {got}")
-        identity = part.identity()
+        identity = (status.st_dev, status.st_ino)  # the open file's: it cannot change
     finally:
         part.close()
     assert download.part_path is not None and download.name is not None

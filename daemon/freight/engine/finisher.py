@@ -8,7 +8,8 @@ transaction each (bench/PROFILE.md §6); here the downloads that ended while the
 batch was being finished form the next batch: one wake-up of this thread, one transaction
 (StateKeeper.complete_many), one hop back to the loop. Each file is still sealed by
 finish.seal, as every download is: synced before it is recorded, its checksum verified, its
-name claimed with ``link`` (never an overwrite).
+final name taken without ever replacing a file (files.finalize). A .part the claim of the
+name creates here is written through the descriptor that created it (shared.keeping_claimed).
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from freight.engine.files import PartFile
 from freight.engine.finish import log_completed, seal
-from freight.engine.shared import open_locked
+from freight.engine.shared import keeping_claimed, open_locked
 from freight.models import Download
 from freight.states import StateKeeper
 
@@ -117,10 +119,11 @@ class Finisher:
         for job in batch:
             download = job.download
             try:
-                learnt = job.learn() if job.learn is not None else {}
-                download = replace(download, **learnt)  # type: ignore[arg-type]
-                assert download.part_path is not None
-                part = open_locked(download.part_path)
+                with keeping_claimed() as claimed:
+                    learnt = job.learn() if job.learn is not None else {}
+                    download = replace(download, **learnt)  # type: ignore[arg-type]
+                    assert download.part_path is not None
+                    part = _take(claimed, download.part_path) or open_locked(download.part_path)
                 try:
                     part.pwrite(job.body, 0)  # a longer old part is cut to size by seal
                 except BaseException:
@@ -144,6 +147,15 @@ class Finisher:
                 log_completed(answer)
             outcomes.append((job.future, answer))
         return outcomes
+
+
+def _take(parts: list[PartFile], path: str) -> PartFile | None:
+    """The .part of ``path`` the name's claim just created (open and locked), if it did."""
+    for part in parts:
+        if part.path == path:
+            parts.remove(part)
+            return part
+    return None
 
 
 def _notice_for(download_id: int) -> Callable[[str], None]:
