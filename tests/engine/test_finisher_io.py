@@ -1,5 +1,5 @@
 """The file work of a finished download, in as few calls as the rules allow: the name's claim
-hands back the .part it created (files.claim, shared.keeping_claimed) and the finisher writes
+hands back the .part it created (files.claim, shared.learnt's keep) and the finisher writes
 through it; the folder is made only when missing; the final name is taken with
 renameat2(RENAME_NOREPLACE) (noreplace.py), or link() where the filesystem refuses it — never
 an overwrite, never a symlink swapped in for the .part. On real folders, a real SQLite store
@@ -28,11 +28,6 @@ from freight.store import Store
 
 URL = "http://127.0.0.1:9/files/data.bin"
 BODY = bytes(range(256)) * 400
-
-needs_renameat2 = pytest.mark.skipif(
-    not noreplace.available(), reason="this C library has no renameat2"
-)
-
 
 def reply_for(body: bytes) -> Reply:
     """The answer of a server that sent ``body`` whole (what shared.learnt reads of it)."""
@@ -110,10 +105,11 @@ def test_a_missing_folder_is_made_when_the_part_is_created(tmp_path):
 def test_learnt_keeps_the_part_it_claims_open_and_locked_only_when_asked(tmp_path, store):
     tmp_path = tmp_path / "dl"
     download = store.add(URL, str(tmp_path), state=DownloadState.ACTIVE)
-    with shared.keeping_claimed() as kept:
-        fields = shared.learnt(download, reply_for(BODY))
-        assert fields["name"] == "data.bin"
-        [part] = kept
+    kept: list = []
+    fields = shared.learnt(download, reply_for(BODY), kept)
+    assert fields["name"] == "data.bin"
+    [part] = kept
+    try:
         assert part.path == str(tmp_path / "data.bin.part") and part.fd >= 0
         other = os.open(part.path, os.O_RDONLY)
         try:  # as open_locked gives it: another Freight process is refused
@@ -121,7 +117,8 @@ def test_learnt_keeps_the_part_it_claims_open_and_locked_only_when_asked(tmp_pat
                 fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
         finally:
             os.close(other)
-    assert part.fd == -1  # not taken: closed at the end
+    finally:
+        part.close()
     # Without asking, the claim is only a name (the threads' engine reopens the part).
     fields = shared.learnt(download, reply_for(BODY))
     assert fields["name"] == "data (1).bin"
@@ -131,7 +128,6 @@ def test_learnt_keeps_the_part_it_claims_open_and_locked_only_when_asked(tmp_pat
 # -- the final name -----------------------------------------------------------------------
 
 
-@needs_renameat2
 def test_rename_noreplace_never_replaces(tmp_path):
     (tmp_path / "a").write_bytes(b"mine")
     (tmp_path / "b").write_bytes(b"theirs")
@@ -192,8 +188,6 @@ def test_a_symlink_swapped_in_for_the_part_before_the_rename_never_becomes_the_f
 ):
     if way == "link":
         without_renameat2(monkeypatch)
-    elif not noreplace.available():
-        pytest.skip("this C library has no renameat2")
     folder = tmp_path / "dl"
     outside = tmp_path / "outside"
     outside.write_bytes(b"precious")
@@ -217,8 +211,6 @@ def test_a_symlink_swapped_in_the_instant_before_the_move_is_given_back(
     outside.write_bytes(b"precious")
     part_path, identity = written_part(folder, "f.bin")
     if way == "renameat2":
-        if not noreplace.available():
-            pytest.skip("this C library has no renameat2")
         real = noreplace._kernel_rename
 
         def swap_then_rename(source: bytes, target: bytes) -> int:
@@ -293,7 +285,7 @@ def test_the_finisher_writes_through_the_part_its_claim_created(
 ):
     folder = tmp_path / "dl"  # made by the claim
     download = store.add(URL, str(folder), state=DownloadState.ACTIVE)
-    done = loop.finish(download, BODY, lambda: shared.learnt(download, reply_for(BODY)))
+    done = loop.finish(download, BODY, lambda keep: shared.learnt(download, reply_for(BODY), keep))
     assert done.state is DownloadState.COMPLETED and done.name == "data.bin"
     assert reopened == []  # written through the claim's own descriptor
     assert [p.name for p in folder.iterdir()] == ["data.bin"]

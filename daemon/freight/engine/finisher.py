@@ -9,7 +9,7 @@ batch was being finished form the next batch: one wake-up of this thread, one tr
 (StateKeeper.complete_many), one hop back to the loop. Each file is still sealed by
 finish.seal, as every download is: synced before it is recorded, its checksum verified, its
 final name taken without ever replacing a file (files.finalize). A .part the claim of the
-name creates here is written through the descriptor that created it (shared.keeping_claimed).
+name creates here is written through the descriptor that created it (shared.learnt's ``keep``).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 
 from freight.engine.files import PartFile
 from freight.engine.finish import log_completed, seal
-from freight.engine.shared import keeping_claimed, open_locked
+from freight.engine.shared import open_locked
 from freight.models import Download
 from freight.states import StateKeeper
 
@@ -33,8 +33,9 @@ log = logging.getLogger("freight.transfer")
 BATCH = 64
 
 
-#: Claims the download's name and gives what its answer taught (shared.learnt).
-Learn = Callable[[], dict[str, object]]
+#: Claims the download's name and gives what its answer taught (shared.learnt); a .part
+#: it creates is appended to the list given, open and locked.
+Learn = Callable[[list[PartFile]], dict[str, object]]
 
 
 @dataclass
@@ -119,11 +120,15 @@ class Finisher:
         for job in batch:
             download = job.download
             try:
-                with keeping_claimed() as claimed:
-                    learnt = job.learn() if job.learn is not None else {}
+                claimed: list[PartFile] = []
+                try:
+                    learnt = job.learn(claimed) if job.learn is not None else {}
                     download = replace(download, **learnt)  # type: ignore[arg-type]
                     assert download.part_path is not None
                     part = _take(claimed, download.part_path) or open_locked(download.part_path)
+                finally:
+                    for left in claimed:  # not the one written: closed
+                        left.close()
                 try:
                     part.pwrite(job.body, 0)  # a longer old part is cut to size by seal
                 except BaseException:

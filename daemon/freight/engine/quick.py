@@ -35,6 +35,7 @@ from typing import Literal
 
 from freight.config import EngineSettings
 from freight.engine import lifecycle
+from freight.engine.files import PartFile
 from freight.engine.finish import conclude
 from freight.engine.http.aio import AioConnection, AioPool, origin_of
 from freight.engine.http.follow import Hops, Redirect
@@ -301,9 +302,10 @@ class QuickTransfer:
         self._learnt = learnt(self._row, self._reply)
         self._row = self.keeper.update(self.id, **self._learnt)
 
-    def _learn(self) -> dict[str, object]:
+    def _learn(self, keep: list[PartFile]) -> dict[str, object]:
         """On the finisher's thread, for a body that came at once: claim the name there, to
-        be recorded with the completion in one transaction."""
+        be recorded with the completion in one transaction (the .part it creates kept open
+        in ``keep`` for the finisher to write through)."""
         assert self._reply is not None
-        return learnt(self._row, self._reply)
+        return learnt(self._row, self._reply, keep)
 

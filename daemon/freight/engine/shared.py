@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -98,9 +97,15 @@ def request_headers(store: Store, download: Download) -> dict[str, str]:
     return headers
 
 
-def learnt(download: Download, reply: Reply) -> dict[str, object]:
+def learnt(
+    download: Download, reply: Reply, keep: list[PartFile] | None = None
+) -> dict[str, object]:
     """What the probe's reply tells about the download, as fields of its row; the name is
-    chosen and claimed (files.reserve) when it has none yet or it was taken meanwhile."""
+    chosen and claimed (files.reserve) when it has none yet or it was taken meanwhile.
+
+    ``keep``: the .part a claim creates is appended there open and locked (as
+    :func:`open_locked` gives it) instead of being closed, for the caller to write through
+    it (finisher.py): one open and one close fewer per file."""
     fields: dict[str, object] = {
         "final_url": reply.url,
         "size": reply.size,
@@ -111,50 +116,24 @@ def learnt(download: Download, reply: Reply) -> dict[str, object]:
     }
     if download.name is None:
         name = files.choose_name(download.requested_name, reply.content_disposition, reply.url)
-        fields["name"] = _claim(download.dir, name)
+        fields["name"] = _claim(download.dir, name, keep)
     elif (
         download.part_path
         and not os.path.exists(download.part_path)
         and os.path.lexists(os.path.join(download.dir, download.name))
     ):
         # Our name was taken meanwhile: never write over someone else's file.
-        fields["name"] = _claim(download.dir, download.name)
+        fields["name"] = _claim(download.dir, download.name, keep)
     return fields
 
 
-class _Kept(threading.local):
-    """Per thread: where learnt() keeps the .part files it creates, inside keeping_claimed."""
-
-    parts: list[files.PartFile] | None = None
-
-
-_kept = _Kept()
-
-
-@contextmanager
-def keeping_claimed() -> Iterator[list[files.PartFile]]:
-    """While inside, :func:`learnt` on this thread keeps each .part it creates open and
-    locked (as :func:`open_locked` gives it) in the list yielded, instead of closing it, for
-    the caller to write through it (finisher.py): one open and one close fewer per file.
-    Those still in the list at the end are closed."""
-    parts: list[files.PartFile] = []
-    _kept.parts = parts
-    try:
-        yield parts
-    finally:
-        _kept.parts = None
-        for part in parts:
-            part.close()
-
-
-def _claim(folder: str, name: str) -> str:
-    parts = _kept.parts
-    if parts is None:
+def _claim(folder: str, name: str, keep: list[PartFile] | None) -> str:
+    if keep is None:
         return files.reserve(folder, name)
     claimed, part = files.claim(folder, name)
     # Locked although this process created it a moment ago: a download whose recorded
     # name is the same and whose .part is gone reopens that path (O_CREAT, no O_EXCL).
-    parts.append(_locked(part))
+    keep.append(_locked(part))
     return claimed
 
 
