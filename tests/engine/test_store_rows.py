@@ -1,0 +1,96 @@
+"""Rules: the store builds a Download from a row by position (one function owns it); what it
+builds equals the row read column by column by name, for every column, NULLs, booleans and
+the headers' JSON included, whichever method read it."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sqlite3
+from pathlib import Path
+
+from freight.models import Download, DownloadState
+from freight.store import Store
+
+#: Model attribute -> column, where the two names differ.
+RENAMED = {"limit": "rate_limit"}
+
+
+def by_name(path: Path, download_id: int) -> Download:
+    """The row as a Download, each field read by its column's name (the oracle)."""
+    db = sqlite3.connect(path)
+    db.row_factory = sqlite3.Row
+    try:
+        row = db.execute("SELECT * FROM downloads WHERE id = ?", (download_id,)).fetchone()
+    finally:
+        db.close()
+    values = {f.name: row[RENAMED.get(f.name, f.name)] for f in dataclasses.fields(Download)}
+    values["state"] = DownloadState(values["state"])
+    values["headers"] = json.loads(values["headers"])
+    values["resumable"] = bool(values["resumable"])
+    values["insecure"] = bool(values["insecure"])
+    return Download(**values)
+
+
+def every_field_set(store: Store, folder: str) -> Download:
+    """A row whose every column holds a value of its own (no two alike), none a default."""
+    added = store.add(
+        "http://127.0.0.1/every", folder, name="every.bin", requested_name="asked.bin",
+        referrer="http://127.0.0.1/page", mime="application/x-every", size=1234, done=56,
+        resumable=True, etag='"e-tag"', last_modified="Tue, 01 Dec 2026 10:00:00 GMT",
+        connections=7, limit=8910, checksum="sha256:" + "ab" * 32,
+        headers={"X-One": "1", "Accept": "*/*"}, position=42, insecure=True,
+        state=DownloadState.FAILED,
+    )
+    store.set_state(added.id, DownloadState.FAILED, error="it broke", error_kind="http")
+    return store.update(added.id, final_url="http://127.0.0.1/final", finished_at=1.5)
+
+
+def test_a_row_with_every_field_set_is_built_as_read_by_name(tmp_path: Path) -> None:
+    path = tmp_path / "freight.db"
+    store = Store(path)
+    made = every_field_set(store, str(tmp_path))
+    expected = by_name(path, made.id)
+    assert expected.headers == {"X-One": "1", "Accept": "*/*"}
+    assert expected.resumable is True and expected.insecure is True
+    assert made == expected
+    assert made.resumable is True and made.insecure is True  # not 1: equal, but not a bool
+    assert store.get(made.id) == expected
+    assert store.get_many([made.id]) == [expected]
+    assert store.list()[0] == [expected]
+    assert store.list([DownloadState.FAILED])[0] == [expected]
+    assert store.waiting_for_a_link(str(tmp_path), "asked.bin") == []
+    assert store.find_unfinished(made.url, str(tmp_path), "asked.bin") == expected
+    store.close()
+
+
+def test_a_row_of_nulls_and_defaults_is_built_as_read_by_name(tmp_path: Path) -> None:
+    path = tmp_path / "freight.db"
+    store = Store(path)
+    (added,) = store.add_many([{"url": "http://127.0.0.1/bare", "dir": str(tmp_path)}])
+    expected = by_name(path, added.id)
+    assert expected.size is None and expected.name is None and expected.headers == {}
+    assert expected.resumable is False and expected.insecure is False
+    assert added == expected
+    assert added.resumable is False and added.insecure is False
+    assert store.get(added.id) == expected
+    assert store.next_queued(1) == [expected]
+    assert store.next_queued_for_lane(
+        1, small_size=10, small=True, unknown_small=True) == [expected]
+    (started,) = store.start_many([added.id])
+    assert started == by_name(path, added.id)
+    assert started.state == DownloadState.ACTIVE
+    store.close()
+
+
+def test_every_column_but_the_sealed_headers_reaches_the_download(tmp_path: Path) -> None:
+    # A column added to the table must be added to the Download (or be a secret): a row
+    # built by position would otherwise drop it without a word.
+    path = tmp_path / "freight.db"
+    Store(path).close()
+    db = sqlite3.connect(path)
+    columns = {row[1] for row in db.execute("PRAGMA table_info(downloads)")}
+    db.close()
+    fields = {RENAMED.get(f.name, f.name) for f in dataclasses.fields(Download)}
+    assert columns - {"sealed_headers"} == fields
+
