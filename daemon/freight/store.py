@@ -20,10 +20,10 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from freight import config
 from freight.errors import FreightError, IllegalTransition, InputError, NotFound, StoreError
@@ -143,6 +143,40 @@ _SET_STATE = (
     "UPDATE downloads SET state = ?, error = ?, error_kind = ?, updated_at = ?, "
     "finished_at = coalesce(?, finished_at) WHERE id = ?"
 )
+
+
+class Lane(NamedTuple):
+    """The queued downloads a lane of the scheduler takes (daemon/scheduler.py). ``small``:
+    those of size ≤ ``small_size``, and of unknown size when ``unknown_small``, but not
+    ``ids``. Else the big lane's: those of a bigger size, of unknown size unless
+    ``unknown_small``, and ``ids`` whatever their size."""
+
+    small_size: int
+    small: bool
+    unknown_small: bool
+    ids: Collection[int] = ()
+
+
+def _queued_sql(limit: int, lane: Lane | None) -> tuple[str, tuple[Any, ...]]:
+    """The first ``limit`` queued downloads of ``lane`` (None: of any) in queue order, read
+    from the index on (state, position, id): no sort, whatever the queue's length."""
+    if lane is None:
+        where, args = "", ()
+    else:
+        ids = tuple(lane.ids)
+        marks = ",".join("?" * len(ids))
+        if lane.small:
+            where = "(size <= ? OR size IS NULL)" if lane.unknown_small else "size <= ?"
+            if ids:
+                where += f" AND id NOT IN ({marks})"
+        else:
+            taken = ["size > ?"] + ([] if lane.unknown_small else ["size IS NULL"])
+            where = "(" + " OR ".join(taken + ([f"id IN ({marks})"] if ids else [])) + ")"
+        where, args = f" AND {where}", (lane.small_size, *ids)
+    return (
+        f"SELECT {_FIELDS} FROM downloads WHERE state = ?{where} ORDER BY position, id LIMIT ?",
+        (DownloadState.QUEUED.value, *args, limit),
+    )
 
 
 def _headers(text: str) -> dict[str, str]:
@@ -501,34 +535,16 @@ class Store:
     def next_queued(self, limit: int) -> list[Download]:
         """The first ``limit`` queued downloads in queue order (one query: the scheduler asks
         each time a download is added or ends)."""
-        rows = self._query(
-            f"SELECT {_FIELDS} FROM downloads WHERE state = ? ORDER BY position, id LIMIT ?",
-            (DownloadState.QUEUED.value, limit),
-        )
-        return [_download(r) for r in rows]
+        return [_download(r) for r in self._query(*_queued_sql(limit, None))]
 
     def next_queued_for_lane(
         self, limit: int, *, small_size: int, small: bool, unknown_small: bool,
         ids: Collection[int] = (),
     ) -> list[Download]:
-        """The first ``limit`` queued downloads, in queue order, that a lane takes
-        (daemon/scheduler.py). ``small``: those of size ≤ ``small_size``, and of unknown size
-        when ``unknown_small``, but not ``ids``. Else the big lane's: those of a bigger size,
-        of unknown size unless ``unknown_small``, and ``ids`` whatever their size."""
-        marks = ",".join("?" * len(ids))
-        if small:
-            where = "(size <= ? OR size IS NULL)" if unknown_small else "size <= ?"
-            if ids:
-                where += f" AND id NOT IN ({marks})"
-        else:
-            taken = ["size > ?"] + ([] if unknown_small else ["size IS NULL"])
-            where = "(" + " OR ".join(taken + ([f"id IN ({marks})"] if ids else [])) + ")"
-        rows = self._query(
-            f"SELECT {_FIELDS} FROM downloads WHERE state = ? AND {where} "
-            "ORDER BY position, id LIMIT ?",
-            (DownloadState.QUEUED.value, small_size, *ids, limit),
-        )
-        return [_download(r) for r in rows]
+        """The first ``limit`` queued downloads, in queue order, that a lane takes (:class:`Lane`
+        says which)."""
+        lane = Lane(small_size, small, unknown_small, ids)
+        return [_download(r) for r in self._query(*_queued_sql(limit, lane))]
 
     def count_by_state(self) -> dict[str, int]:
         rows = self._query("SELECT state, count(*) FROM downloads GROUP BY state")
@@ -594,22 +610,38 @@ class Store:
             db.execute(_SET_STATE, values)
         return self.get(download_id)
 
-    def start_many(self, ids: list[int]) -> list[Download]:
-        """Move queued downloads to ``active`` in one statement (the scheduler starts those a
-        fill found free slots for at once); the rows that moved. One that was no longer
-        queued (paused, removed meanwhile) is left as it is and not returned."""
-        if not ids:
-            return []
-        marks = ",".join("?" * len(ids))
+    def start_queued(
+        self, limit: int, choose: Callable[[list[Download]], Iterable[int]], *,
+        lane: Lane | None = None,
+    ) -> list[Download]:
+        """Read the first ``limit`` queued downloads of ``lane`` (None: of any) in queue
+        order, and move those of them that ``choose`` picks (by id) to ``active`` (the
+        transition table's queued → active), in one transaction; the moved ones as stored,
+        in queue order. ``choose`` runs inside it, so what it was shown is what moves: no
+        row can change in between, each is read and built once, and a fill (the scheduler
+        starts what its free slots take at once) is one transaction, not a read and a write.
+        It must not call the store."""
+        sql, args = _queued_sql(limit, lane)
         with self._transaction() as db:
-            rows = db.execute(
+            rows = [_download(r) for r in db.execute(sql, args)]
+            picked = set(choose(rows)) if rows else set()
+            started = [d for d in rows if d.id in picked]
+            if not started:
+                return []
+            now = time.time()
+            marks = ",".join("?" * len(started))
+            # By primary key: `+state` keeps SQLite off the state index, through which it
+            # looked the few ids up among every queued row (a fill per small file).
+            db.execute(
                 "UPDATE downloads SET state = 'active', error = NULL, error_kind = NULL, "
-                f"updated_at = ? WHERE state = 'queued' AND id IN ({marks}) "
-                f"RETURNING {_FIELDS}",
-                (time.time(), *ids),
-            ).fetchall()
-        by_id = {r[0]: _download(r) for r in rows}
-        return [by_id[i] for i in ids if i in by_id]
+                f"updated_at = ? WHERE id IN ({marks}) AND +state = 'queued'",
+                (now, *(d.id for d in started)),
+            )
+        for download in started:  # as the statement stored them (read in this transaction)
+            download.state = DownloadState.ACTIVE
+            download.error = download.error_kind = None
+            download.updated_at = now
+        return started
 
     def complete(self, download_id: int, name: str, size: int) -> Download:
         """Record a finished download in one transaction: its final name and size, no more

@@ -9,8 +9,9 @@ import json
 import sqlite3
 from pathlib import Path
 
+import pytest
 from freight.models import Download, DownloadState
-from freight.store import Store
+from freight.store import Lane, Store
 
 #: Model attribute -> column, where the two names differ.
 RENAMED = {"limit": "rate_limit"}
@@ -77,7 +78,15 @@ def test_a_row_of_nulls_and_defaults_is_built_as_read_by_name(tmp_path: Path) ->
     assert store.next_queued(1) == [expected]
     assert store.next_queued_for_lane(
         1, small_size=10, small=True, unknown_small=True) == [expected]
-    (started,) = store.start_many([added.id])
+    shown: list[list[Download]] = []
+
+    def choose(rows: list[Download]) -> list[int]:
+        shown.append([dataclasses.replace(d) for d in rows])
+        return [d.id for d in rows]
+
+    (started,) = store.start_queued(1, choose)
+    assert shown == [[expected]]
+    # Built once, before the move, and changed as the statement changed the row.
     assert started == by_name(path, added.id)
     assert started.state == DownloadState.ACTIVE
     store.close()
@@ -94,3 +103,55 @@ def test_every_column_but_the_sealed_headers_reaches_the_download(tmp_path: Path
     fields = {RENAMED.get(f.name, f.name) for f in dataclasses.fields(Download)}
     assert columns - {"sealed_headers"} == fields
 
+
+def test_a_fill_reads_the_lane_from_the_index_and_starts_by_primary_key(tmp_path: Path) -> None:
+    # A fill runs each time a small file's slot frees: its statements must not grow with
+    # the queue (the start looked its rows up among every queued row through the state index).
+    path = tmp_path / "freight.db"
+    store = Store(path)
+    store.add_many([{"url": f"http://127.0.0.1/{n}", "dir": str(tmp_path)} for n in range(50)])
+    statements: list[str] = []
+    store._db.set_trace_callback(statements.append)
+    lane = Lane(small_size=100, small=True, unknown_small=True)
+    started = store.start_queued(4, lambda rows: [d.id for d in rows], lane=lane)
+    store._db.set_trace_callback(None)
+    assert [d.id for d in started] == [1, 2, 3, 4]
+    db = sqlite3.connect(path)
+    plans = {}
+    for sql in statements:
+        if sql.startswith(("SELECT", "UPDATE")):
+            plans[sql.split()[0]] = " ".join(
+                str(row[-1]) for row in db.execute("EXPLAIN QUERY PLAN " + sql))
+    db.close()
+    assert set(plans) == {"SELECT", "UPDATE"}, statements
+    assert "USING INDEX downloads_by_state" in plans["SELECT"], plans
+    assert "TEMP B-TREE" not in plans["SELECT"], plans
+    assert "PRIMARY KEY" in plans["UPDATE"], plans
+    store.close()
+
+
+def test_what_the_choice_does_not_pick_stays_queued_and_a_failing_choice_moves_none(
+    tmp_path: Path,
+) -> None:
+    store = Store(tmp_path / "freight.db")
+    added = store.add_many(
+        [{"url": f"http://127.0.0.1/{n}", "dir": str(tmp_path)} for n in range(4)])
+    store.set_state(added[1].id, DownloadState.PAUSED)
+    seen: list[int] = []
+
+    def every_other(rows: list[Download]) -> list[int]:
+        seen.extend(d.id for d in rows)
+        return [rows[0].id, rows[2].id, 999]  # 999: not among them, never started
+
+    started = store.start_queued(10, every_other)
+    assert seen == [added[0].id, added[2].id, added[3].id]  # queued ones, in queue order
+    assert [d.id for d in started] == [added[0].id, added[3].id]
+    assert [d.id for d in store.next_queued(10)] == [added[2].id]
+
+    def broken(rows: list[Download]) -> list[int]:
+        raise RuntimeError("a bug in the choice")
+
+    with pytest.raises(RuntimeError):
+        store.start_queued(10, broken)
+    assert [d.id for d in store.next_queued(10)] == [added[2].id]
+    store.close()

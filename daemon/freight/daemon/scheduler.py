@@ -49,7 +49,7 @@ from freight.engine import limits, quick
 from freight.errors import FreightError, ShuttingDown
 from freight.models import Download, DownloadState
 from freight.states import StateKeeper
-from freight.store import Store
+from freight.store import Lane, Store
 
 log = logging.getLogger(__name__)
 
@@ -158,60 +158,56 @@ class Scheduler:
     def fill(self) -> None:
         """Start queued downloads while a slot is free for them, in queue order within each
         lane (the module's rules), reading only the rows it can start and starting them in
-        one transaction."""
+        the same transaction."""
         if not self.accepting or self._loop is None:
             return
         slots = self.slots
         quick_on = self._quick_on()
         while slots.free_small > 0:
-            rows = self.store.next_queued_for_lane(
-                slots.free_small, small_size=self._small_size, small=True,
-                unknown_small=quick_on, ids=self._big_only,
-            )
+            lane = Lane(self._small_size, True, quick_on, self._big_only)
+            if not self._start_queued(slots.free_small, lane, quick_on):
+                break  # no row left for the big lane: the query is done
+        if slots.free_big > 0:
+            big = None if slots.max_small == 0 else Lane(
+                self._small_size, False, quick_on, self._big_only)
+            self._start_queued(slots.free_big, big, quick_on)
+
+    def _start_queued(self, limit: int, lane: Lane | None, quick_on: bool) -> bool:
+        """Give each of the lane's first ``limit`` queued downloads that may start a slot,
+        move them to ``active`` together, run each (on the loop when the small lane may
+        fetch it there). Whether one of them went to the big lane instead (unknown size, not
+        for the loop): the small lane then reads again."""
+        admitted: list[tuple[Download, bool]] = []
+        handed = False
+
+        def choose(rows: list[Download]) -> list[int]:
+            nonlocal handed
             chosen: list[tuple[Download, bool]] = []
             for download in rows:
-                if quick_on and self._small_files.may_run(download, self._engine):
+                if lane is None or not lane.small:
+                    chosen.append((download, False))
+                elif quick_on and self._small_files.may_run(download, self._engine):
                     chosen.append((download, True))
                 elif self._known_small(download):
                     chosen.append((download, False))
                 else:  # unknown size, not for the loop: a big slot's
                     self._big_only.add(download.id)
-            self._start_many(chosen)
-            if len(chosen) == len(rows):  # no row left for the big lane: the query is done
-                break
-        if slots.free_big > 0:
-            if slots.max_small == 0:
-                rows = self.store.next_queued(slots.free_big)
-            else:
-                rows = self.store.next_queued_for_lane(
-                    slots.free_big, small_size=self._small_size, small=False,
-                    unknown_small=quick_on, ids=self._big_only,
-                )
-            self._start_many([(download, False) for download in rows])
+                    handed = True
+            admitted.extend((download, on_loop) for download, on_loop in chosen if self.slots.admit(
+                download.id, small=on_loop or self._known_small(download)) is not None)
+            return [download.id for download, _ in admitted]
 
-    def _start_many(self, chosen: list[tuple[Download, bool]]) -> None:
-        """Give each chosen queued download a slot, move them to ``active`` together, run
-        each (``True``: on the loop). One that found no slot, or was no longer queued, stays."""
-        admitted = [
-            (download, on_loop) for download, on_loop in chosen
-            if self.slots.admit(download.id, small=on_loop or self._known_small(download))
-            is not None
-        ]
-        if not admitted:
-            return
-        try:
-            started = {d.id: d for d in self.keeper.start_many([d.id for d, _ in admitted])}
+        try:  # the started are the very rows chosen from, moved to active
+            started = {d.id for d in self.keeper.start_queued(limit, choose, lane=lane)}
         except FreightError as exc:  # the store failed; the next fill tries again
             log.warning("cannot start downloads: %s", exc)
-            started = {}
+            started = set()
         for download, on_loop in admitted:
-            row = started.get(download.id)
-            if row is None:  # changed under us; the next fill will see it
+            if download.id not in started:  # not stored as started: its slot is free again
                 self.slots.release(download.id)
-            elif on_loop:
-                self._launch_quick(row)
             else:
-                self._launch(row)
+                (self._launch_quick if on_loop else self._launch)(download)
+        return handed
 
     def _quick_on(self) -> bool:
         """Whether downloads of unknown size are tried on the loop: a small lane exists and
