@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from typing import Any
 
 from freight import config
@@ -86,12 +87,14 @@ class Scheduler:
                                    transfer_factory)  # the others
         self.accepting = True
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None  # its thread's id, once it runs
 
     # -- start and stop --------------------------------------------------------------------
 
     async def start(self) -> None:
         """Resume what a previous daemon left active, then fill free slots from the queue."""
         self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
         self._hop = LoopHop(self._loop, self._publish)
         self._small_files.start(self._loop, self._engine)
         active, _ = self.store.list([S.ACTIVE])
@@ -331,8 +334,10 @@ class Scheduler:
     # -- what the clients see --------------------------------------------------------------
 
     def _on_change(self, download: Download, moved: bool) -> None:
-        """The keeper's listener, called on whichever thread changed the row."""
-        if self._hop is None or _running_loop() is self._loop:
+        """The keeper's listener, called on whichever thread changed the row (the loop's is
+        known by its id: asyncio.get_running_loop costs a getpid, twice per small file)."""
+        loop, here = self._loop, threading.get_ident() == self._loop_thread
+        if self._hop is None or (here and loop is not None and loop.is_running()):
             self._publish(download, moved)
         else:
             self._hop(download, moved)
@@ -350,10 +355,3 @@ class Scheduler:
             if self.hub.wanted("download.state", rows=True):
                 params["download"] = self.running.public(download)
             self.hub.publish("download.state", params)
-
-
-def _running_loop() -> asyncio.AbstractEventLoop | None:
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:  # not on a loop's thread: a transfer's
-        return None
