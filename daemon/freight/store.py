@@ -179,6 +179,24 @@ def _queued_sql(limit: int, lane: Lane | None) -> tuple[str, tuple[Any, ...]]:
     )
 
 
+#: The states a download may complete from (the transition table's), as SQL.
+_TO_COMPLETED = ", ".join(
+    f"'{old.value}'" for old in DownloadState if can_transition(old, DownloadState.COMPLETED)
+)
+
+
+def _why_not(db: sqlite3.Connection, download_id: int, new: DownloadState) -> FreightError:
+    """Why a download cannot move to ``new``: it does not exist, or its state forbids it."""
+    row = db.execute("SELECT state FROM downloads WHERE id = ?", (download_id,)).fetchone()
+    if row is None:
+        return NotFound(f"no download with id {download_id}", id=download_id)
+    try:
+        check_transition(DownloadState(row[0]), new)
+    except IllegalTransition as exc:
+        return exc
+    raise AssertionError(f"download {download_id} may move from {row[0]} to {new.value}")
+
+
 def _headers(text: str) -> dict[str, str]:
     return {} if text == "{}" else json.loads(text)  # most rows carry none
 
@@ -661,37 +679,31 @@ class Store:
         the transition table; one that cannot complete (removed meanwhile) is answered with
         its error, the others are recorded all the same."""
         now = time.time()
-        answers: dict[int, FreightError | None] = {}
+        answers: dict[int, Download | FreightError] = {}
         for *_, fields in finished:
             unknown = set(fields) - set(_COLUMNS) | ({"headers", "state"} & set(fields))
             if unknown:
                 raise InputError(f"fields not for a completion: {', '.join(sorted(unknown))}")
         with self._transaction() as db:
             for download_id, name, size, fields in finished:
-                row = db.execute(
-                    "SELECT state FROM downloads WHERE id = ?", (download_id,)
-                ).fetchone()
-                try:
-                    if row is None:
-                        raise NotFound(f"no download with id {download_id}", id=download_id)
-                    check_transition(DownloadState(row[0]), DownloadState.COMPLETED)
-                except (NotFound, IllegalTransition) as exc:
-                    answers[download_id] = exc
-                    continue
-                answers[download_id] = None
-                db.execute("DELETE FROM segments WHERE download_id = ?", (download_id,))
-                db.execute("DELETE FROM fast_progress WHERE download_id = ?", (download_id,))
+                # One statement when the move is legal (the WHERE clause holds the transition
+                # table's predecessors of completed) that returns the row as recorded;
+                # otherwise the state is read to say why.
                 extra = {k: v for k, v in fields.items() if k not in ("name", "size")}
                 sets = "".join(f"{_COLUMNS[k]} = ?, " for k in extra)
-                db.execute(
+                row = db.execute(
                     f"UPDATE downloads SET {sets}state = 'completed', name = ?, size = ?, "
                     "done = ?, error = NULL, error_kind = NULL, updated_at = ?, finished_at = ? "
-                    "WHERE id = ?",
+                    f"WHERE id = ? AND state IN ({_TO_COMPLETED}) RETURNING {_FIELDS}",
                     (*extra.values(), name, size, size, now, now, download_id),
-                )
-        recorded = [i for i, error in answers.items() if error is None]
-        rows = {d.id: d for d in self.get_many(recorded)}
-        return [answers[i] or rows[i] for i, *_ in finished]
+                ).fetchone()
+                if row is None:
+                    answers[download_id] = _why_not(db, download_id, DownloadState.COMPLETED)
+                    continue
+                answers[download_id] = _download(row)
+                db.execute("DELETE FROM segments WHERE download_id = ?", (download_id,))
+                db.execute("DELETE FROM fast_progress WHERE download_id = ?", (download_id,))
+        return [answers[i] for i, *_ in finished]
 
     def get_many(self, ids: list[int]) -> list[Download]:
         """The downloads of ``ids`` that exist, in no particular order (one query)."""
