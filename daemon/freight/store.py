@@ -359,6 +359,12 @@ class Store:
         self.sealer = sealer
         self._lock = threading.RLock()
         self._settings: dict[str, Any] | None = None
+        #: Downloads that start_queued moved with no secret headers, until the first
+        #: secret_headers of each: a small file's one request asks for them at once, and
+        #: learning "none" cost a read transaction (two fcntl locks, a GIL hand-off) per file.
+        #: Every write of sealed_headers by this store drops its note (the process that owns
+        #: the database writes them, as with the settings).
+        self._no_secrets: set[int] = set()
         self._db = self._open(self.path, timeout, sealer)
 
     @contextmanager
@@ -650,11 +656,13 @@ class Store:
             marks = ",".join("?" * len(started))
             # By primary key: `+state` keeps SQLite off the state index, through which it
             # looked the few ids up among every queued row (a fill per small file).
-            db.execute(
+            moved = db.execute(
                 "UPDATE downloads SET state = 'active', error = NULL, error_kind = NULL, "
-                f"updated_at = ? WHERE id IN ({marks}) AND +state = 'queued'",
+                f"updated_at = ? WHERE id IN ({marks}) AND +state = 'queued' "
+                "RETURNING id, sealed_headers IS NULL",
                 (now, *(d.id for d in started)),
-            )
+            ).fetchall()
+            self._no_secrets.update(i for i, none in moved if none)
         for download in started:  # as the statement stored them (read in this transaction)
             download.state = DownloadState.ACTIVE
             download.error = download.error_kind = None
@@ -736,6 +744,7 @@ class Store:
 
     def delete(self, download_id: int) -> None:
         with self._transaction() as db:
+            self._no_secrets.discard(download_id)
             cur = db.execute("DELETE FROM downloads WHERE id = ?", (download_id,))
             if cur.rowcount == 0:
                 raise NotFound(f"no download with id {download_id}", id=download_id)
@@ -876,11 +885,16 @@ class Store:
     def set_secret_headers(self, download_id: int, secret_headers: dict[str, str] | None) -> None:
         sealed = self._seal(secret_headers)
         with self._transaction() as db:
+            self._no_secrets.discard(download_id)
             db.execute(
                 "UPDATE downloads SET sealed_headers = ? WHERE id = ?", (sealed, download_id)
             )
 
     def secret_headers(self, download_id: int) -> dict[str, str]:
+        with self._lock:
+            if download_id in self._no_secrets:
+                self._no_secrets.discard(download_id)
+                return {}
         rows = self._query("SELECT sealed_headers FROM downloads WHERE id = ?", (download_id,))
         if not rows:
             raise NotFound(f"no download with id {download_id}", id=download_id)
