@@ -17,7 +17,7 @@ from typing import Any
 
 from freight.errors import FreightError
 from freight.models import Download, DownloadState
-from freight.store import Lane, Store
+from freight.store import QueueReader, Store
 
 log = logging.getLogger(__name__)
 
@@ -51,14 +51,11 @@ class StateKeeper:
         self._tell(download, True)
         return download
 
-    def start_queued(
-        self, limit: int, choose: Callable[[list[Download]], Iterable[int]], *,
-        lane: Lane | None = None,
-    ) -> list[Download]:
-        """Move those of the first ``limit`` queued downloads of ``lane`` that ``choose``
-        picks to ``active``, in one transaction (Store.start_queued: the transition table's
-        queued → active); each one moved is reported, once it is stored."""
-        started = self.store.start_queued(limit, choose, lane=lane)
+    def start_queued(self, choose: Callable[[QueueReader], Iterable[int]]) -> list[Download]:
+        """Move the queued downloads ``choose`` picks among those it read to ``active``, in
+        one transaction (Store.start_queued: the transition table's queued → active); each
+        one moved is reported, once it is stored."""
+        started = self.store.start_queued(choose)
         for download in started:
             self._tell(download, True)
         return started

@@ -157,6 +157,10 @@ class Lane(NamedTuple):
     ids: Collection[int] = ()
 
 
+#: What :meth:`Store.start_queued` gives its choice to read the queue with.
+QueueReader = Callable[[int, Lane | None], list[Download]]
+
+
 def _queued_sql(limit: int, lane: Lane | None) -> tuple[str, tuple[Any, ...]]:
     """The first ``limit`` queued downloads of ``lane`` (None: of any) in queue order, read
     from the index on (state, position, id): no sort, whatever the queue's length."""
@@ -634,22 +638,27 @@ class Store:
             db.execute(_SET_STATE, values)
         return self.get(download_id)
 
-    def start_queued(
-        self, limit: int, choose: Callable[[list[Download]], Iterable[int]], *,
-        lane: Lane | None = None,
-    ) -> list[Download]:
-        """Read the first ``limit`` queued downloads of ``lane`` (None: of any) in queue
-        order, and move those of them that ``choose`` picks (by id) to ``active`` (the
-        transition table's queued → active), in one transaction; the moved ones as stored,
-        in queue order. ``choose`` runs inside it, so what it was shown is what moves: no
-        row can change in between, each is read and built once, and a fill (the scheduler
-        starts what its free slots take at once) is one transaction, not a read and a write.
-        It must not call the store."""
-        sql, args = _queued_sql(limit, lane)
+    def start_queued(self, choose: Callable[[QueueReader], Iterable[int]]) -> list[Download]:
+        """Move the queued downloads that ``choose`` picks (by id) to ``active`` (the
+        transition table's queued → active), all in one transaction; the moved ones as
+        stored, in the order picked. ``choose`` is given ``read(limit, lane)``: the first
+        ``limit`` queued downloads of ``lane`` (None: of any) in queue order; it may read
+        several lanes, and picks among what it read. It runs inside the transaction, so
+        what it was shown is what moves: no row can change in between, each is read and
+        built once (a row read twice is the same object), and a fill (the scheduler starts
+        what its free slots take at once, in both lanes) is one transaction. It must not
+        call the store."""
         with self._transaction() as db:
-            rows = [_download(r) for r in db.execute(sql, args)]
-            picked = set(choose(rows)) if rows else set()
-            started = [d for d in rows if d.id in picked]
+            shown: dict[int, Download] = {}
+
+            def read(limit: int, lane: Lane | None) -> list[Download]:
+                rows = []
+                for row in db.execute(*_queued_sql(limit, lane)):
+                    download = shown.get(row[0]) or _download(row)
+                    rows.append(shown.setdefault(download.id, download))
+                return rows
+
+            started = [shown[i] for i in dict.fromkeys(choose(read)) if i in shown]
             if not started:
                 return []
             now = time.time()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from freight.models import Download, DownloadState
-from freight.store import Lane, Store
+from freight.store import Lane, QueueReader, Store
 
 #: Model attribute -> column, where the two names differ.
 RENAMED = {"limit": "rate_limit"}
@@ -80,11 +80,12 @@ def test_a_row_of_nulls_and_defaults_is_built_as_read_by_name(tmp_path: Path) ->
         1, small_size=10, small=True, unknown_small=True) == [expected]
     shown: list[list[Download]] = []
 
-    def choose(rows: list[Download]) -> list[int]:
+    def choose(read: QueueReader) -> list[int]:
+        rows = read(1, None)
         shown.append([dataclasses.replace(d) for d in rows])
         return [d.id for d in rows]
 
-    (started,) = store.start_queued(1, choose)
+    (started,) = store.start_queued(choose)
     assert shown == [[expected]]
     # Built once, before the move, and changed as the statement changed the row.
     assert started == by_name(path, added.id)
@@ -113,7 +114,7 @@ def test_a_fill_reads_the_lane_from_the_index_and_starts_by_primary_key(tmp_path
     statements: list[str] = []
     store._db.set_trace_callback(statements.append)
     lane = Lane(small_size=100, small=True, unknown_small=True)
-    started = store.start_queued(4, lambda rows: [d.id for d in rows], lane=lane)
+    started = store.start_queued(lambda read: [d.id for d in read(4, lane)])
     store._db.set_trace_callback(None)
     assert [d.id for d in started] == [1, 2, 3, 4]
     db = sqlite3.connect(path)
@@ -139,19 +140,23 @@ def test_what_the_choice_does_not_pick_stays_queued_and_a_failing_choice_moves_n
     store.set_state(added[1].id, DownloadState.PAUSED)
     seen: list[int] = []
 
-    def every_other(rows: list[Download]) -> list[int]:
+    def every_other(read: QueueReader) -> list[int]:
+        rows = read(10, None)
         seen.extend(d.id for d in rows)
-        return [rows[0].id, rows[2].id, 999]  # 999: not among them, never started
+        again = read(1, None)  # read twice: the same object, started once
+        assert again[0] is rows[0]
+        return [rows[2].id, rows[0].id, again[0].id, 999]  # 999: not read, never started
 
-    started = store.start_queued(10, every_other)
+    started = store.start_queued(every_other)
     assert seen == [added[0].id, added[2].id, added[3].id]  # queued ones, in queue order
-    assert [d.id for d in started] == [added[0].id, added[3].id]
+    assert [d.id for d in started] == [added[3].id, added[0].id]  # in the order picked
     assert [d.id for d in store.next_queued(10)] == [added[2].id]
 
-    def broken(rows: list[Download]) -> list[int]:
+    def broken(read: QueueReader) -> list[int]:
+        read(10, None)
         raise RuntimeError("a bug in the choice")
 
     with pytest.raises(RuntimeError):
-        store.start_queued(10, broken)
+        store.start_queued(broken)
     assert [d.id for d in store.next_queued(10)] == [added[2].id]
     store.close()

@@ -14,7 +14,7 @@ from freight.store import Store
 
 
 def start_all(store: Store) -> list[int]:
-    return [d.id for d in store.start_queued(100, lambda rows: [d.id for d in rows])]
+    return [d.id for d in store.start_queued(lambda read: [d.id for d in read(100, None)])]
 
 
 def test_a_started_download_without_secrets_is_answered_without_a_query(tmp_path: Path) -> None:

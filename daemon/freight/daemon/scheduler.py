@@ -50,7 +50,7 @@ from freight.engine import limits, quick
 from freight.errors import FreightError, ShuttingDown
 from freight.models import Download, DownloadState
 from freight.states import StateKeeper
-from freight.store import Lane, Store
+from freight.store import Lane, QueueReader, Store
 
 log = logging.getLogger(__name__)
 
@@ -160,48 +160,27 @@ class Scheduler:
 
     def fill(self) -> None:
         """Start queued downloads while a slot is free for them, in queue order within each
-        lane (the module's rules), reading only the rows it can start and starting them in
-        the same transaction."""
+        lane (the module's rules), reading only the rows it can start: both lanes read,
+        chosen and started in one transaction."""
         if not self.accepting or self._loop is None:
             return
-        slots = self.slots
-        quick_on = self._quick_on()
-        while slots.free_small > 0:
-            lane = Lane(self._small_size, True, quick_on, self._big_only)
-            if not self._start_queued(slots.free_small, lane, quick_on):
-                break  # no row left for the big lane: the query is done
-        if slots.free_big > 0:
-            big = None if slots.max_small == 0 else Lane(
-                self._small_size, False, quick_on, self._big_only)
-            self._start_queued(slots.free_big, big, quick_on)
+        admitted: list[tuple[Download, bool]] = []  # and whether it runs on the loop
 
-    def _start_queued(self, limit: int, lane: Lane | None, quick_on: bool) -> bool:
-        """Give each of the lane's first ``limit`` queued downloads that may start a slot,
-        move them to ``active`` together, run each (on the loop when the small lane may
-        fetch it there). Whether one of them went to the big lane instead (unknown size, not
-        for the loop): the small lane then reads again."""
-        admitted: list[tuple[Download, bool]] = []
-        handed = False
-
-        def choose(rows: list[Download]) -> list[int]:
-            nonlocal handed
-            chosen: list[tuple[Download, bool]] = []
-            for download in rows:
-                if lane is None or not lane.small:
-                    chosen.append((download, False))
-                elif quick_on and self._small_files.may_run(download, self._engine):
-                    chosen.append((download, True))
-                elif self._known_small(download):
-                    chosen.append((download, False))
-                else:  # unknown size, not for the loop: a big slot's
-                    self._big_only.add(download.id)
-                    handed = True
-            admitted.extend((download, on_loop) for download, on_loop in chosen if self.slots.admit(
-                download.id, small=on_loop or self._known_small(download)) is not None)
+        def choose(read: QueueReader) -> list[int]:
+            slots, quick_on = self.slots, self._quick_on()
+            while slots.free_small > 0:  # the rows admitted are still queued until the end
+                taken = self._big_only | {d.id for d, _ in admitted}
+                lane = Lane(self._small_size, True, quick_on, taken)
+                if not self._admit(read(slots.free_small, lane), quick_on, admitted):
+                    break  # no row left for the big lane: the query is done
+            if slots.free_big > 0:
+                big = None if slots.max_small == 0 else Lane(
+                    self._small_size, False, quick_on, self._big_only)
+                self._admit(read(slots.free_big, big), None, admitted)
             return [download.id for download, _ in admitted]
 
         try:  # the started are the very rows chosen from, moved to active
-            started = {d.id for d in self.keeper.start_queued(limit, choose, lane=lane)}
+            started = {d.id for d in self.keeper.start_queued(choose)}
         except FreightError as exc:  # the store failed; the next fill tries again
             log.warning("cannot start downloads: %s", exc)
             started = set()
@@ -210,6 +189,26 @@ class Scheduler:
                 self.slots.release(download.id)
             else:
                 (self._launch_quick if on_loop else self._launch)(download)
+
+    def _admit(self, rows: list[Download], quick_on: bool | None,
+               admitted: list[tuple[Download, bool]]) -> bool:
+        """Give each row a slot of its lane (``quick_on`` None: the big lane's), on the loop
+        when the small lane may fetch it there. Whether one went to the big lane instead
+        (unknown size, not for the loop): the small lane then reads again."""
+        chosen: list[tuple[Download, bool]] = []
+        handed = False
+        for download in rows:
+            if quick_on is None:
+                chosen.append((download, False))
+            elif quick_on and self._small_files.may_run(download, self._engine):
+                chosen.append((download, True))
+            elif self._known_small(download):
+                chosen.append((download, False))
+            else:  # unknown size, not for the loop: a big slot's
+                self._big_only.add(download.id)
+                handed = True
+        admitted.extend((download, on_loop) for download, on_loop in chosen if self.slots.admit(
+            download.id, small=on_loop or self._known_small(download)) is not None)
         return handed
 
     def _quick_on(self) -> bool:
