@@ -94,6 +94,12 @@ MIGRATIONS: list[str] = [
     # queue (max(position)) and the popup's newest page each sorted or scanned the whole
     # table: ~0.7 ms per add and 20-40 ms per page at 10,000 downloads.
     "CREATE INDEX downloads_by_position ON downloads (position, id);",
+    # version 5: the queued downloads of known size in queue order. The big lane takes those
+    # bigger than small_size: read through the state index it passed every queued row of
+    # unknown size on each fill (all 2,000 of S4's at first, 0.3 ms per fill; 1.5 ms at
+    # 10,000); the index holds only the rows it may take.
+    "CREATE INDEX downloads_queued_sized ON downloads (position, id) "
+    "WHERE state = 'queued' AND size IS NOT NULL;",
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -162,25 +168,49 @@ QueueReader = Callable[[int, Lane | None], list[Download]]
 
 
 def _queued_sql(limit: int, lane: Lane | None) -> tuple[str, tuple[Any, ...]]:
-    """The first ``limit`` queued downloads of ``lane`` (None: of any) in queue order, read
-    from the index on (state, position, id): no sort, whatever the queue's length."""
+    """The first ``limit`` queued downloads of ``lane`` (None: of any) in queue order, each
+    part read from an index in that order (no sort of the queue) that holds only rows the
+    part may take or few others: the state index for the rows of unknown size, the index of
+    the queued rows of known size for a comparison with small_size (named: SQLite would
+    otherwise pick the state index and pass every queued row), the primary key for ids."""
     if lane is None:
-        where, args = "", ()
-    else:
-        ids = tuple(lane.ids)
-        marks = ",".join("?" * len(ids))
-        if lane.small:
-            where = "(size <= ? OR size IS NULL)" if lane.unknown_small else "size <= ?"
-            if ids:
-                where += f" AND id NOT IN ({marks})"
+        return (
+            f"SELECT {_FIELDS} FROM downloads WHERE state = 'queued' "
+            "ORDER BY position, id LIMIT ?",
+            (limit,),
+        )
+    ids = tuple(lane.ids)
+    marks = ",".join("?" * len(ids))
+    order = " ORDER BY position, id LIMIT ?"
+
+    def sized(compare: str) -> str:
+        return (
+            f"SELECT {_FIELDS} FROM downloads INDEXED BY downloads_queued_sized "
+            f"WHERE state = 'queued' AND size IS NOT NULL AND size {compare} ?"
+        )
+
+    if lane.small:
+        if lane.unknown_small:  # most queued rows are the lane's (S4): in order, as they come
+            sql = f"SELECT {_FIELDS} FROM downloads WHERE state = 'queued' " \
+                "AND (size <= ? OR size IS NULL)"
         else:
-            taken = ["size > ?"] + ([] if lane.unknown_small else ["size IS NULL"])
-            where = "(" + " OR ".join(taken + ([f"id IN ({marks})"] if ids else [])) + ")"
-        where, args = f" AND {where}", (lane.small_size, *ids)
-    return (
-        f"SELECT {_FIELDS} FROM downloads WHERE state = ?{where} ORDER BY position, id LIMIT ?",
-        (DownloadState.QUEUED.value, *args, limit),
-    )
+            sql = sized("<=")
+        if ids:
+            sql += f" AND id NOT IN ({marks})"
+        return sql + order, (lane.small_size, *ids, limit)
+    parts, args = [sized(">") + order], [lane.small_size, limit]
+    if not lane.unknown_small:
+        parts.append(
+            f"SELECT {_FIELDS} FROM downloads WHERE state = 'queued' AND size IS NULL" + order)
+        args.append(limit)
+    if ids:
+        parts.append(f"SELECT {_FIELDS} FROM downloads WHERE id IN ({marks}) AND +state = 'queued'")
+        args.extend(ids)
+    if len(parts) == 1:
+        return parts[0], tuple(args)
+    # Each part's first rows, merged: a row in two parts is the same row (UNION keeps one).
+    merged = " UNION ".join(f"SELECT * FROM ({part})" for part in parts)
+    return merged + order, (*args, limit)
 
 
 #: The states a download may complete from (the transition table's), as SQL.
