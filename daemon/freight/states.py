@@ -12,12 +12,12 @@ The engine's :class:`~freight.engine.transfer.Transfer`, the daemon's scheduler 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from freight.errors import FreightError
 from freight.models import Download, DownloadState
-from freight.store import Store
+from freight.store import QueueReader, Store
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +51,11 @@ class StateKeeper:
         self._tell(download, True)
         return download
 
-    def start_many(self, ids: list[int]) -> list[Download]:
-        """Move queued downloads to ``active`` in one statement (Store.start_many: the
-        transition table's queued → active); each one moved is reported."""
-        started = self.store.start_many(ids)
+    def start_queued(self, choose: Callable[[QueueReader], Iterable[int]]) -> list[Download]:
+        """Move the queued downloads ``choose`` picks among those it read to ``active``, in
+        one transaction (Store.start_queued: the transition table's queued → active); each
+        one moved is reported, once it is stored."""
+        started = self.store.start_queued(choose)
         for download in started:
             self._tell(download, True)
         return started

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from typing import Any
 
 from freight import config
@@ -49,7 +50,7 @@ from freight.engine import limits, quick
 from freight.errors import FreightError, ShuttingDown
 from freight.models import Download, DownloadState
 from freight.states import StateKeeper
-from freight.store import Store
+from freight.store import Lane, QueueReader, Store
 
 log = logging.getLogger(__name__)
 
@@ -86,12 +87,14 @@ class Scheduler:
                                    transfer_factory)  # the others
         self.accepting = True
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None  # its thread's id, once it runs
 
     # -- start and stop --------------------------------------------------------------------
 
     async def start(self) -> None:
         """Resume what a previous daemon left active, then fill free slots from the queue."""
         self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
         self._hop = LoopHop(self._loop, self._publish)
         self._small_files.start(self._loop, self._engine)
         active, _ = self.store.list([S.ACTIVE])
@@ -157,61 +160,56 @@ class Scheduler:
 
     def fill(self) -> None:
         """Start queued downloads while a slot is free for them, in queue order within each
-        lane (the module's rules), reading only the rows it can start and starting them in
-        one transaction."""
+        lane (the module's rules), reading only the rows it can start: both lanes read,
+        chosen and started in one transaction."""
         if not self.accepting or self._loop is None:
             return
-        slots = self.slots
-        quick_on = self._quick_on()
-        while slots.free_small > 0:
-            rows = self.store.next_queued_for_lane(
-                slots.free_small, small_size=self._small_size, small=True,
-                unknown_small=quick_on, ids=self._big_only,
-            )
-            chosen: list[tuple[Download, bool]] = []
-            for download in rows:
-                if quick_on and self._small_files.may_run(download, self._engine):
-                    chosen.append((download, True))
-                elif self._known_small(download):
-                    chosen.append((download, False))
-                else:  # unknown size, not for the loop: a big slot's
-                    self._big_only.add(download.id)
-            self._start_many(chosen)
-            if len(chosen) == len(rows):  # no row left for the big lane: the query is done
-                break
-        if slots.free_big > 0:
-            if slots.max_small == 0:
-                rows = self.store.next_queued(slots.free_big)
-            else:
-                rows = self.store.next_queued_for_lane(
-                    slots.free_big, small_size=self._small_size, small=False,
-                    unknown_small=quick_on, ids=self._big_only,
-                )
-            self._start_many([(download, False) for download in rows])
+        admitted: list[tuple[Download, bool]] = []  # and whether it runs on the loop
 
-    def _start_many(self, chosen: list[tuple[Download, bool]]) -> None:
-        """Give each chosen queued download a slot, move them to ``active`` together, run
-        each (``True``: on the loop). One that found no slot, or was no longer queued, stays."""
-        admitted = [
-            (download, on_loop) for download, on_loop in chosen
-            if self.slots.admit(download.id, small=on_loop or self._known_small(download))
-            is not None
-        ]
-        if not admitted:
-            return
-        try:
-            started = {d.id: d for d in self.keeper.start_many([d.id for d, _ in admitted])}
+        def choose(read: QueueReader) -> list[int]:
+            slots, quick_on = self.slots, self._quick_on()
+            while slots.free_small > 0:  # the rows admitted are still queued until the end
+                taken = self._big_only | {d.id for d, _ in admitted}
+                lane = Lane(self._small_size, True, quick_on, taken)
+                if not self._admit(read(slots.free_small, lane), quick_on, admitted):
+                    break  # no row left for the big lane: the query is done
+            if slots.free_big > 0:
+                big = None if slots.max_small == 0 else Lane(
+                    self._small_size, False, quick_on, self._big_only)
+                self._admit(read(slots.free_big, big), None, admitted)
+            return [download.id for download, _ in admitted]
+
+        try:  # the started are the very rows chosen from, moved to active
+            started = {d.id for d in self.keeper.start_queued(choose)}
         except FreightError as exc:  # the store failed; the next fill tries again
             log.warning("cannot start downloads: %s", exc)
-            started = {}
+            started = set()
         for download, on_loop in admitted:
-            row = started.get(download.id)
-            if row is None:  # changed under us; the next fill will see it
+            if download.id not in started:  # not stored as started: its slot is free again
                 self.slots.release(download.id)
-            elif on_loop:
-                self._launch_quick(row)
             else:
-                self._launch(row)
+                (self._launch_quick if on_loop else self._launch)(download)
+
+    def _admit(self, rows: list[Download], quick_on: bool | None,
+               admitted: list[tuple[Download, bool]]) -> bool:
+        """Give each row a slot of its lane (``quick_on`` None: the big lane's), on the loop
+        when the small lane may fetch it there. Whether one went to the big lane instead
+        (unknown size, not for the loop): the small lane then reads again."""
+        chosen: list[tuple[Download, bool]] = []
+        handed = False
+        for download in rows:
+            if quick_on is None:
+                chosen.append((download, False))
+            elif quick_on and self._small_files.may_run(download, self._engine):
+                chosen.append((download, True))
+            elif self._known_small(download):
+                chosen.append((download, False))
+            else:  # unknown size, not for the loop: a big slot's
+                self._big_only.add(download.id)
+                handed = True
+        admitted.extend((download, on_loop) for download, on_loop in chosen if self.slots.admit(
+            download.id, small=on_loop or self._known_small(download)) is not None)
+        return handed
 
     def _quick_on(self) -> bool:
         """Whether downloads of unknown size are tried on the loop: a small lane exists and
@@ -335,8 +333,10 @@ class Scheduler:
     # -- what the clients see --------------------------------------------------------------
 
     def _on_change(self, download: Download, moved: bool) -> None:
-        """The keeper's listener, called on whichever thread changed the row."""
-        if self._hop is None or _running_loop() is self._loop:
+        """The keeper's listener, called on whichever thread changed the row (the loop's is
+        known by its id: asyncio.get_running_loop costs a getpid, twice per small file)."""
+        loop, here = self._loop, threading.get_ident() == self._loop_thread
+        if self._hop is None or (here and loop is not None and loop.is_running()):
             self._publish(download, moved)
         else:
             self._hop(download, moved)
@@ -354,10 +354,3 @@ class Scheduler:
             if self.hub.wanted("download.state", rows=True):
                 params["download"] = self.running.public(download)
             self.hub.publish("download.state", params)
-
-
-def _running_loop() -> asyncio.AbstractEventLoop | None:
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:  # not on a loop's thread: a transfer's
-        return None
