@@ -139,3 +139,47 @@ def test_a_resume_while_a_pause_is_on_its_way_queues_it_again(store: Store) -> N
     assert resumed == [download.id]
     states = [p["state"] for e, p in events if e == "download.state"]
     assert states == ["active", "paused", "queued", "active"]
+
+
+def test_slots_freed_one_by_one_are_refilled_by_one_fill(store: Store, monkeypatch) -> None:
+    """A small file's slot frees when its body is in memory, one file at a time, each in a
+    turn of the loop of its own: the refill gathers those freed within REFILL_GATHER and
+    starts them in one fill (one transaction), not one fill each."""
+    from freight.daemon import scheduler as scheduler_module
+
+    monkeypatch.setattr(scheduler_module, "REFILL_GATHER", 0.3)  # far longer than 4 turns
+    # No file is small here: the fake transfers learn a size of 3 bytes, which would move
+    # them to the small lane and free their slots by themselves.
+    store.set_settings({"max_active": 4, "small_size": 0})
+    for i in range(12):
+        store.add(f"http://example.test/{i}", "/tmp")
+
+    async def body(scheduler: Scheduler, transfers: dict[int, FakeTransfer]) -> list[int]:
+        await wait_for(lambda: len(transfers) == 4)
+        fills: list[int] = []
+        real = scheduler.keeper.start_queued
+
+        def counted(choose: Any) -> list[Download]:
+            started = real(choose)
+            fills.append(len(started))
+            return started
+
+        scheduler.keeper.start_queued = counted  # type: ignore[method-assign]
+        first = list(transfers)
+        for download_id in first:
+            scheduler._connection_free(download_id)  # its body is in memory
+            await asyncio.sleep(0)  # the next one frees in a later turn
+        await wait_for(lambda: len(transfers) == 8)
+        assert fills == [4]
+        # Their ends free no slot (theirs went at their bodies): no fill, no transaction.
+        for download_id in first:
+            transfers[download_id].finish.set()
+        await wait_for(lambda: all(store.get(i).state is S.COMPLETED for i in first))
+        await asyncio.sleep(0.05)
+        seen = list(fills)
+        for transfer in transfers.values():
+            transfer.finish.set()
+        return seen
+
+    _, fills = run_scheduler(store, body)
+    assert fills == [4]
