@@ -6,23 +6,17 @@ and heads that stop coming. Each download runs as the scheduler runs it (quick_s
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
-import ipaddress
 import ssl
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from freight.config import EngineSettings
 from freight.engine.http.aio import AioPool
 from freight.engine.http.httpx_reader import USER_AGENT
 from freight.engine.quick import HandOver
 from freight.models import DownloadState
 from freight.store import Store
-from security.rawserver import RawServer, read_head
+from security.rawserver import RawServer, read_head, self_signed
 
 from .quick_support import Loop, add
 from .wire_support import FAST
@@ -43,27 +37,6 @@ def store(tmp_path: Path):
     store.close()
 
 
-def self_signed(tmp_path: Path) -> ssl.SSLContext:
-    """A server context with a certificate for 127.0.0.1, written to ``cert.pem``."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name)
-        .public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName(
-            [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert_file, key_file)
-    return context
 
 
 def run(loop: Loop, store: Store, tmp_path: Path, url: str):

@@ -92,14 +92,8 @@ class Outbox:
 
     async def get(self) -> str | None:
         """The next message to send; None once the outbox is closed (or overflowed)."""
-        while not self._items:
-            if self.closed:
-                return None
-            self._ready.clear()
-            await self._ready.wait()
-        if self.overflowed:
-            return None
-        return self._take()
+        got = await self.get_all(1)
+        return None if got is None else got[0]
 
     async def get_all(self, limit: int = 256) -> list[str] | None:
         """Every message ready now (at most ``limit``), in order; None once closed. The
