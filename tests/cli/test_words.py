@@ -130,3 +130,14 @@ def test_the_board_keeps_the_extension() -> None:
     row = {"id": 1, "state": "queued", "name": name, "done": 0, "size": None}
     assert all(len(line) <= 80 for line in frame([row], 10, 80))
     assert any(line.endswith(".mkv") for line in frame([row], 10, 80))
+
+
+def test_a_size_setting_takes_and_says_units(daemon: DaemonProcess) -> None:
+    out = daemon.cli("settings", "capture_min_size", "1M")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "capture_min_size = 1048576 (1.0 MiB)", out.stdout
+    assert daemon.cli("settings", "capture_min_size").stdout.strip() == "1048576"
+    out = daemon.cli("settings", "capture_min_size", "0")
+    assert out.stdout.strip() == "capture_min_size = 0", out.stdout
+    out = daemon.cli("settings", "capture_min_size", "lots")
+    assert out.returncode == 2 and "10M" in out.stderr, out.stderr

@@ -15,12 +15,14 @@ from typing import Any
 
 from freight import config
 from freight.cli.common import (
+    SIZE_SETTINGS,
     client_command,
     connections_flag,
     flag_error,
     folder_flag,
     rate_flag,
     say_error,
+    size_from_text,
 )
 from freight.cli.filters import Filter, add_filter_flags
 from freight.cli.filters import list_all as _list_all
@@ -28,7 +30,7 @@ from freight.cli.terminal import say, terminal_text
 from freight.errors import FreightError, InputError, NotFound, RefreshRefused
 from freight.headers import parse_header_lines
 from freight.models import EXIT_FAILED, EXIT_NEEDS_REFRESH, EXIT_OK, EXIT_USAGE, DownloadState
-from freight.units import format_rate
+from freight.units import format_rate, format_size
 from freight.urls import split_credentials
 
 S = DownloadState
@@ -93,7 +95,8 @@ def configure(sub: Any) -> None:
     p = sub.add_parser("settings", help="show or change settings")
     p.add_argument("name", nargs="?")
     p.add_argument("value", nargs="?",
-                   help="JSON (null, 5, true, [..]), on/off, words for a list, or plain text")
+                   help="JSON (null, 5, true, [..]), on/off, words for a list, a size "
+                   "(10M) for a *_size setting, or plain text")
     p.set_defaults(func=cmd_settings)
 
 
@@ -382,9 +385,14 @@ def _settings(client: Any, args: argparse.Namespace) -> int:
     if args.value is None:
         print(json.dumps(client.call("get_settings")["settings"][args.name]))
         return EXIT_OK
-    value = config.setting_from_text(args.name, args.value)  # on/off, 5, [..], a folder
+    if args.name in SIZE_SETTINGS:
+        value: Any = size_from_text(args.name, args.value)
+    else:
+        value = config.setting_from_text(args.name, args.value)  # on/off, 5, [..], a folder
     settings = client.call("set_settings", settings={args.name: value})["settings"]
-    print(f"{args.name} = {json.dumps(settings[args.name])}")
+    shown = settings[args.name]
+    units = f" ({format_size(shown)})" if args.name in SIZE_SETTINGS and shown else ""
+    print(f"{args.name} = {json.dumps(shown)}{units}")
     return EXIT_OK
 
 

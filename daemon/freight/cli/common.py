@@ -116,3 +116,19 @@ def folder_flag(text: str) -> tuple[str, bool]:
         raise InputError(f"-d/--dir: cannot create {folder}: {exc.strerror}",
                          param="dir") from None
     return folder, True
+
+
+#: The settings that are sizes in bytes: typed as 10M or 512K too, and said in units.
+SIZE_SETTINGS = {"capture_min_size", "small_size", "min_split_size", "read_size", "max_size"}
+
+
+def size_from_text(name: str, text: str) -> int | None:
+    """`freight settings NAME VALUE` for a size: 10M, 512K, 1048576; null or none: no value
+    (for the settings that take one)."""
+    if text.strip().lower() in ("null", "none"):
+        return None
+    try:
+        return 0 if text.strip() == "0" else config.parse_size(text)
+    except InputError:
+        raise InputError(f"setting {name!r} takes a size such as 10M, 512K or 1048576 "
+                         f"(bytes), not {text[:40]!r}", setting=name) from None
