@@ -209,7 +209,8 @@ export function decide(item, rulesInput, ctx = {}) {
   }
   const size = Number(item.fileSize);
   if (rules.minSize > 0 && Number.isFinite(size) && size > 0 && size < rules.minSize) {
-    return { capture: false, reason: `smaller than ${rules.minSize} bytes` };
+    const shown = formatRulesSize(rules.minSize); // "1 MiB", as the options page has it
+    return { capture: false, reason: `smaller than ${/\d$/.test(shown) ? `${shown} bytes` : shown}` };
   }
   return { capture: true, reason: 'captured' };
 }

@@ -58,6 +58,13 @@ test('minimum size: smaller known sizes stay, unknown sizes go to Freight', () =
   assert.equal(decide(item({ fileSize: 0 }), rules).capture, true);
 });
 
+test('the minimum size is said in units, as the options page shows it', () => {
+  assert.equal(decide(item({ fileSize: 1000 }), { minSize: 1024 * 1024 }).reason,
+    'smaller than 1 MiB');
+  assert.equal(decide(item({ fileSize: 1000 }), { minSize: 1500 }).reason,
+    'smaller than 1500 bytes');
+});
+
 test('always-types beat the minimum size; never-types beat everything but scheme', () => {
   const rules = { minSize: 10 * 1024 * 1024, alwaysTypes: ['ISO'], neverTypes: ['.exe', 'video/*'] };
   assert.equal(decide(item({ fileSize: 10 }), rules).capture, true);

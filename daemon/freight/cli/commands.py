@@ -10,16 +10,24 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from typing import Any
 
 from freight import config
-from freight.cli.common import client_command, say_error
+from freight.cli.common import (
+    SIZE_SETTINGS,
+    client_command,
+    connections_flag,
+    flag_error,
+    folder_flag,
+    rate_flag,
+    say_error,
+    size_from_text,
+)
 from freight.cli.filters import Filter, add_filter_flags
 from freight.cli.filters import list_all as _list_all
-from freight.cli.terminal import cell, terminal_text
-from freight.errors import FreightError, InputError, RefreshRefused
+from freight.cli.terminal import say, terminal_text
+from freight.errors import FreightError, InputError, NotFound, RefreshRefused
 from freight.headers import parse_header_lines
 from freight.models import EXIT_FAILED, EXIT_NEEDS_REFRESH, EXIT_OK, EXIT_USAGE, DownloadState
 from freight.units import format_rate, format_size
@@ -31,9 +39,11 @@ S = DownloadState
 def configure(sub: Any) -> None:
     p = sub.add_parser("add", help="queue URLs in the daemon")
     p.add_argument("urls", nargs="+", metavar="URL")
-    p.add_argument("-d", "--dir", help="folder to save into")
+    p.add_argument("-d", "--dir", help="folder to save into (its last level is created if "
+                   "missing, and said)")
     p.add_argument("-o", "--output", metavar="NAME", help="file name (one URL only)")
-    p.add_argument("-x", "--connections", type=int, metavar="N", help="connections, 1-64")
+    p.add_argument("-x", "--connections", type=int, metavar="N",
+                   help="connections, 1-64 (default: adaptive, as freight get)")
     p.add_argument("--limit", metavar="RATE", help="speed limit, e.g. 500K, 2M")
     p.add_argument("-H", "--header", action="append", default=[], metavar="'Name: value'")
     p.add_argument("--checksum", metavar="sha256:HEX", help="verify before the final rename")
@@ -85,7 +95,8 @@ def configure(sub: Any) -> None:
     p = sub.add_parser("settings", help="show or change settings")
     p.add_argument("name", nargs="?")
     p.add_argument("value", nargs="?",
-                   help="JSON (null, 5, true, [..]), on/off, words for a list, or plain text")
+                   help="JSON (null, 5, true, [..]), on/off, words for a list, a size "
+                   "(10M) for a *_size setting, or plain text")
     p.set_defaults(func=cmd_settings)
 
 
@@ -93,30 +104,33 @@ def configure(sub: Any) -> None:
 
 
 def _add(client: Any, args: argparse.Namespace) -> int:
+    try:
+        return _add_checked(client, args)
+    except InputError as exc:
+        raise flag_error(exc) from None
+
+
+def _add_checked(client: Any, args: argparse.Namespace) -> int:
     if args.output and len(args.urls) > 1:
         raise InputError("-o/--output names one file: give one URL with it")
     params: dict[str, Any] = {}
-    params["dir"] = os.path.abspath(os.path.expanduser(args.dir)) if args.dir else None
     if args.output:
         params["name"] = args.output
     if args.connections is not None:
-        params["connections"] = args.connections
+        params["connections"] = connections_flag(args.connections)
     if args.limit:
-        params["limit"] = config.parse_rate(args.limit)
+        params["limit"] = rate_flag("--limit", args.limit)
     if args.header:
         params["headers"] = parse_header_lines(args.header)
     if args.checksum:
         params["checksum"] = args.checksum
     if args.paused:
         params["paused"] = True
-    if params["dir"] is None:
-        del params["dir"]
     from freight.daemon import protocol as api
 
     shown = [split_credentials(url)[0] for url in args.urls]  # never print a URL's password
     if len(args.urls) == 1:
         api.check_params("add", {"url": args.urls[0], **params})
-        outcomes: list[Any] = [client.call("add", url=args.urls[0], **params)["id"]]
     else:
         # Every URL is checked before anything is queued; a bad one is named by its place
         # (never quoted: it may hold a password).
@@ -125,8 +139,16 @@ def _add(client: Any, args: argparse.Namespace) -> int:
             try:
                 api.check_params("add", {"url": url})
             except InputError as exc:
-                raise InputError(f"URL {n} of {len(args.urls)}: {exc.message}",
+                message = flag_error(exc).message.removeprefix("URL ")
+                raise InputError(f"URL {n} of {len(args.urls)} {message}",
                                  position=n) from None
+    if args.dir:  # made (and said) only once everything else is known to be right
+        params["dir"], created = folder_flag(args.dir)
+        if created:
+            say_error(f"created folder {params['dir']}")
+    if len(args.urls) == 1:
+        outcomes: list[Any] = [client.call("add", url=args.urls[0], **params)["id"]]
+    else:
         outcomes = []
         for chunk in _chunks(args.urls):
             try:
@@ -178,32 +200,14 @@ def _ls(client: Any, args: argparse.Namespace) -> int:
         return EXIT_OK
     from rich.console import Console
 
-    Console().print(_table(rows))
+    from freight.cli.board import ls_table  # rich: only for the commands that draw
+
+    console = Console()
+    console.print(ls_table(rows, console.width))
     return EXIT_OK
 
 
 cmd_ls = client_command(_ls)
-
-
-def _table(rows: list[dict[str, Any]]) -> Any:
-    from rich.table import Table
-
-    table = Table(box=None, pad_edge=False)
-    for col, justify in (("ID", "right"), ("STATE", "left"), ("DONE", "right"),
-                         ("SIZE", "right"), ("SPEED", "right"), ("ETA", "right"),
-                         ("NAME", "left")):
-        table.add_column(col, justify=justify)  # type: ignore[arg-type]
-    for d in rows:
-        pct = f"{100 * d['done'] / d['size']:.0f}%" if d.get("size") else format_size(d["done"])
-        eta = f"{d['eta']:.0f}s" if d.get("eta") is not None else ""
-        speed = format_rate(d["speed"]) if d.get("speed") else ""
-        name = d.get("name") or d["url"]
-        if d.get("error"):
-            name += f"  ({d['error']})"
-        # Cells as Text: a name or an error from a server is never markup, never a control.
-        table.add_row(*map(cell, (d["id"], d["state"], pct, format_size(d.get("size")), speed,
-                                  eta, name)))
-    return table
 
 
 _APPLIES = {
@@ -214,24 +218,47 @@ _APPLIES = {
 }
 
 
+#: What each action says it did: "paused 3: movie.mkv".
+_DONE = {"pause": "paused", "resume": "resumed", "cancel": "cancelled", "rm": "removed"}
+
+
 def _action(client: Any, args: argparse.Namespace) -> int:
     if args.all == bool(args.ids):
         raise InputError(f"{args.action}: give download ids or --all (not both)")
     method = {"rm": "remove"}.get(args.action, args.action)
     if args.all:
         states = _APPLIES[args.action]
-        ids = [d["id"] for d in _list_all(client, [s.value for s in states] if states else None)]
-        if not ids:
+        rows = _list_all(client, [s.value for s in states] if states else None)
+        if not rows:
             print(f"nothing to {args.action}")
             return EXIT_OK
     else:
-        ids = args.ids
-    params: dict[str, Any] = {"ids": ids}
+        # Read before the action: a removed download is no longer there to be named. An id
+        # that names none is left for the daemon to refuse, as it refuses the whole request.
+        rows = [row for row in map(lambda i: _row_or_none(client, i), args.ids) if row]
+    names = {row["id"]: row.get("name") or split_credentials(row["url"])[0] for row in rows}
+    params: dict[str, Any] = {"ids": args.ids or [row["id"] for row in rows]}
     if args.action == "rm" and args.delete_file:
         params["delete_file"] = True
-    changed = client.call(method, **params)["ids"]
-    print(" ".join(str(i) for i in changed) if changed else "nothing changed")
+    try:
+        changed = client.call(method, **params)["ids"]
+    except NotFound as exc:
+        raise NotFound(f"{exc} (`freight ls` lists the downloads)", **exc.data) from None
+    for download_id in changed:
+        name = names.get(download_id)
+        say(f"{_DONE[args.action]} {download_id}: {name}" if name
+            else f"{_DONE[args.action]} {download_id}")
+    if not changed:
+        print("nothing changed")
     return EXIT_OK
+
+
+def _row_or_none(client: Any, download_id: int) -> dict[str, Any] | None:
+    try:
+        row: dict[str, Any] = client.call("get", id=download_id)
+        return row
+    except NotFound:
+        return None
 
 
 cmd_action = client_command(_action)
@@ -309,7 +336,8 @@ cmd_wait = client_command(_wait)
 
 
 def _limit(client: Any, args: argparse.Namespace) -> int:
-    rate = None if args.rate.lower() in ("none", "0", "off") else config.parse_rate(args.rate)
+    off = args.rate.lower() in ("none", "0", "off")
+    rate = None if off else rate_flag("RATE (none: no limit)", args.rate)
     result = client.call("set_limits", global_limit=rate)
     limit = result["global_limit"]
     print(f"global limit: {format_rate(limit) if limit else 'none'}")
@@ -357,9 +385,14 @@ def _settings(client: Any, args: argparse.Namespace) -> int:
     if args.value is None:
         print(json.dumps(client.call("get_settings")["settings"][args.name]))
         return EXIT_OK
-    value = config.setting_from_text(args.name, args.value)  # on/off, 5, [..], a folder
+    if args.name in SIZE_SETTINGS:
+        value: Any = size_from_text(args.name, args.value)
+    else:
+        value = config.setting_from_text(args.name, args.value)  # on/off, 5, [..], a folder
     settings = client.call("set_settings", settings={args.name: value})["settings"]
-    print(f"{args.name} = {json.dumps(settings[args.name])}")
+    shown = settings[args.name]
+    units = f" ({format_size(shown)})" if args.name in SIZE_SETTINGS and shown else ""
+    print(f"{args.name} = {json.dumps(shown)}{units}")
     return EXIT_OK
 
 

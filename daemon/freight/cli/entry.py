@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
 
 from freight import __version__
@@ -24,6 +25,12 @@ _COMMAND_MODULES = {
 
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        # "-5M" is a value (a rate, a size), not an unknown flag, so that `--limit -5M` gets
+        # the flag's own error ("takes a positive rate") and not "expected one argument".
+        self._negative_number_matcher = re.compile(r"^-\d*\.?\d+[a-zA-Z/]*$")
+
     def error(self, message: str) -> None:  # usage errors exit with 2 and say why
         self.print_usage(sys.stderr)
         print(f"{self.prog}: error: {message}", file=sys.stderr)

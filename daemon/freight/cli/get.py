@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from freight import config, logs
+from freight.cli.common import connections_flag, folder_flag, rate_flag
 from freight.cli.terminal import console_for, terminal_text
 from freight.engine.checksum import normalize_checksum
 from freight.engine.transfer import Transfer
@@ -43,14 +44,20 @@ from freight.store import Sealer, Store
 from freight.units import format_rate, format_size
 from freight.urls import check_http_url, split_credentials
 
+#: The adaptive count's numbers, read from the settings' defaults so the help cannot drift.
+_START = config.SETTINGS["connections"].default
+_TOP = config.SETTINGS["max_connections"].default
+
 
 def configure(sub: Any) -> None:
     p = sub.add_parser("get", help="download URLs in the foreground (no daemon needed)")
     p.add_argument("urls", nargs="+", metavar="URL")
-    p.add_argument("-d", "--dir", help="folder to save into (default: your Downloads folder)")
+    p.add_argument("-d", "--dir", help="folder to save into (default: your Downloads folder; "
+                   "its last level is created if missing, and said)")
     p.add_argument("-o", "--output", metavar="NAME", help="file name (one URL only)")
     p.add_argument("-x", "--connections", type=int, metavar="N",
-                   help="connections per download, 1-64 (default: adaptive, from 16 up to 32)")
+                   help="connections per download, 1-64 (default: adaptive, from "
+                   f"{_START} up to {_TOP})")
     p.add_argument("--limit", metavar="RATE", help="speed limit, e.g. 500K, 2M")
     p.add_argument("-H", "--header", action="append", default=[], metavar="'Name: value'")
     p.add_argument("--checksum", metavar="sha256=HEX", help="verify before the final rename")
@@ -97,15 +104,20 @@ def run_get(args: argparse.Namespace) -> int:
     err = console_for(args)
     try:
         # Userinfo leaves the URL here: stored sealed as Basic auth, never in clear (urls.py).
-        urls = [split_credentials(check_http_url(u)) for u in args.urls]
+        urls = [split_credentials(_checked_url(u, n, len(args.urls)))
+                for n, u in enumerate(args.urls, 1)]
         if args.output and len(urls) > 1:
             raise InputError("-o/--output names one file: give one URL with it")
-        if args.connections is not None and not 1 <= args.connections <= 64:
-            raise InputError("-x/--connections must be between 1 and 64")
-        limit = config.parse_rate(args.limit) if args.limit else None
+        connections_flag(args.connections)
+        limit = rate_flag("--limit", args.limit) if args.limit else None
         headers, secret = split_headers(parse_header_lines(args.header))
         checksum = normalize_checksum(args.checksum) if args.checksum else None
-        folder = os.path.abspath(os.path.expanduser(args.dir or config.default_download_dir()))
+        if args.dir:
+            folder, created = folder_flag(args.dir)
+            if created and not args.json:
+                err.say(f"Created folder {folder}")
+        else:  # the default folder is made when missing, as a browser makes its own
+            folder = os.path.abspath(os.path.expanduser(config.default_download_dir()))
     except InputError as exc:
         err.say(f"freight get: {exc}")
         return 2
@@ -216,6 +228,14 @@ def _get_one(
     if final.state == DownloadState.PAUSED and final.error:
         return EXIT_FAILED
     return code
+
+
+def _checked_url(url: str, n: int, count: int) -> str:
+    try:
+        return check_http_url(url)
+    except InputError as exc:  # never quoted: the URL may hold a password
+        where = f"URL {n} of {count}" if count > 1 else "URL"
+        raise InputError(f"{where}: {exc} (like https://example.com/file.iso)") from None
 
 
 def resume_command(folder: str, output: str | None) -> str:

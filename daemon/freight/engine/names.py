@@ -3,6 +3,7 @@ made safe on every system, and its numbered variants when it is taken (files.res
 
 from __future__ import annotations
 
+import mimetypes
 import re
 import unicodedata
 from urllib.parse import unquote, urlsplit
@@ -83,15 +84,52 @@ def name_from_url(url: str) -> str | None:
     return unquote(last) or None
 
 
+#: The extensions of the types most often served without a file name. Read before
+#: :mod:`mimetypes`, whose answers depend on the machine's /etc/mime.types and, for some types,
+#: on its order (text/plain is ".txt" or ".bat", image/jpeg ".jpg" or ".jpe").
+_TYPE_EXTENSIONS = {
+    "text/html": ".html", "application/xhtml+xml": ".html", "text/plain": ".txt",
+    "text/css": ".css", "text/csv": ".csv", "text/xml": ".xml", "application/xml": ".xml",
+    "application/json": ".json", "text/javascript": ".js", "application/javascript": ".js",
+    "application/pdf": ".pdf", "application/zip": ".zip", "application/gzip": ".gz",
+    "application/x-tar": ".tar", "application/x-7z-compressed": ".7z",
+    "application/vnd.rar": ".rar", "application/x-iso9660-image": ".iso",
+    "image/jpeg": ".jpg", "image/png": ".png", "image/gif": ".gif", "image/webp": ".webp",
+    "image/svg+xml": ".svg", "audio/mpeg": ".mp3", "audio/ogg": ".ogg", "video/mp4": ".mp4",
+    "video/webm": ".webm", "video/x-matroska": ".mkv",
+}
+#: Types that say nothing about the content: no extension is made up from them.
+_NO_EXTENSION = {"application/octet-stream", "binary/octet-stream", "application/unknown"}
+
+
+def extension_for_type(content_type: str | None) -> str | None:
+    """".html" for "text/html; charset=utf-8"; None for an unknown or a say-nothing type."""
+    mime = (content_type or "").split(";")[0].strip().lower()
+    if not mime or "/" not in mime or mime in _NO_EXTENSION:
+        return None
+    return _TYPE_EXTENSIONS.get(mime) or mimetypes.guess_extension(mime, strict=False)
+
+
 def choose_name(
-    requested: str | None, content_disposition: str | None, url: str
+    requested: str | None, content_disposition: str | None, url: str,
+    content_type: str | None = None,
 ) -> str:
-    """The user's name, else the server's Content-Disposition name, else the URL's; sanitised."""
+    """The user's name, else the server's Content-Disposition name, else the URL's; sanitised.
+
+    A name taken from the URL that has no extension ("http://host/" → "download",
+    "http://host/api/index") gets the one its Content-Type says, as browsers do: a file
+    named by its type opens with the right program.
+    """
     server_name = name_from_content_disposition(content_disposition)
-    for candidate in (requested, server_name, name_from_url(url)):
+    for candidate in (requested, server_name):
         if candidate:
             return sanitize(candidate)
-    return FALLBACK_NAME
+    from_url = name_from_url(url)
+    name = sanitize(from_url) if from_url else FALLBACK_NAME
+    extension = extension_for_type(content_type)
+    if extension and "." not in name.lstrip("_"):
+        name = _truncate(name + extension)
+    return name
 
 
 def numbered(name: str, n: int) -> str:

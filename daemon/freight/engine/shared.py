@@ -115,7 +115,8 @@ def learnt(
         "mime": (reply.content_type or "").split(";")[0].strip() or download.mime,
     }
     if download.name is None:
-        name = files.choose_name(download.requested_name, reply.content_disposition, reply.url)
+        name = files.choose_name(download.requested_name, reply.content_disposition, reply.url,
+                                 reply.content_type)
         fields["name"] = _claim(download.dir, name, keep)
     elif (
         download.part_path
