@@ -11,10 +11,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 from typing import Any
 
 from freight import config
+from freight.cli.already import already
 from freight.cli.common import client_command, say_error
 from freight.cli.filters import Filter, add_filter_flags
 from freight.cli.filters import list_all as _list_all
@@ -39,6 +41,11 @@ def configure(sub: Any) -> None:
     p.add_argument("--checksum", metavar="sha256:HEX", help="verify before the final rename")
     p.add_argument("--paused", action="store_true", help="add without starting")
     p.add_argument("--json", action="store_true", help="print the ids as JSON")
+    p.add_argument(
+        "--again", action="store_true",
+        help="download a new copy even if this URL is already downloaded or queued "
+        "(without it: \"already downloaded: PATH\", exit 0)",
+    )
     p.set_defaults(func=cmd_add)
 
     p = sub.add_parser("ls", help="list downloads")
@@ -109,6 +116,8 @@ def _add(client: Any, args: argparse.Namespace) -> int:
         params["checksum"] = args.checksum
     if args.paused:
         params["paused"] = True
+    if args.again:
+        params["again"] = True
     if params["dir"] is None:
         del params["dir"]
     from freight.daemon import protocol as api
@@ -116,7 +125,8 @@ def _add(client: Any, args: argparse.Namespace) -> int:
     shown = [split_credentials(url)[0] for url in args.urls]  # never print a URL's password
     if len(args.urls) == 1:
         api.check_params("add", {"url": args.urls[0], **params})
-        outcomes: list[Any] = [client.call("add", url=args.urls[0], **params)["id"]]
+        one = client.call("add", url=args.urls[0], **params)
+        outcomes: list[Any] = [one.get("duplicate") or one["id"]]
     else:
         # Every URL is checked before anything is queued; a bad one is named by its place
         # (never quoted: it may hold a password).
@@ -130,16 +140,29 @@ def _add(client: Any, args: argparse.Namespace) -> int:
         outcomes = []
         for chunk in _chunks(args.urls):
             try:
-                outcomes += client.call("add_many", urls=chunk, **params)["ids"]
+                got = client.call("add_many", urls=chunk, **params)
             except FreightError as exc:  # the daemon began to stop, say: this chunk is not queued
                 outcomes += [exc] * len(chunk)
-    added = [(o, url) for o, url in zip(outcomes, shown, strict=True)
-             if not isinstance(o, BaseException)]
+                continue
+            repeats = {d["index"]: d for d in got.get("duplicates", [])}
+            outcomes += [repeats.get(n, i) for n, i in enumerate(got["ids"])]
+    # A duplicate is a dict naming the download already there (docs/PROTOCOL.md).
+    added = [(o, url) for o, url in zip(outcomes, shown, strict=True) if isinstance(o, int)]
+    repeated = [(o, url) for o, url in zip(outcomes, shown, strict=True) if isinstance(o, dict)]
     if args.json:
-        print(json.dumps({"ids": [download_id for download_id, _ in added]}))
-    elif added:
-        print("\n".join(f"{download_id}\t{terminal_text(url)}"  # the tab separates, unescaped
-                        for download_id, url in added))
+        record: dict[str, Any] = {"ids": [o if isinstance(o, int) else o["id"] for o in outcomes
+                                          if not isinstance(o, BaseException)]}
+        if repeated:
+            record["duplicates"] = [{k: v for k, v in o.items() if k != "index"}
+                                    for o, _ in repeated]
+        print(json.dumps(record))
+    else:
+        if added:
+            print("\n".join(f"{download_id}\t{terminal_text(url)}"  # the tab separates
+                            for download_id, url in added))
+        for old, url in repeated:  # on stderr, as `freight get` says it: stdout stays id, URL
+            print(terminal_text(already(old["state"], old["id"], old["name"], old["path"], url)),
+                  file=sys.stderr)
     errors = [(o, url) for o, url in zip(outcomes, shown, strict=True)
               if isinstance(o, BaseException)]
     if errors:
