@@ -35,6 +35,10 @@ from freight.urls import split_credentials
 #: 'FRGT' — marks the file as Freight's so that a foreign SQLite file is never migrated.
 APPLICATION_ID = 0x46524754
 
+#: A download's URL before its query, in SQL: what duplicate candidates are found by (an
+#: index on this expression, migration 6; freight.daemon.duplicates.address in Python).
+_ADDRESS = "substr(url, 1, instr(url || '?', '?') - 1)"
+
 MIGRATIONS: list[str] = [
     # version 1
     """
@@ -100,6 +104,9 @@ MIGRATIONS: list[str] = [
     # 10,000); the index holds only the rows it may take.
     "CREATE INDEX downloads_queued_sized ON downloads (position, id) "
     "WHERE state = 'queued' AND size IS NOT NULL;",
+    # version 6: downloads by their URL before the query (_ADDRESS), for duplicate detection
+    # on every add (freight.daemon.duplicates): without it each add read the whole table.
+    f"CREATE INDEX downloads_by_address ON downloads ({_ADDRESS});",
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -986,6 +993,25 @@ class Store:
             tuple(ids),
         )
         return {row[0]: (row[1], row[2]) for row in rows}
+
+
+    def duplicate_candidates(self, urls: Collection[str]) -> dict[str, list[Download]]:
+        """address → the downloads with that address (URL before the query) that a new one
+        may repeat: queued, active, paused or completed (freight.daemon.duplicates), for the
+        addresses of ``urls``; one indexed query per 500 addresses."""
+        addresses = sorted({url.split("?", 1)[0] for url in urls})
+        found: dict[str, list[Download]] = {}
+        for start in range(0, len(addresses), 500):
+            chunk = addresses[start:start + 500]
+            rows = self._query(
+                f"SELECT {_ADDRESS}, {_FIELDS} FROM downloads "
+                f"WHERE {_ADDRESS} IN ({','.join('?' * len(chunk))}) "
+                "AND state IN ('queued', 'active', 'paused', 'completed')",
+                chunk,
+            )
+            for row in rows:
+                found.setdefault(row[0], []).append(_download(row[1:]))
+        return found
 
 
 def saved_setting(path: str | Path, name: str) -> Any:

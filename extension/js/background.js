@@ -20,6 +20,7 @@ import {
   plan, recentNow,
 } from './capture.js';
 import { onDaemon, rpc } from './daemon.js';
+import { chooseDuplicate, isDuplicateNote } from './duplicate.js';
 import {
   adoptDaemonSettings, followStoredRules, freshRules, loadRules, onRulesChanged, rulesInfoNow,
   rulesNow, rulesStale, toggleCapture,
@@ -59,7 +60,10 @@ ext.onMenuClicked((info, tab) => { ready.then(() => onMenu(info, tab)); });
 ext.onCommand((command) => {
   if (command === 'toggle-capture') ready.then(toggleCapture).catch(() => undefined);
 });
-ext.onNotificationClicked((id) => { ready.then(() => openNotified(id)); });
+ext.onNotificationClicked((id) => {
+  ready.then(() => (isDuplicateNote(id) ? chooseDuplicate(id, null) : openNotified(id)));
+});
+ext.onNotificationButton((id, index) => { ready.then(() => chooseDuplicate(id, index)); });
 ext.onInstalled(() => { installMenus(); });
 ext.onStartup(() => { installMenus(); });
 ext.onStorageChanged((changes, area) => { followStoredRules(changes, area); });
@@ -110,4 +114,6 @@ function onDaemonEvent(method, params) {
 globalThis.freight = {
   rpc, ready, plan: (item) => plan(item), rules: () => rulesNow(), rulesInfo: () => rulesInfoNow(),
   recent: () => recentNow(), owned: () => ownedNow(),
+  // A notification's button, as the browser would report a click on it.
+  chooseDuplicate: (id, index) => chooseDuplicate(id, index),
 };

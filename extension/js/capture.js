@@ -11,6 +11,7 @@
 import { SeenRequests, downloadRequest } from './cookies.js';
 import { rpc } from './daemon.js';
 import { freshRules, rulesNow } from './daemonrules.js';
+import { offerDuplicate } from './duplicate.js';
 import * as ext from './ext.js';
 import { handBack, isHandBack, prune } from './handback.js';
 import { addOwnedId } from './notices.js';
@@ -103,6 +104,7 @@ export async function sendToDaemon(step, params) {
   }
   const res = await rpc.request('add', params);
   await addOwnedId(res.id);
+  if (res.duplicate) offerDuplicate(res.duplicate, params); // the daemon has it already
   return res.id;
 }
 

@@ -174,6 +174,16 @@ export function notify(id, title, message) {
     type: 'basic', iconUrl: getURL('icons/128.png'), title, message,
   }).catch(() => undefined);
 }
+/** A notification with buttons where the browser has them (Chromium); Firefox's has none
+ * and refuses the option, so it gets the plain one (a click on it is the first choice). */
+export function notifyChoices(id, title, message, buttons) {
+  if (isFirefox) return notify(id, title, message);
+  return api.notifications.create(id, {
+    type: 'basic', iconUrl: getURL('icons/128.png'), title, message, buttons,
+    requireInteraction: true,
+  }).catch(() => undefined);
+}
+export const onNotificationButton = (fn) => api.notifications.onButtonClicked?.addListener(fn);
 export const clearNotification = (id) => api.notifications.clear(id).catch(() => undefined);
 export const onNotificationClicked = (fn) => api.notifications.onClicked.addListener(fn);
 

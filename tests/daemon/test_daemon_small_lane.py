@@ -32,9 +32,10 @@ def test_small_downloads_pass_big_ones_that_hold_every_slot(
         c.call("set_settings", settings={"max_active": 2, "max_small": 3})
         big = add_big(c, fault_server, 3)
         wait_for(lambda: [state(c, i) for i in big] == ["active", "active", "queued"])
-        # The browser's size tells these are small: they start beside the big ones.
+        # The browser's size tells these are small: they start beside the big ones. One file
+        # under nine queries, each with its size: duplicates but for `again`.
         small = [c.call("add", url=fault_server.url(f"/small.bin?n={i}"),
-                        size_hint=len(SMALL))["id"] for i in range(9)]
+                        size_hint=len(SMALL), again=True)["id"] for i in range(9)]
         for i in small:
             wait_for(lambda i=i: state(c, i) == "completed", timeout=30)
             assert Path(c.call("get", id=i)["path"]).read_bytes() == SMALL
@@ -82,8 +83,8 @@ def test_pause_resume_cancel_and_restart_of_a_small_lane_download(
         c.call("set_settings", settings={"max_active": 1, "max_small": 2})
         big = add_big(c, fault_server, 1)
         wait_for(lambda: state(c, big[0]) == "active")
-        a, b = (c.call("add", url=fault_server.url(f"/slow.bin?n={i}"),
-                       size_hint=len(slow_small))["id"] for i in range(2))
+        a, b = (c.call("add", url=fault_server.url(f"/slow.bin?n={i}"),  # one file: `again`
+                       size_hint=len(slow_small), again=True)["id"] for i in range(2))
         wait_for(lambda: state(c, a) == "active" and state(c, b) == "active")
         wait_for(lambda: c.call("get", id=a)["done"] > 0)
         assert c.call("pause", id=a) == {"ids": [a]}

@@ -133,7 +133,7 @@ def test_shutdown_keeps_active_and_resumes(tmp_path: Path, fault_server: FaultSe
     d = DaemonProcess(home).start()
     with d.client() as c:
         a = c.call("add", url=url, connections=2)["id"]
-        b = c.call("add", url=url, paused=True)["id"]
+        b = c.call("add", url=url, paused=True, again=True)["id"]  # a second copy, on purpose
         wait_for(lambda: c.call("get", id=a)["done"] > 1024 * 1024)
     started = time.monotonic()
     assert d.stop(signal.SIGTERM) == 0

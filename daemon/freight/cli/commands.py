@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from typing import Any
 
 from freight import config
+from freight.cli.already import already
 from freight.cli.common import (
     SIZE_SETTINGS,
     client_command,
@@ -49,6 +51,11 @@ def configure(sub: Any) -> None:
     p.add_argument("--checksum", metavar="sha256:HEX", help="verify before the final rename")
     p.add_argument("--paused", action="store_true", help="add without starting")
     p.add_argument("--json", action="store_true", help="print the ids as JSON")
+    p.add_argument(
+        "--again", action="store_true",
+        help="download a new copy even if this URL is already downloaded or queued "
+        "(without it: \"already downloaded: PATH\", exit 0)",
+    )
     p.set_defaults(func=cmd_add)
 
     p = sub.add_parser("ls", help="list downloads")
@@ -126,6 +133,8 @@ def _add_checked(client: Any, args: argparse.Namespace) -> int:
         params["checksum"] = args.checksum
     if args.paused:
         params["paused"] = True
+    if args.again:
+        params["again"] = True
     from freight.daemon import protocol as api
 
     shown = [split_credentials(url)[0] for url in args.urls]  # never print a URL's password
@@ -147,21 +156,35 @@ def _add_checked(client: Any, args: argparse.Namespace) -> int:
         if created:
             say_error(f"created folder {params['dir']}")
     if len(args.urls) == 1:
-        outcomes: list[Any] = [client.call("add", url=args.urls[0], **params)["id"]]
+        one = client.call("add", url=args.urls[0], **params)
+        outcomes: list[Any] = [one.get("duplicate") or one["id"]]
     else:
         outcomes = []
         for chunk in _chunks(args.urls):
             try:
-                outcomes += client.call("add_many", urls=chunk, **params)["ids"]
+                got = client.call("add_many", urls=chunk, **params)
             except FreightError as exc:  # the daemon began to stop, say: this chunk is not queued
                 outcomes += [exc] * len(chunk)
-    added = [(o, url) for o, url in zip(outcomes, shown, strict=True)
-             if not isinstance(o, BaseException)]
+                continue
+            repeats = {d["index"]: d for d in got.get("duplicates", [])}
+            outcomes += [repeats.get(n, i) for n, i in enumerate(got["ids"])]
+    # A duplicate is a dict naming the download already there (docs/PROTOCOL.md).
+    added = [(o, url) for o, url in zip(outcomes, shown, strict=True) if isinstance(o, int)]
+    repeated = [(o, url) for o, url in zip(outcomes, shown, strict=True) if isinstance(o, dict)]
     if args.json:
-        print(json.dumps({"ids": [download_id for download_id, _ in added]}))
-    elif added:
-        print("\n".join(f"{download_id}\t{terminal_text(url)}"  # the tab separates, unescaped
-                        for download_id, url in added))
+        record: dict[str, Any] = {"ids": [o if isinstance(o, int) else o["id"] for o in outcomes
+                                          if not isinstance(o, BaseException)]}
+        if repeated:
+            record["duplicates"] = [{k: v for k, v in o.items() if k != "index"}
+                                    for o, _ in repeated]
+        print(json.dumps(record))
+    else:
+        if added:
+            print("\n".join(f"{download_id}\t{terminal_text(url)}"  # the tab separates
+                            for download_id, url in added))
+        for old, url in repeated:  # on stderr, as `freight get` says it: stdout stays id, URL
+            print(terminal_text(already(old["state"], old["id"], old["name"], old["path"], url)),
+                  file=sys.stderr)
     errors = [(o, url) for o, url in zip(outcomes, shown, strict=True)
               if isinstance(o, BaseException)]
     if errors:

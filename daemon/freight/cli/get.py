@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from freight import config, logs
+from freight.cli.already import already
 from freight.cli.common import connections_flag, folder_flag, rate_flag
 from freight.cli.terminal import console_for, terminal_text
 from freight.engine.checksum import normalize_checksum
@@ -259,7 +260,8 @@ def _already(download: Download, args: argparse.Namespace, err: Any) -> int:
         record.update(elapsed=0.0, speed=0, notices=[message], exit_code=EXIT_OK)
         print(json.dumps(record), flush=True)
     else:
-        err.say(message + " (--again downloads a new copy)", "green")
+        err.say(already(download.state.value, download.id, download.name, download.path,
+                        download.url), "green")
     return EXIT_OK
 
 

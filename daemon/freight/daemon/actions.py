@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from freight import config
+from freight.daemon import duplicates
 from freight.daemon.refresh import Refresh
 from freight.daemon.scheduler import Scheduler
 from freight.engine import files
@@ -79,8 +80,18 @@ class Actions:
     # -- changing --------------------------------------------------------------------------
 
     def add(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Queue one download, or answer with the one it would repeat (duplicates.py) unless
+        ``again``: its id, as an added one's (a client that knows no duplicates still gets
+        a download it can follow), and ``duplicate`` saying what it is."""
         self.scheduler.require_accepting()
-        download = self.store.add(**self._new_download(params, self._folder(params)))
+        new = self._new_download(params, self._folder(params))
+        if not params.get("again"):
+            found = self._duplicates([(new["url"], new["size"])])[0]
+            if found is not None:
+                log.info("not added again: %s is download %s (%s)", new["url"], found.id,
+                         found.state.value)
+                return {"id": found.id, "duplicate": duplicates.answer(found)}
+        download = self.store.add(**new)
         log.info("added download %s: %s", download.id, download.url)
         if self.scheduler.hub.wanted("download.added"):
             self.scheduler.hub.publish(
@@ -95,9 +106,22 @@ class Actions:
         self.scheduler.require_accepting()
         shared = {k: v for k, v in params.items() if k != "urls"}
         folder = self._folder(shared)
+        rows = [self._new_download({**shared, "url": url}, folder) for url in params["urls"]]
+        found: list[duplicates.Candidate | None] = [None] * len(rows)
+        if not params.get("again"):
+            found = self._duplicates([(row["url"], None) for row in rows])
         downloads = self.store.add_many(
-            [self._new_download({**shared, "url": url}, folder) for url in params["urls"]]
-        )
+            [row for row, old in zip(rows, found, strict=True) if old is None])
+        added = iter(downloads)
+        result: dict[str, Any] = {
+            "ids": [next(added).id if old is None else old.id for old in found]}
+        repeats = [{"index": n, **duplicates.answer(old)}
+                   for n, old in enumerate(found) if old is not None]
+        if repeats:
+            result["duplicates"] = repeats
+            log.info("not added again: %d of %d URLs", len(repeats), len(rows))
+        if not downloads:
+            return result
         log.info("added %d downloads, ids %s to %s", len(downloads), downloads[0].id,
                  downloads[-1].id)
         # Every download.added first, then the scheduler: a download it starts at once has
@@ -111,7 +135,23 @@ class Actions:
                     "download.added", {"download": self.scheduler.running.public(download)})
         for download in downloads:
             self.scheduler.added(download)
-        return {"ids": [d.id for d in downloads]}
+        return result
+
+    def _duplicates(
+        self, requests: list[tuple[str, int | None]]
+    ) -> list[duplicates.Candidate | None]:
+        """For each (url, size_hint), the existing download it would repeat, or None."""
+        by_address = self.store.duplicate_candidates([url for url, _ in requests])
+        candidates = {
+            address: [duplicates.Candidate(
+                id=d.id, url=d.url, state=d.state, name=d.name, path=d.path, size=d.size,
+                file_present=d.state == S.COMPLETED and _still_there(d.path, d.size),
+            ) for d in rows]
+            for address, rows in by_address.items()
+        }
+        return [duplicates.duplicate_of(duplicates.Request(url, size_hint),
+                                        candidates.get(duplicates.address(url), []))
+                for url, size_hint in requests]
 
     def _folder(self, params: dict[str, Any]) -> str:
         return str(
@@ -257,6 +297,15 @@ class Actions:
         if not target or not os.path.exists(target):
             raise InputError(f"{target or 'the file'} does not exist (moved or deleted?)")
         open_path(target)
+
+
+def _still_there(path: str | None, size: int | None) -> bool:
+    """A finished file is where it was saved, at its size (not deleted or cut since)."""
+    try:
+        return path is not None and os.path.isfile(path) and (
+            size is None or os.path.getsize(path) == size)
+    except OSError:
+        return False
 
 
 def _check(download: Download, new: DownloadState) -> None:

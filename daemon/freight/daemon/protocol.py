@@ -111,6 +111,8 @@ _ADD_OPTIONAL: dict[str, Check] = {
     "checksum": nullable(checksum),
     "paused": boolean,
     "insecure": boolean,
+    # Add even when the same file is already there or queued (freight.daemon.duplicates).
+    "again": boolean,
 }
 _ONE_FILE = ("name", "mime", "size_hint")  # what names or describes one file
 
