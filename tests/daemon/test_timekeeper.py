@@ -170,7 +170,7 @@ def test_no_schedule_sleeps_without_end(store: Store) -> None:
     async def body(scheduler: Scheduler, keeper: Timekeeper, transfers: Any) -> None:
         await asyncio.sleep(0.05)
         assert time.asked == [] and keeper.seconds_to_change() is None
-        assert keeper.report() == {"limit_window": None, "window_rate": None, "held": False,
-                                   "next_change": None}
+        assert keeper.report() == {"limit_window": None, "window_rate": None, "rate": None,
+                                   "held": False, "next_change": None}
 
     run(store, time, body)

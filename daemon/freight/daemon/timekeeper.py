@@ -104,6 +104,7 @@ class Timekeeper:
         return {
             "limit_window": None if window is None else window.text(),
             "window_rate": self.window_rate,
+            "rate": self.scheduler.limiter.rate,  # in force: under the user's limit
             "held": self.scheduler.held,
             "next_change": None if self.next_change is None else
             self.next_change.isoformat(timespec="minutes"),
