@@ -20,7 +20,7 @@ table (every day is the same).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -163,16 +163,18 @@ class Timetable:
     def state_at(self, minute: int) -> tuple[int | None, bool]:
         return self.rate_at(minute), self.queue_runs(minute)
 
-    def next_change(self, minute: int) -> int | None:
+    def next_change(self, minute: int, answer: Callable[[int], Any] | None = None) -> int | None:
         """Minutes from ``minute`` (1..1440) to the first minute whose rate or queue answer
-        differs from ``minute``'s; None when neither ever changes."""
+        (or only ``answer``: ``rate_at``, ``queue_runs``) differs from ``minute``'s; None when
+        it never changes."""
         minute %= DAY
-        now = self.state_at(minute)
+        state_at = answer or self.state_at
+        now = state_at(minute)
         edges = {w.window.start for w in self.limits} | {w.window.end for w in self.limits}
         edges |= {w.start for w in self.queue} | {w.end for w in self.queue}
         ahead = sorted(((edge - minute) % DAY or DAY) for edge in edges)
         for delta in ahead:  # the answers change only at an edge
-            if self.state_at(minute + delta) != now:
+            if state_at(minute + delta) != now:
                 return delta
         return None
 

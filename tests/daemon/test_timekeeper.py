@@ -111,6 +111,7 @@ def test_the_queue_stops_at_its_end_and_resumes_only_what_it_paused(store: Store
         await wait_for(lambda: states(store, [a, b]) == [S.QUEUED, S.QUEUED])
         assert scheduler.held and not scheduler.running.ids()
         assert keeper.report()["next_change"] == "2026-03-02T01:00"
+        assert keeper.report()["queue_change"] == "2026-03-02T01:00"
         late = store.add("http://127.0.0.1/late.bin", "/tmp")
         scheduler.added(late)
         # Held until 01:00: each sleep is at most MAX_SLEEP; the wakes before then start none.
@@ -160,6 +161,7 @@ def test_speed_windows_under_the_users_cap_and_a_live_change(store: Store) -> No
         await wait_for(lambda: len(time.asked) > asked)
         assert keeper.next_change == dt.datetime(2026, 3, 1, 21, 0)
         assert keeper.report()["limit_window"] == "19:00-21:00=524288"
+        assert keeper.report()["rate_change"] == "2026-03-01T21:00"
 
     run(store, time, body)
 
@@ -171,6 +173,7 @@ def test_no_schedule_sleeps_without_end(store: Store) -> None:
         await asyncio.sleep(0.05)
         assert time.asked == [] and keeper.seconds_to_change() is None
         assert keeper.report() == {"limit_window": None, "window_rate": None, "rate": None,
-                                   "held": False, "next_change": None}
+                                   "held": False, "next_change": None, "rate_change": None,
+                                   "queue_change": None}
 
     run(store, time, body)

@@ -58,6 +58,14 @@ def test_next_change_is_the_first_minute_that_differs(table: Timetable, minute: 
         assert all(same[:-1]) and not same[-1]
 
 
+@given(tables(), minutes, st.sampled_from(["rate_at", "queue_runs"]))
+def test_next_change_of_one_answer(table: Timetable, minute: int, name: str) -> None:
+    answer = getattr(table, name)
+    delta = table.next_change(minute, answer)
+    same = [answer(minute + k) == answer(minute) for k in range(1, (delta or DAY) + 1)]
+    assert all(same) if delta is None else (all(same[:-1]) and not same[-1])
+
+
 @given(tables(), minutes)
 def test_the_rate_is_the_covering_windows(table: Timetable, minute: int) -> None:
     covering = [w for w in table.limits if brute_covers(w.window, minute)]

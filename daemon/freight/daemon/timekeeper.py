@@ -90,7 +90,8 @@ class Timekeeper:
         self.next_change = (None if delta is None else
                             now.replace(second=0, microsecond=0) + dt.timedelta(minutes=delta))
         if scheduler.held and not was_held:
-            log.info("schedule: the queue is held until %s", _when(self.next_change))
+            held_for = self.table.next_change(minute, self.table.queue_runs)
+            log.info("schedule: the queue is held for %s min", held_for)
             self._pause_running()
         elif was_held and not scheduler.held:
             log.info("schedule: the queue runs")
@@ -100,14 +101,23 @@ class Timekeeper:
     def report(self) -> dict[str, Any]:
         """``status``'s ``schedule`` (docs/PROTOCOL.md)."""
         now = self._clock()
-        window = self.table.limit_window(now.hour * 60 + now.minute)
+        minute = now.hour * 60 + now.minute
+        window = self.table.limit_window(minute)
+
+        def when(delta: int | None) -> str | None:
+            if delta is None:
+                return None
+            moment = now.replace(second=0, microsecond=0) + dt.timedelta(minutes=delta)
+            return moment.isoformat(timespec="minutes")
+
         return {
             "limit_window": None if window is None else window.text(),
             "window_rate": self.window_rate,
             "rate": self.scheduler.limiter.rate,  # in force: under the user's limit
             "held": self.scheduler.held,
-            "next_change": None if self.next_change is None else
-            self.next_change.isoformat(timespec="minutes"),
+            "next_change": when(self.table.next_change(minute)),
+            "rate_change": when(self.table.next_change(minute, self.table.rate_at)),
+            "queue_change": when(self.table.next_change(minute, self.table.queue_runs)),
         }
 
     def seconds_to_change(self) -> float | None:
@@ -157,6 +167,3 @@ class Timekeeper:
         if not scheduler.held:  # the window opened again while they stopped
             scheduler.fill()
 
-
-def _when(moment: dt.datetime | None) -> str:
-    return "further notice" if moment is None else moment.strftime("%H:%M")

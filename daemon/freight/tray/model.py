@@ -182,11 +182,14 @@ def schedule_words(report: dict[str, Any] | None) -> str:
     else a window's rate, each with the time it ends; "" when it does nothing now."""
     if not report:
         return ""
-    until = f" until {report['next_change'][-5:]}" if report.get("next_change") else ""
+    def until(key: str) -> str:
+        return f" until {report[key][-5:]}" if report.get(key) else ""
+
     if report.get("held"):
-        return f"queue held{until}"
+        return f"queue held{until('queue_change')}"
     if report.get("window_rate") is not None and report.get("rate") is not None:
-        return f"scheduled {format_rate(report['rate'])}{until}"  # the user's limit caps it
+        # The rate in force: the user's limit may be lower than the window's.
+        return f"scheduled {format_rate(report['rate'])}{until('rate_change')}"
     return ""
 
 
