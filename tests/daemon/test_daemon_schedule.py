@@ -59,3 +59,27 @@ def test_bad_windows_are_refused_in_the_words_typed(daemon: DaemonProcess) -> No
     assert "windows 09:00-18:00 and 17:00-19:00 overlap" in overlap.stderr
     again = daemon.cli("schedule", "limit", "09:00-18:00", "2M")  # the same span: a new rate
     assert "09:00-18:00  2.0 MiB/s" in again.stdout
+
+
+def test_a_running_download_goes_back_to_the_queue_and_resumes_when_it_runs(
+    daemon: DaemonProcess, fault_server: FaultServer
+) -> None:
+    data = make_data(4 * MIB, seed=11)
+    url = fault_server.add("/running.bin", data=data, etag="run1", rate=1 * MIB)
+    mine = fault_server.add("/mine.bin", data=make_data(2 * MIB, seed=12), etag="mine", rate=MIB)
+    with daemon.client() as c:
+        download = c.call("add", url=url, connections=1)["id"]
+        paused_by_me = c.call("add", url=mine, connections=1)["id"]
+        wait_for(lambda: (c.call("get", id=download)["done"] or 0) > 0, timeout=10)
+        c.call("pause", ids=[paused_by_me])
+        assert daemon.cli("schedule", "queue", window(60, 120)).returncode == 0
+        wait_for(lambda: c.call("get", id=download)["state"] == "queued", timeout=10)
+        row = c.call("get", id=download)
+        assert 0 < row["done"] < len(data)  # kept, to resume from
+        assert c.call("status")["active"] == 0
+        assert daemon.cli("schedule", "clear", "queue").returncode == 0
+        wait_for(lambda: c.call("get", id=download)["state"] == "completed", timeout=20)
+        assert c.call("get", id=paused_by_me)["state"] == "paused"  # the user's pause stays
+        final = c.call("get", id=download)
+    with open(final["path"], "rb") as body:
+        assert body.read() == data
