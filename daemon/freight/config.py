@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
-from freight import capture
+from freight import capture, timetable
 from freight.errors import InputError
 
 APP = "freight"
@@ -239,6 +239,8 @@ SETTINGS: dict[str, Setting] = {
         Setting("capture_never_sites", list, [],
                 help="hosts (and their subdomains) or URL globs never captured"),
         Setting("notify", bool, True, help="notify when a download completes or fails"),
+        Setting("schedule_limits", list, [], help="speed by time of day: 09:00-18:00=1M"),
+        Setting("schedule_queue", list, [], help="when the queue runs: 01:00-07:00; []: always"),
     ]
 }
 
@@ -296,7 +298,7 @@ def validate_setting(name: str, value: Any) -> Any:
         if not all(is_unicode(v) for v in value):
             raise InputError(f"setting {name!r} must be a list of valid Unicode strings",
                              setting=name)
-        check = capture.CHECKS.get(name)
+        check = capture.CHECKS.get(name) or timetable.CHECKS.get(name)
         return check(name, list(value)) if check else list(value)
     if not isinstance(value, spec.type) or (spec.type is not bool and isinstance(value, bool)):
         raise InputError(

@@ -23,6 +23,7 @@ from freight.tray.model import (
     icon_state,
     menu_model,
     render,
+    schedule_words,
     short_name,
     title,
 )
@@ -271,3 +272,30 @@ def test_clipboard_urls_accepted(text):
 def test_clipboard_non_urls_refused_with_a_reason(text, why):
     with pytest.raises(InputError, match=why):
         clipboard_url(text)
+
+
+@pytest.mark.parametrize(
+    ("report", "text"),
+    [
+        (None, ""),
+        ({"limit_window": None, "window_rate": None, "held": False, "next_change": None}, ""),
+        ({"limit_window": None, "window_rate": None, "held": True,
+          "queue_change": "2026-12-02T01:00"}, "queue held until 01:00"),
+        ({"limit_window": "09:00-18:00=1048576", "window_rate": MIB, "rate": MIB,
+          "held": False, "rate_change": "2026-12-02T18:00"}, "scheduled 1.0 MiB/s until 18:00"),
+        ({"limit_window": "09:00-18:00=4194304", "window_rate": 4 * MIB, "rate": 2 * MIB,
+          "held": False, "rate_change": "2026-12-02T18:00"}, "scheduled 2.0 MiB/s until 18:00"),
+        ({"limit_window": "00:00-08:00=none", "window_rate": None, "held": True,
+          "next_change": "2026-12-02T00:00", "queue_change": "2026-12-02T01:00"},
+         "queue held until 01:00"),
+    ],
+)
+def test_the_schedule_in_words(report, text):
+    assert schedule_words(report) == text
+
+
+def test_title_says_what_the_schedule_does():
+    snap = TraySnapshot(queued=2, schedule="queue held until 01:00")
+    assert title(snap) == "Freight — 2 queued; queue held until 01:00"
+    assert title(TraySnapshot(schedule="scheduled 1.0 MiB/s until 18:00")) == (
+        "Freight — idle; scheduled 1.0 MiB/s until 18:00")

@@ -136,6 +136,11 @@ def cmd_status(args: argparse.Namespace) -> int:
             from freight.cli.traycheck import tray_line
 
             say(f"  tray: {tray_line(status['tray'])}")
+        schedule = status.get("schedule")
+        if isinstance(schedule, dict) and schedule.get("next_change"):
+            from freight.cli.schedule import schedule_line
+
+            say(f"  schedule: {schedule_line(schedule)}")
         keyring = status.get("keyring") or {}
         if keyring.get("fallback"):
             say(f"  warning: no OS keyring; secrets kept in files under {keyring.get('path')}")

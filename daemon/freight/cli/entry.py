@@ -21,6 +21,7 @@ _COMMAND_MODULES = {
     ),
     "freight.cli.watch": ("watch",),
     "freight.cli.install": ("install", "uninstall", "doctor"),
+    "freight.cli.schedule": ("schedule",),
 }
 
 

@@ -40,6 +40,7 @@ from freight.daemon.instance import InstanceLock
 from freight.daemon.origins import extension_origins
 from freight.daemon.scheduler import Scheduler
 from freight.daemon.server import ApiServer
+from freight.daemon.timekeeper import Timekeeper
 from freight.errors import FreightError, StoreError
 from freight.store import Store
 
@@ -146,6 +147,9 @@ async def serve(
             # the port has proved usable.
             store.set_settings({"port": port})
             log.info("port %d recorded in the settings: later starts use it", port)
+        timekeeper = Timekeeper(scheduler)
+        timekeeper.start()  # before the scheduler's start: a held queue resumes nothing
+        handler.schedule_report = timekeeper.report
         await scheduler.start()
         # Signals reach the handler before daemon.json exists: a client that found the file
         # may SIGTERM at once.
@@ -162,6 +166,7 @@ async def serve(
         if on_ready is not None:
             on_ready(handler)
         await handler.stop_requested.wait()
+        await timekeeper.close()
         await shutdown(server, scheduler)
         return 0
     finally:

@@ -54,6 +54,8 @@ class ApiHandler(Handler):
         #: The tray as a user sees it, read afresh by each ``status``: freight.daemon.app
         #: points it at the running tray's report, or at why there is none.
         self.tray_report: Callable[[], dict[str, Any]] = lambda: no_tray("not decided yet")
+        #: The schedule's report for ``status`` (daemon/timekeeper.py), once app.py runs one.
+        self.schedule_report: Callable[[], dict[str, Any] | None] = lambda: None
         #: protocol method name → the method serving it (each returns a value or a coroutine)
         self.methods: dict[str, Callable[..., Any]] = {
             "version": self.version,
@@ -110,6 +112,7 @@ class ApiHandler(Handler):
             "started_at": self.started_at,
             "keyring": secrets.backend_info(self.paths),
             "tray": self.tray_report(),
+            "schedule": self.schedule_report(),
         }
 
     def add(self, session: Session, **params: Any) -> dict[str, Any]:

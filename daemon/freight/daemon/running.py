@@ -54,6 +54,9 @@ class RunningTransfers:
     def __iter__(self) -> Iterator[Running]:
         return iter(list(self._runs.values()))
 
+    def ids(self) -> list[int]:
+        return list(self._runs)
+
     def add(self, download_id: int, run: Running) -> None:
         self._runs[download_id] = run
 

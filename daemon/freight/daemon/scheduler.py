@@ -38,6 +38,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from freight import config
@@ -96,6 +97,8 @@ class Scheduler:
         self._threads = ThreadRuns(store, self.keeper, self.limiter, self.host_caps,
                                    transfer_factory)  # the others
         self.accepting = True
+        self.held = False  # by the schedule (daemon/timekeeper.py): fill starts nothing
+        self.settings_listeners: list[Callable[[dict[str, Any]], None]] = []  # the schedule's
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None  # its thread's id, once it runs
 
@@ -146,6 +149,8 @@ class Scheduler:
         self._engine = config.EngineSettings.from_settings(settings)
         if self.host_caps.default != settings["max_host_connections"]:
             self.host_caps.set_default(settings["max_host_connections"])
+        for listener in self.settings_listeners:  # the schedule: its rate under this limit
+            listener(settings)
         self.fill()
 
     # -- the queue -------------------------------------------------------------------------
@@ -179,7 +184,7 @@ class Scheduler:
         """Start queued downloads while a slot is free for them, in queue order within each
         lane (the module's rules), reading only the rows it can start: both lanes read,
         chosen and started in one transaction."""
-        if not self.accepting or self._loop is None:
+        if not self.accepting or self.held or self._loop is None:
             return
         admitted: list[tuple[Download, bool]] = []  # and whether it runs on the loop
 

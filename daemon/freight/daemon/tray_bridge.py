@@ -23,7 +23,7 @@ from freight.daemon.actions import open_path
 from freight.daemon.events import Session
 from freight.daemon.handler import ApiHandler
 from freight.errors import FreightError
-from freight.tray.model import TraySnapshot
+from freight.tray.model import TraySnapshot, schedule_words
 
 log = logging.getLogger("freight.daemon")
 
@@ -107,6 +107,7 @@ class TrayBridge:
             global_limit=settings["global_limit"],
             capture=settings["capture"],
             download_dir=settings["download_dir"] or config.default_download_dir(),
+            schedule=schedule_words(self.handler.schedule_report()),
         )
 
     # -- from the tray's threads -------------------------------------------------------------

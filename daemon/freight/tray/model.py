@@ -39,6 +39,7 @@ class TraySnapshot:
     global_limit: int | None = None  # bytes/s, None: unlimited
     capture: bool = True  # the extension hands browser downloads to Freight
     download_dir: str = ""
+    schedule: str = ""  # what the schedule does now, in words (schedule_words); "": nothing
 
 
 class IconState(enum.StrEnum):
@@ -172,7 +173,24 @@ def title(snap: TraySnapshot) -> str:
         parts.append(f"{snap.paused} paused")
     if snap.failed:
         parts.append(f"{snap.failed} failed")
-    return "Freight — " + (", ".join(parts) if parts else "idle")
+    text = "Freight — " + (", ".join(parts) if parts else "idle")
+    return f"{text}; {snap.schedule}" if snap.schedule else text
+
+
+def schedule_words(report: dict[str, Any] | None) -> str:
+    """``status``'s ``schedule`` (daemon/timekeeper.py) for the title: a held queue first,
+    else a window's rate, each with the time it ends; "" when it does nothing now."""
+    if not report:
+        return ""
+    def until(key: str) -> str:
+        return f" until {report[key][-5:]}" if report.get(key) else ""
+
+    if report.get("held"):
+        return f"queue held{until('queue_change')}"
+    if report.get("window_rate") is not None and report.get("rate") is not None:
+        # The rate in force: the user's limit may be lower than the window's.
+        return f"scheduled {format_rate(report['rate'])}{until('rate_change')}"
+    return ""
 
 
 # --------------------------------------------------------------------------------------------
