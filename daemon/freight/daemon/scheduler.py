@@ -46,7 +46,7 @@ from freight.daemon.events import Hub
 from freight.daemon.running import Running, RunningTransfers, TransferFactory
 from freight.daemon.slots import Slots
 from freight.daemon.smallfiles import Outcome, SmallFiles
-from freight.daemon.threads import LoopHop, ThreadRuns
+from freight.daemon.threads import Coalesced, LoopHop, ThreadRuns
 from freight.engine import limits, quick
 from freight.errors import FreightError, ShuttingDown
 from freight.models import Download, DownloadState
@@ -87,9 +87,7 @@ class Scheduler:
         self._big_only: set[int] = set()
         self._handed: set[int] = set()
         self._engine = config.EngineSettings.from_settings(settings)
-        #: The fill on its way (call_soon, or call_later when gathering freed slots).
-        self._fill_handle: asyncio.Handle | None = None
-        self._fill_gathering = False
+        self._refill = Coalesced(self.fill)  # the fills asked for, as one
         self._hop: LoopHop | None = None  # the transfers' reports onto the loop, once it runs
         self.limiter = limits.RateLimiter(settings["global_limit"])
         self.host_caps = limits.HostCaps(settings["max_host_connections"])
@@ -161,24 +159,12 @@ class Scheduler:
         self._fill_soon()
 
     def _fill_soon(self, gather: bool = False) -> None:
-        """Fill once the loop's current callbacks have run: the downloads that ended or were
-        added in one turn (a batch of small files, pipelined adds) are answered by one fill,
-        one query per lane and one transaction for the starts. ``gather``: a slot freed by
-        a small file's body waits REFILL_GATHER for the others freed meanwhile; anything
-        else that asks for a fill has it at once (and takes a gathering one along)."""
-        if self._loop is None:
-            return
-        if self._fill_handle is not None:
-            if gather or not self._fill_gathering:
-                return  # one on its way already serves this
-            self._fill_handle.cancel()
-        self._fill_gathering = gather
-        self._fill_handle = (self._loop.call_later(REFILL_GATHER, self._fill_now) if gather
-                             else self._loop.call_soon(self._fill_now))
-
-    def _fill_now(self) -> None:
-        self._fill_handle = None
-        self.fill()
+        """Fill once the loop's current callbacks have run: what ended or was added in one
+        turn (a batch of small files, pipelined adds) is answered by one fill, one query per
+        lane and one transaction. ``gather``: a slot freed by a small file's body waits
+        REFILL_GATHER for the others freed meanwhile."""
+        if self._loop is not None:
+            self._refill.ask(self._loop, REFILL_GATHER if gather else 0.0)
 
     def fill(self) -> None:
         """Start queued downloads while a slot is free for them, in queue order within each

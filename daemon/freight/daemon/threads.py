@@ -145,3 +145,26 @@ class LoopHop:
             waiting, self._waiting = self._waiting, []
         for args in waiting:
             self._call(*args)
+
+
+class Coalesced:
+    """``call`` once on the loop for all the asks made before it runs: in the loop's next
+    turn, or, asked with a delay, after it (those asked meanwhile join it); an ask for the
+    next turn takes a delayed one along. The scheduler's fills (scheduler.REFILL_GATHER)."""
+
+    def __init__(self, call: Callable[[], None]) -> None:
+        self._call = call
+        self._handle: asyncio.Handle | None = None
+        self._delayed = False
+
+    def ask(self, loop: asyncio.AbstractEventLoop, delay: float = 0.0) -> None:
+        if self._handle is not None:
+            if delay or not self._delayed:
+                return  # the one on its way serves this ask too
+            self._handle.cancel()
+        self._delayed = delay > 0
+        self._handle = loop.call_later(delay, self._run) if delay else loop.call_soon(self._run)
+
+    def _run(self) -> None:
+        self._handle = None
+        self._call()
