@@ -987,6 +987,18 @@ class Store:
         )
         return {row[0]: (row[1], row[2]) for row in rows}
 
+    def clear_completed(self) -> list[int]:
+        """Delete the records of every completed download (their files are not touched), in
+        one transaction; returns their ids. Only ``completed``: a failed download keeps its
+        partial data for a retry and a cancelled one can be restarted, so their records stay."""
+        with self._transaction() as db:
+            ids = [r[0] for r in db.execute(
+                "SELECT id FROM downloads WHERE state = ? ORDER BY id",
+                (DownloadState.COMPLETED.value,))]
+            db.execute("DELETE FROM downloads WHERE state = ?", (DownloadState.COMPLETED.value,))
+            self._no_secrets.difference_update(ids)
+        return ids
+
 
 def saved_setting(path: str | Path, name: str) -> Any:
     """One setting as saved, for a process that does not own the database (`freight doctor`

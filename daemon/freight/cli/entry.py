@@ -20,6 +20,7 @@ _COMMAND_MODULES = {
     ),
     "freight.cli.watch": ("watch",),
     "freight.cli.install": ("install", "uninstall", "doctor"),
+    "freight.cli.housekeeping": ("clear", "restart"),
 }
 
 

@@ -77,6 +77,8 @@ class ApiHandler(Handler):
             "open": self.open,
             "subscribe": self.subscribe,
             "shutdown": self.shutdown,
+            "clear": self.clear,
+            "restart": self.restart,
         }
 
     async def call(self, session: Session, call: api.Call) -> Any:
@@ -194,3 +196,9 @@ class ApiHandler(Handler):
         # After this reply is queued: the staged shutdown flushes outboxes before closing.
         asyncio.get_running_loop().call_soon(self.request_stop)
         return {"ok": True}
+
+    def clear(self, session: Session) -> dict[str, Any]:
+        return {"ids": self.actions.clear()}
+
+    def restart(self, session: Session, id: int, again: bool = False) -> dict[str, Any]:
+        return self.actions.restart(id, again)
