@@ -239,6 +239,8 @@ SETTINGS: dict[str, Setting] = {
         Setting("capture_never_sites", list, [],
                 help="hosts (and their subdomains) or URL globs never captured"),
         Setting("notify", bool, True, help="notify when a download completes or fails"),
+        Setting("on_complete", list, [], help="argv run when a download completes; []: none"),
+        Setting("webhook", str, "", help="http(s) URL POSTed JSON for each completion; \"\": none"),
     ]
 }
 
@@ -333,7 +335,7 @@ def setting_from_text(name: str, text: str) -> Any:
         return json.loads(text)
     except ValueError:
         pass
-    if spec.type is list:
+    if spec.type is list and name != "on_complete":  # an argv is JSON, never split words
         return capture.split_list(text)
     if spec.type is bool:
         raise InputError(f"setting {name!r} must be bool: on or off, not {text[:40]!r}",

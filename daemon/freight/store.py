@@ -987,7 +987,7 @@ class Store:
         )
         return {row[0]: (row[1], row[2]) for row in rows}
 
-    def clear_completed(self) -> list[int]:
+    def clear_completed(self) -> tuple[int, ...]:
         """Delete the records of every completed download (their files are not touched), in
         one transaction; returns their ids. Only ``completed``: a failed download keeps its
         partial data for a retry and a cancelled one can be restarted, so their records stay."""
@@ -997,7 +997,7 @@ class Store:
                 (DownloadState.COMPLETED.value,))]
             db.execute("DELETE FROM downloads WHERE state = ?", (DownloadState.COMPLETED.value,))
             self._no_secrets.difference_update(ids)
-        return ids
+        return tuple(ids)
 
 
 def saved_setting(path: str | Path, name: str) -> Any:

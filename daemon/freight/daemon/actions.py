@@ -267,7 +267,7 @@ class Actions:
     def clear(self) -> list[int]:
         """Forget every completed download (Store.clear_completed: their files stay, failed
         and cancelled records stay); each one forgotten is announced as ``download.removed``."""
-        ids = self.store.clear_completed()
+        ids = list(self.store.clear_completed())
         for download_id in ids:
             self.scheduler.hub.publish("download.removed", {"id": download_id})
         if ids:
