@@ -152,3 +152,31 @@ def test_the_webhook_is_http_or_https_only(daemon: DaemonProcess, value: str) ->
             c.call("set_settings", settings={"webhook": value})
         assert "http" in str(refused.value)
         assert c.call("set_settings", settings={"webhook": ""})["settings"]["webhook"] == ""
+
+
+def test_without_a_hook_the_hub_gets_no_listener(tmp_path: Path) -> None:
+    """A listener makes every event build its row: none is added until a hook is set."""
+    import asyncio
+
+    from freight import config
+    from freight.daemon.events import Hub, Session
+    from freight.daemon.handler import ApiHandler
+    from freight.daemon.scheduler import Scheduler
+    from freight.store import Store
+
+    paths = config.paths_from_env({"FREIGHT_HOME": str(tmp_path / "freight")}).ensure()
+    store = Store(paths.database)
+
+    async def check() -> None:
+        hub = Hub()
+        handler = ApiHandler(paths, store, Scheduler(store, hub), hub)
+        assert not hub.wanted("download.changed")  # nobody would hear it: not built
+        handler.set_settings(Session("test"), {"notify": False})
+        assert not hub.wanted("download.changed")
+        handler.set_settings(Session("test"), {"on_complete": [sys.executable, "-c", "pass"]})
+        assert hub.wanted("download.changed", rows=True)
+
+    try:
+        asyncio.run(check())
+    finally:
+        store.close()
