@@ -240,6 +240,7 @@ SETTINGS: dict[str, Setting] = {
                 help="hosts (and their subdomains) or URL globs never captured"),
         Setting("notify", bool, True, help="notify when a download completes or fails"),
         Setting("on_complete", list, [], help="argv run when a download completes; []: none"),
+        Setting("on_complete_timeout", float, 300.0, 1.0, 86400.0, help="seconds, then killed"),
         Setting("webhook", str, "", help="http(s) URL POSTed JSON for each completion; \"\": none"),
     ]
 }

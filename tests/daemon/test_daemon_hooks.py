@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -62,6 +63,36 @@ def test_a_failing_hook_is_logged_with_its_exit_code_and_stderr(
         # The daemon goes on: the next download completes as well.
         second = c.call("add", url=fault_server.add("/y.bin", data=b"y" * 10))["id"]
         wait_for(lambda: c.call("get", id=second)["state"] == "completed")
+
+
+def test_a_hook_that_hangs_is_killed_after_its_timeout_and_downloads_go_on(
+    daemon: DaemonProcess, fault_server: FaultServer, tmp_path: Path
+) -> None:
+    pid_file = tmp_path / "hook.pid"
+    # Writes its pid, then sleeps far longer than any test runs.
+    script = ("import os, sys, time; open(sys.argv[1], 'w').write(str(os.getpid())); "
+              "time.sleep(3600)")
+    with daemon.client() as c:
+        c.call("set_settings", settings={
+            "on_complete": [sys.executable, "-c", script, str(pid_file)],
+            "on_complete_timeout": 1.0})
+        c.call("add", url=fault_server.add("/slow-hook.bin", data=b"s" * 100))
+        wait_for(lambda: pid_file.exists() and pid_file.read_text())
+        pid = int(pid_file.read_text())
+        # While the hook hangs, another download completes: the hook holds nothing.
+        other = c.call("add", url=fault_server.add("/next.bin", data=b"n" * 100))["id"]
+        wait_for(lambda: c.call("get", id=other)["state"] == "completed")
+        wait_for(lambda: "was killed" in daemon.paths.log_file.read_text())
+
+    def gone() -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        # A killed child not yet reaped by the daemon is a zombie: gone as well.
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1].startswith("Z")
+
+    wait_for(gone)
 
 
 @pytest.mark.parametrize("value, words", [

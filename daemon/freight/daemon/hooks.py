@@ -14,7 +14,7 @@ Rules they keep:
   ``FREIGHT_STATE``, so that no file name, however odd, is ever parsed as an option or a
   word. It runs in the download's folder,
   in a session of its own (a signal to the daemon's group never reaches it), for at most
-  :data:`COMMAND_TIMEOUT` seconds, then its process group is killed. Its exit status and the
+  ``on_complete_timeout`` seconds (300), then its process group is killed. Its exit status and the
   tail of its stderr are logged; at most :data:`MAX_COMMANDS` run at once, the others wait.
 - The webhook is an http(s) URL, posted a JSON object of the same facts once, with a
   :data:`WEBHOOK_TIMEOUT`; a failure (no answer, a status >= 300, a redirect) is logged and
@@ -41,7 +41,6 @@ from freight.store import Store
 
 log = logging.getLogger("freight.daemon")
 
-COMMAND_TIMEOUT = 300.0  # seconds: a virus scan or a move to a slow disk fits; a hang does not
 MAX_COMMANDS = 4  # at once: a burst of small files must not fork hundreds of processes
 STDERR_TAIL = 2000  # bytes of the command's stderr kept for the log
 WEBHOOK_TIMEOUT = 10.0  # seconds, for the connection and for the answer
@@ -75,7 +74,8 @@ class CompletionHooks:
         facts = {"id": row["id"], "url": row["url"], "path": row["path"],
                  "state": row["state"], "name": row["name"], "size": row["size"]}
         if argv:
-            self._spawn(self._run_command(list(argv), facts, row["dir"]))
+            timeout = float(settings.get("on_complete_timeout") or 300.0)
+            self._spawn(self._run_command(list(argv), facts, row["dir"], timeout))
         if webhook:
             self._spawn(self._post(webhook, facts))
 
@@ -84,7 +84,9 @@ class CompletionHooks:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _run_command(self, argv: list[str], facts: dict[str, Any], folder: str) -> None:
+    async def _run_command(
+        self, argv: list[str], facts: dict[str, Any], folder: str, timeout: float
+    ) -> None:
         if self._commands is None:
             self._commands = asyncio.Semaphore(MAX_COMMANDS)
         env = {**os.environ, "FREIGHT_PATH": facts["path"] or "", "FREIGHT_ID": str(facts["id"]),
@@ -102,12 +104,13 @@ class CompletionHooks:
                 return
             tail: deque[bytes] = deque()
             try:
-                code = await asyncio.wait_for(_finish(child, tail), COMMAND_TIMEOUT)
+                code = await asyncio.wait_for(_finish(child, tail), timeout)
             except TimeoutError:
                 with contextlib.suppress(ProcessLookupError, PermissionError):  # ended now
                     os.killpg(child.pid, signal.SIGKILL)
                 await child.wait()
-                log.warning("%s ran past %d s and was killed", what, COMMAND_TIMEOUT)
+                log.warning("%s ran past %g s (on_complete_timeout) and was killed", what,
+                            timeout)
                 return
         said = b"".join(tail)[-STDERR_TAIL:].decode("utf-8", "replace").strip()
         if code == 0:
