@@ -17,6 +17,8 @@ from typing import Any, cast
 
 from freight import capture, timetable
 from freight.errors import InputError
+from freight.units import parse_rate as parse_rate
+from freight.units import parse_size as parse_size
 
 APP = "freight"
 #: Chosen clear of aria2's 6800 and of the common development ports.
@@ -241,6 +243,9 @@ SETTINGS: dict[str, Setting] = {
         Setting("notify", bool, True, help="notify when a download completes or fails"),
         Setting("schedule_limits", list, [], help="speed by time of day: 09:00-18:00=1M"),
         Setting("schedule_queue", list, [], help="when the queue runs: 01:00-07:00; []: always"),
+        Setting("on_complete", list, [], help="argv run when a download completes; []: none"),
+        Setting("on_complete_timeout", float, 300.0, 1.0, 86400.0, help="seconds, then killed"),
+        Setting("webhook", str, "", help="http(s) URL POSTed JSON for each completion; \"\": none"),
     ]
 }
 
@@ -335,7 +340,7 @@ def setting_from_text(name: str, text: str) -> Any:
         return json.loads(text)
     except ValueError:
         pass
-    if spec.type is list:
+    if spec.type is list and name != "on_complete":  # an argv is JSON, never split words
         return capture.split_list(text)
     if spec.type is bool:
         raise InputError(f"setting {name!r} must be bool: on or off, not {text[:40]!r}",
@@ -376,24 +381,3 @@ class EngineSettings:
             fields["connections"] = connections
             fields["adaptive"] = False
         return cls(**fields)
-
-
-def parse_rate(text: str) -> int:
-    """'2M' → 2097152 bytes/s; '500K', '1.5M', '1G', '800' (bytes). Raises InputError."""
-    units = {"": 1, "B": 1, "K": 1024, "M": 1024**2, "G": 1024**3}
-    raw = text.strip().upper().removesuffix("/S").removesuffix("IB").removesuffix("B")
-    number, unit = raw, ""
-    if raw and raw[-1] in "KMG":
-        number, unit = raw[:-1], raw[-1]
-    try:
-        value = float(number)
-    except ValueError:
-        raise InputError(f"not a rate: {text!r} (try 500K, 2M, 1G)") from None
-    if not value > 0 or value != value or value == float("inf"):
-        raise InputError(f"a rate must be positive: {text!r}")
-    return max(1, int(value * units[unit]))
-
-
-def parse_size(text: str) -> int:
-    """Like parse_rate, for sizes: '10M' → 10485760."""
-    return parse_rate(text)

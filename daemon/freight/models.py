@@ -37,7 +37,10 @@ TRANSITIONS: dict[DownloadState, frozenset[DownloadState]] = {
     S.FAILED: frozenset({S.QUEUED, S.ACTIVE, S.PAUSED, S.REMOVED}),
     S.NEEDS_REFRESH: frozenset({S.QUEUED, S.ACTIVE, S.PAUSED, S.REMOVED}),
     S.COMPLETED: frozenset({S.REMOVED}),
-    S.REMOVED: frozenset(),
+    # Only a restart (the API's ``restart``, `freight restart`) takes a cancelled download
+    # back to the queue, from zero: cancel deleted its partial data, so nothing resumes, and
+    # ``resume`` keeps refusing it (daemon/actions.py).
+    S.REMOVED: frozenset({S.QUEUED}),
 }
 
 #: States in which no transfer runs and none will start by itself.

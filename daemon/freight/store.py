@@ -994,6 +994,18 @@ class Store:
         )
         return {row[0]: (row[1], row[2]) for row in rows}
 
+    def clear_completed(self) -> tuple[int, ...]:
+        """Delete the records of every completed download (their files are not touched), in
+        one transaction; returns their ids. Only ``completed``: a failed download keeps its
+        partial data for a retry and a cancelled one can be restarted, so their records stay."""
+        with self._transaction() as db:
+            ids = [r[0] for r in db.execute(
+                "SELECT id FROM downloads WHERE state = ? ORDER BY id",
+                (DownloadState.COMPLETED.value,))]
+            db.execute("DELETE FROM downloads WHERE state = ?", (DownloadState.COMPLETED.value,))
+            self._no_secrets.difference_update(ids)
+        return tuple(ids)
+
 
     def duplicate_candidates(self, urls: Collection[str]) -> dict[str, list[Download]]:
         """address → the downloads with that address (URL before the query) that a new one

@@ -3,7 +3,7 @@ extension's popup (``extension/js/format.js`` follows the same rules; a test run
 one table of values and holds them to the same text).
 
 - Binary multiples with IEC names: B, KiB, MiB, GiB, TiB (1 KiB = 1024 B), the same numbers
-  that :func:`freight.config.parse_rate` reads ("2M" is 2 MiB/s).
+  that :func:`parse_rate` reads ("2M" is 2 MiB/s).
 - Whole bytes without decimals; one decimal below 100 of a unit, none from 100 on:
   ``0 B``, ``1023 B``, ``1.5 KiB``, ``99.9 KiB``, ``100 KiB``, ``632 MiB``.
 - Rounded to the nearest shown digit, halves up; a value that rounds to 1024 of a unit is
@@ -18,6 +18,8 @@ The arithmetic is the same IEEE double operations in both languages (division by
 from __future__ import annotations
 
 import math
+
+from freight.errors import InputError
 
 UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
 
@@ -55,3 +57,24 @@ def format_rate(bytes_per_s: float | None) -> str:
         if not math.isfinite(value) or value < 0:
             value = 0.0
     return format_size(value) + "/s"
+
+
+def parse_rate(text: str) -> int:
+    """'2M' → 2097152 bytes/s; '500K', '1.5M', '1G', '800' (bytes). Raises InputError."""
+    units = {"": 1, "B": 1, "K": 1024, "M": 1024**2, "G": 1024**3}
+    raw = text.strip().upper().removesuffix("/S").removesuffix("IB").removesuffix("B")
+    number, unit = raw, ""
+    if raw and raw[-1] in "KMG":
+        number, unit = raw[:-1], raw[-1]
+    try:
+        value = float(number)
+    except ValueError:
+        raise InputError(f"not a rate: {text!r} (try 500K, 2M, 1G)") from None
+    if not value > 0 or value != value or value == float("inf"):
+        raise InputError(f"a rate must be positive: {text!r}")
+    return max(1, int(value * units[unit]))
+
+
+def parse_size(text: str) -> int:
+    """Like parse_rate, for sizes: '10M' → 10485760."""
+    return parse_rate(text)

@@ -71,6 +71,9 @@ class RecordingController:
         with self._lock:
             self._snap = PAUSED
 
+    def clear_completed(self) -> None:
+        self._record("clear_completed")
+
     def resume_all(self) -> None:
         self._record("resume_all")
         with self._lock:

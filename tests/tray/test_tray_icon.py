@@ -180,6 +180,7 @@ def test_menu_while_downloading():
         "Capture from browser",
         "Open downloads folder",
         "Add from clipboard",
+        "Clear completed",
         "Quit",
     ]
     assert find_entry(model, "debian.iso — 42 %").action == Action("open_download", 7)

@@ -24,7 +24,7 @@ class Recorder:
     def __getattr__(self, name: str):  # pause_all, resume_all, set_global_limit, ...
         if name not in {
             "pause_all", "resume_all", "set_global_limit", "set_capture", "add_url",
-            "open_download", "open_folder", "quit",
+            "open_download", "open_folder", "quit", "clear_completed",
         }:
             raise AttributeError(name)
         return lambda *args: self.calls.append((name, args))
@@ -75,6 +75,7 @@ def test_run_without_display_returns_false_and_says_so_once(headless, monkeypatc
         (Action("open_download", 7), ("open_download", (7,))),
         (Action("open_folder"), ("open_folder", ())),
         (Action("quit"), ("quit", ())),
+        (Action("clear_completed"), ("clear_completed", ())),
     ],
 )
 def test_menu_actions_reach_the_controller(action, call):

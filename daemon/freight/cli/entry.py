@@ -22,6 +22,7 @@ _COMMAND_MODULES = {
     "freight.cli.watch": ("watch",),
     "freight.cli.install": ("install", "uninstall", "doctor"),
     "freight.cli.schedule": ("schedule",),
+    "freight.cli.housekeeping": ("clear", "restart"),
 }
 
 

@@ -22,6 +22,8 @@ from freight import __version__, config, rpc, secrets
 from freight.daemon import protocol as api
 from freight.daemon.actions import Actions
 from freight.daemon.events import Hub, Session
+from freight.daemon.hookrules import check_settings
+from freight.daemon.hooks import CompletionHooks
 from freight.daemon.scheduler import Scheduler
 from freight.daemon.server import ApiServer, Handler
 from freight.store import Store
@@ -48,6 +50,8 @@ class ApiHandler(Handler):
         self.scheduler = scheduler
         self.actions = Actions(scheduler)
         self.hub = hub
+        self.hooks = CompletionHooks(store, hub)  # on_complete and webhook (hooks.py)
+        self.hooks.follow(store.settings())
         self.server: ApiServer | None = None
         self.stop_requested = asyncio.Event()
         self.started_at = time.time()
@@ -79,6 +83,8 @@ class ApiHandler(Handler):
             "open": self.open,
             "subscribe": self.subscribe,
             "shutdown": self.shutdown,
+            "clear": self.clear,
+            "restart": self.restart,
         }
 
     async def call(self, session: Session, call: api.Call) -> Any:
@@ -167,9 +173,11 @@ class ApiHandler(Handler):
 
     def _change_settings(self, changes: dict[str, Any]) -> dict[str, Any]:
         # download_dir is checked by config.validate_setting, in the store, before it is saved.
+        check_settings(changes)  # the protocol checked them too; the tray's calls skip it
         before = self.store.settings()
         settings = self.store.set_settings(changes)
         self.scheduler.apply_settings(settings)
+        self.hooks.follow(settings)
         # Every browser's extension follows the capture rules from this event, live; `changed`
         # names what this request changed (the values as stored, after normalising).
         changed = {name: settings[name] for name in changes if settings[name] != before[name]}
@@ -197,3 +205,9 @@ class ApiHandler(Handler):
         # After this reply is queued: the staged shutdown flushes outboxes before closing.
         asyncio.get_running_loop().call_soon(self.request_stop)
         return {"ok": True}
+
+    def clear(self, session: Session) -> dict[str, Any]:
+        return {"ids": self.actions.clear()}
+
+    def restart(self, session: Session, id: int, again: bool = False) -> dict[str, Any]:
+        return self.actions.restart(id, again)

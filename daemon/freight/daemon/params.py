@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from freight import config, urls
+from freight.daemon.hookrules import check_settings
 from freight.engine.checksum import normalize_checksum
 from freight.errors import InputError
 from freight.headers import TOKEN, field_problem
@@ -219,6 +220,7 @@ def settings_object(name: str, value: Any) -> dict[str, Any]:
         raise _bad(name, "a non-empty object of setting name to value")
     valid_unicode(name, value)
     try:
+        check_settings(value)  # an on_complete string never reaches the store, nor a shell
         return {key: config.validate_setting(key, val) for key, val in value.items()}
     except InputError as exc:
         raise InputError(exc.message, **{**exc.data, "param": name}) from None

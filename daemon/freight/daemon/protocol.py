@@ -159,6 +159,10 @@ METHODS: dict[str, Method] = {
     "open": Method({"id": ID}, {"reveal": boolean}),
     "subscribe": Method({}, {"events": event_list, "rows": boolean, "states": state_list}),
     "shutdown": Method({}, {}),
+    # Forget the completed downloads (their files stay): "Clear completed".
+    "clear": Method({}, {}),
+    # A failed or cancelled download again from zero; a completed one only with again=true.
+    "restart": Method({"id": ID}, {"again": boolean}),
 }
 
 

@@ -101,6 +101,7 @@ class TrayBridge:
             queued=counts.get("queued", 0),
             paused=counts.get("paused", 0),
             failed=counts.get("failed", 0) + counts.get("needs_refresh", 0),
+            completed=counts.get("completed", 0),
             speed=float(scheduler.running.speed()),
             progress=(done / size) if known and size else None,
             downloads=tuple(rows),
@@ -165,6 +166,9 @@ class TrayBridge:
             open_path(folder)
 
         self._submit(open_dir)
+
+    def clear_completed(self) -> None:
+        self._submit(lambda: self.handler.clear(self._session))
 
     def quit(self) -> None:
         log.info("quit chosen in the tray")

@@ -49,6 +49,7 @@ class TrayController(Protocol):
     def open_download(self, download_id: int) -> None: ...
     def open_folder(self) -> None: ...
     def quit(self) -> None: ...
+    def clear_completed(self) -> None: ...
 
 
 # --------------------------------------------------------------------------------------------
@@ -301,6 +302,8 @@ class Tray:
             c.add_url(tray_icon.clipboard_url(self.read_clipboard()))
         elif kind == "quit":
             c.quit()
+        elif kind == "clear_completed":
+            c.clear_completed()
         else:
             raise InputError(f"unknown tray action {kind!r}")
 

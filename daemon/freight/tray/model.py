@@ -32,6 +32,7 @@ class TraySnapshot:
     queued: int = 0
     paused: int = 0
     failed: int = 0  # failed or needs_refresh: both want the user's attention
+    completed: int = 0  # records "Clear completed" would forget (their files stay)
     speed: float = 0.0  # total bytes/s over all active downloads
     progress: float | None = None  # overall done/size of the active downloads, 0..1; None: unknown
     #: A few active downloads as (id, name, percent 0..100 or None when the size is unknown).
@@ -318,6 +319,10 @@ def menu_model(
     entries.append(SEPARATOR)
     entries.append(MenuEntry("Open downloads folder", Action("open_folder"), default=True))
     entries.append(MenuEntry("Add from clipboard", Action("add_from_clipboard")))
+    # Forgets the records only, never a file (the API's ``clear``).
+    entries.append(MenuEntry(
+        f"Clear completed ({snap.completed})" if snap.completed else "Clear completed",
+        Action("clear_completed"), enabled=snap.completed > 0))
     entries.append(SEPARATOR)
     if snap.active > 0:
         n = snap.active
