@@ -147,3 +147,30 @@ def test_json_rpc_errors_over_the_wire(daemon: DaemonProcess) -> None:
         assert ask('{"jsonrpc": "2.0", "id": "s", "method": "version"}')["id"] == "s"
         ws.send(b'\xff\xfe')
         assert json.loads(ws.recv(timeout=5))["error"]["code"] == -32700
+
+
+def test_a_browser_connection_cannot_set_what_runs_a_program(daemon: DaemonProcess) -> None:
+    """`on_complete` runs a program as the user and `webhook` sends every completion away:
+    set from the CLI, the tray or `freight settings`, never over a connection a browser made
+    (an Origin header: the extension, or anything that took its place)."""
+    ids = json.loads((REPO / "extension" / "ids.json").read_text())
+    origin = f"chrome-extension://{ids['chromium']}"
+    with connect(daemon.url, additional_headers={**proof(daemon), "Origin": origin},
+                 proxy=None, open_timeout=5) as ws:
+        for settings in ({"on_complete": ["touch", "/tmp/x"]},
+                         {"webhook": "http://127.0.0.1:9/"}):
+            ws.send(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "set_settings",
+                                "params": {"settings": settings}}))
+            reply = json.loads(ws.recv(timeout=5))
+            assert reply["error"]["code"] == -32602, reply
+            assert "browser" in reply["error"]["message"]
+        # What the extension does set still goes through.
+        ws.send(json.dumps({"jsonrpc": "2.0", "id": 2, "method": "set_settings",
+                            "params": {"settings": {"max_active": 2}}}))
+        assert json.loads(ws.recv(timeout=5))["result"]["settings"]["max_active"] == 2
+    with daemon.client() as c:
+        settings = c.call("get_settings")["settings"]
+        assert settings["on_complete"] == [] and settings["webhook"] == ""
+        # The user's own client may.
+        c.call("set_settings", settings={"webhook": "http://127.0.0.1:9/"})
+        assert c.call("get_settings")["settings"]["webhook"] == "http://127.0.0.1:9/"

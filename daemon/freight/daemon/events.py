@@ -136,6 +136,9 @@ class Session:
         #: The states whose ``download.state`` this client hears (``subscribe``'s ``states``);
         #: None: all of them.
         self.states: frozenset[str] | None = None
+        #: Made by a browser (its upgrade carried an Origin: the extension): what would run
+        #: a program or send completions away is not set over it (handler.set_settings).
+        self.browser = False
         #: Called after each subscribe (the hub wakes its progress task).
         self.on_subscribe: Callable[[], None] = lambda: None
 

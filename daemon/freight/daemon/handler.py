@@ -26,9 +26,14 @@ from freight.daemon.hookrules import check_settings
 from freight.daemon.hooks import CompletionHooks
 from freight.daemon.scheduler import Scheduler
 from freight.daemon.server import ApiServer, Handler
+from freight.errors import InputError
 from freight.store import Store
 
 log = logging.getLogger("freight.daemon")
+
+#: Settings that run a program as the user or send every completion away: set only over a
+#: connection no browser made (the CLI's, the tray's in-process calls).
+_NOT_FROM_A_BROWSER = frozenset({"on_complete", "webhook"})
 
 # Module-level names: inside the class, ``list`` is the method of that name.
 Ids = list[int]
@@ -169,6 +174,13 @@ class ApiHandler(Handler):
         return {"settings": self.store.settings()}
 
     def set_settings(self, session: Session, settings: dict[str, Any]) -> dict[str, Any]:
+        # A program run as the user, or every completion sent to a URL, is the user's own
+        # choice: from the CLI or the tray, never from a browser's connection (a page that
+        # got hold of the extension would otherwise have code execution). docs/SECURITY.md
+        refused = sorted(set(settings) & _NOT_FROM_A_BROWSER) if session.browser else []
+        if refused:
+            raise InputError(f"{', '.join(refused)} cannot be set from the browser: use "
+                             f"`freight settings {refused[0]} ...` in a terminal")
         return {"settings": self._change_settings(settings)}
 
     def _change_settings(self, changes: dict[str, Any]) -> dict[str, Any]:

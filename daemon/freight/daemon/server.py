@@ -214,6 +214,7 @@ class ApiServer:
 
     async def _connection(self, ws: ServerConnection) -> None:
         session = Session(name=f"{ws.remote_address}")
+        session.browser = ws.request is not None and "Origin" in ws.request.headers
         self.hub.attach(session)
         writer = asyncio.create_task(self._writer(ws, session))
         try:
