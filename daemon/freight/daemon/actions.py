@@ -190,7 +190,7 @@ class Actions:
         downloads = self._load(ids)
         for d in downloads:
             if d.state != S.PAUSED:
-                _check(d, S.PAUSED)
+                check_move(d, S.PAUSED)
         changed = []
         for d in downloads:
             if d.state == S.PAUSED:
@@ -212,7 +212,7 @@ class Actions:
                     f"download {d.id} is cancelled: nothing to resume (restart it)",
                     state=d.state.value, wanted=S.QUEUED.value, id=d.id)
             if d.state not in (S.QUEUED, S.ACTIVE):
-                _check(d, S.QUEUED)
+                check_move(d, S.QUEUED)
         changed = []
         for d in downloads:
             if self.scheduler.is_running(d.id):
@@ -235,7 +235,7 @@ class Actions:
                     state=d.state.value, wanted=S.REMOVED.value, id=d.id,
                 )
             if d.state != S.REMOVED:
-                _check(d, S.REMOVED)
+                check_move(d, S.REMOVED)
         changed = []
         for d in downloads:
             if d.state == S.REMOVED:
@@ -302,61 +302,6 @@ class Actions:
             raise InputError(f"{target or 'the file'} does not exist (moved or deleted?)")
         open_path(target)
 
-    # -- after the download ------------------------------------------------------------------
-
-    def clear(self) -> list[int]:
-        """Forget every completed download (Store.clear_completed: their files stay, failed
-        and cancelled records stay); each one forgotten is announced as ``download.removed``."""
-        ids = list(self.store.clear_completed())
-        for download_id in ids:
-            self.scheduler.hub.publish("download.removed", {"id": download_id})
-        if ids:
-            log.info("cleared %d completed downloads", len(ids))
-        return ids
-
-    def restart(self, download_id: int, again: bool = False) -> dict[str, Any]:
-        """A failed or cancelled download back in the queue from byte zero, with its URL,
-        folder and headers; a completed one only with ``again``, as a new download (a new
-        id and, since a name is never taken twice, a new file beside the first)."""
-        self.scheduler.require_accepting()
-        d = self.store.get(download_id)
-        if d.state == S.COMPLETED:
-            if not again:
-                raise IllegalTransition(
-                    f"download {d.id} is completed: restart with again (freight restart "
-                    f"--again {d.id}) to download it again as a new copy",
-                    state=d.state.value, wanted=S.QUEUED.value, id=d.id)
-            return self._again(d)
-        if d.state not in (S.FAILED, S.NEEDS_REFRESH, S.REMOVED):
-            raise IllegalTransition(
-                f"download {d.id} is {d.state.value}: only a failed or cancelled download "
-                "restarts (resume continues a paused one)",
-                state=d.state.value, wanted=S.QUEUED.value, id=d.id)
-        _check(d, S.QUEUED)
-        files.remove_quietly(d.part_path)
-        # From zero, as if new: the name is chosen again by the next probe (the old .part
-        # that held it is gone), no validator or redirect target of the old attempt is kept.
-        self.store.clear_progress(
-            d.id, name=None, resumable=False, etag=None, last_modified=None, final_url=None,
-            finished_at=None)
-        moved = self.keeper.move(d.id, S.QUEUED)
-        log.info("restarted download %s from zero: %s", d.id, d.url)
-        self.scheduler.fill()
-        return {"id": moved.id, "state": moved.state.value}
-
-    def _again(self, d: Download) -> dict[str, Any]:
-        copy = self.store.add(
-            url=d.url, dir=d.dir, secret_headers=self.store.secret_headers(d.id) or None,
-            requested_name=d.requested_name, referrer=d.referrer, mime=d.mime,
-            headers=d.headers, connections=d.connections, limit=d.limit, checksum=d.checksum,
-            insecure=d.insecure)
-        log.info("download %s again as download %s: %s", d.id, copy.id, copy.url)
-        if self.scheduler.hub.wanted("download.added"):
-            self.scheduler.hub.publish(
-                "download.added", {"download": self.scheduler.running.public(copy)})
-        self.scheduler.added(copy)
-        return {"id": copy.id, "state": copy.state.value}
-
 
 def _still_there(path: str | None, size: int | None) -> bool:
     """A finished file is where it was saved, at its size (not deleted or cut since)."""
@@ -367,7 +312,8 @@ def _still_there(path: str | None, size: int | None) -> bool:
         return False
 
 
-def _check(download: Download, new: DownloadState) -> None:
+def check_move(download: Download, new: DownloadState) -> None:
+    """The transition table's check, its error naming the download."""
     try:
         check_transition(download.state, new)
     except IllegalTransition as exc:

@@ -21,6 +21,7 @@ from typing import Any
 from freight import __version__, config, rpc, secrets
 from freight.daemon import protocol as api
 from freight.daemon.actions import Actions
+from freight.daemon.afterwards import Afterwards
 from freight.daemon.events import Hub, Session
 from freight.daemon.hookrules import check_settings
 from freight.daemon.hooks import CompletionHooks
@@ -54,6 +55,7 @@ class ApiHandler(Handler):
         self.store = store
         self.scheduler = scheduler
         self.actions = Actions(scheduler)
+        self.afterwards = Afterwards(scheduler)
         self.hub = hub
         self.hooks = CompletionHooks(store, hub)  # on_complete and webhook (hooks.py)
         self.hooks.follow(store.settings())
@@ -219,7 +221,7 @@ class ApiHandler(Handler):
         return {"ok": True}
 
     def clear(self, session: Session) -> dict[str, Any]:
-        return {"ids": self.actions.clear()}
+        return {"ids": self.afterwards.clear()}
 
     def restart(self, session: Session, id: int, again: bool = False) -> dict[str, Any]:
-        return self.actions.restart(id, again)
+        return self.afterwards.restart(id, again)
