@@ -15,7 +15,7 @@ const PAGE = 100; // downloads asked for at a time
 const downloads = new Map();
 // What a row shows besides its download (popuprows.js): the names the browser sent downloads
 // with, the downloads whose Cancel waits for its Undo (cancels.js), the search.
-const view = { given: new Map(), cancelling: new Set(), query: '' };
+const view = { given: new Map(), cancelling: new Set(), query: '', dates: false };
 const rows = new RowList($('list'), downloads, drawRest, view);
 const render = () => rows.schedule();
 let total = 0; // the daemon's number of downloads (the last `list` said, then the events)

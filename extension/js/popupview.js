@@ -92,6 +92,16 @@ export function formatWhen(seconds, now = Date.now() / 1000) {
   return t.getFullYear() === today.getFullYear() ? day : `${day} ${t.getFullYear()}`;
 }
 
+/** A date in seconds since the epoch in full, local time: "2026-12-01 09:05" (by hand, not
+ * with toLocaleString: its first call loads the locale's data, which delayed the popup's
+ * first rows by ~100 ms). */
+export function fullDate(seconds) {
+  if (seconds === null || seconds === undefined || !Number.isFinite(seconds)) return '';
+  const t = new Date(seconds * 1000);
+  return `${t.getFullYear()}-${two(t.getMonth() + 1)}-${two(t.getDate())} `
+    + `${two(t.getHours())}:${two(t.getMinutes())}`;
+}
+
 /** Whether download `d` (shown as `name`) matches the search `query`: every word of it in
  * its name or its URL, whatever the case. */
 export function matchesSearch(d, query, name = displayName(d)) {

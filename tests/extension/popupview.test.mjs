@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import {
-  displayName, formatWhen, headerCounts, matchesSearch, popupOrder, shownState,
+  displayName, formatWhen, fullDate, headerCounts, matchesSearch, popupOrder, shownState,
 } from '../../extension/js/popupview.js';
 
 const d = (id, state, extra = {}) => ({ id, state, position: id, created_at: id, ...extra });
@@ -62,6 +62,8 @@ test('dates: a time today, yesterday, else the date', () => {
   assert.equal(formatWhen(at(2026, 10, 3, 8, 0), now), '3 Nov');
   assert.equal(formatWhen(at(2025, 10, 3, 8, 0), now), '3 Nov 2025');
   assert.equal(formatWhen(null, now), '');
+  assert.equal(fullDate(at(2025, 10, 3, 8, 5)), '2025-11-03 08:05');
+  assert.equal(fullDate(undefined), '');
 });
 
 test('search: every word in the name or the URL, any case', () => {
