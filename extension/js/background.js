@@ -4,7 +4,8 @@
 // the browser), daemonrules.js (the capture rules, the daemon's settings), waiting.js
 // (downloads waiting for a fresh link), notices.js (badge, notifications, this browser's
 // own downloads), menus.js (context menu, picker), pages.js (popup, options, picker
-// messages), daemon.js (the one JSON-RPC client).
+// messages), cancels.js (the popup's Cancel, held for its Undo), daemon.js (the one JSON-RPC
+// client).
 //
 // MV3 rules this file follows (as uBlock Origin Lite's background.js does):
 // - every listener is registered synchronously at the top level here, so that an event that
@@ -19,6 +20,7 @@ import {
   captureAfterCancel, captureHeld, loadRecent, notePostNavigation, noteRequest, onRecentChanged,
   plan, recentNow,
 } from './capture.js';
+import { onCancelsChanged } from './cancels.js';
 import { onDaemon, rpc } from './daemon.js';
 import { chooseDuplicate, isDuplicateNote } from './duplicate.js';
 import {
@@ -42,6 +44,7 @@ onRulesChanged(() => {
 });
 onWaitingChanged((refreshWanted) => broadcast({ type: 'refreshWanted', refreshWanted }));
 onRecentChanged((recent) => broadcast({ type: 'recent', recent }));
+onCancelsChanged((cancelling) => broadcast({ type: 'cancelling', cancelling }));
 onDaemon({ event: onDaemonEvent, status: onRpcStatus });
 
 // --- listeners, all at top level ------------------------------------------------------------

@@ -142,7 +142,7 @@ export async function captureHeld(item, suggest, ready) {
       remember(name, item.url, 'browser', 'the browser finished it first');
       return;
     }
-    remember(name, item.url, 'freight', step.action === 'refresh' ? `refreshed #${id}` : `#${id}`);
+    remember(name, item.url, 'freight', step.action === 'refresh' ? `refreshed #${id}` : `#${id}`, id);
   } catch (err) {
     release();
     remember(name, item.url, 'browser', explain(err));
@@ -166,7 +166,7 @@ export async function captureAfterCancel(item, ready) {
       return;
     }
     const id = await sendToDaemon(step, await paramsFor(item, ext.cookieStoreFor(item)));
-    remember(name, item.url, 'freight', `#${id}`);
+    remember(name, item.url, 'freight', `#${id}`, id);
   } catch (err) {
     if (stopped) await handBack(item.url, name, item.incognito);
     remember(name, item.url, 'browser', explain(err));
@@ -183,9 +183,11 @@ export function explain(err) {
   return String(err?.message ?? err);
 }
 
-/** Add what became of one download to `recent` (newest first, RECENT_MAX kept). */
-export function remember(name, url, to, reason) {
-  recent = [{ time: Date.now(), name, url, to, reason }, ...recent].slice(0, RECENT_MAX);
+/** Add what became of one download to `recent` (newest first, RECENT_MAX kept); `id`: the
+ * daemon's, for one sent to it (the popup shows the name the browser gave it until the
+ * daemon knows one: the daemon names a download only once its server answered). */
+export function remember(name, url, to, reason, id) {
+  recent = [{ time: Date.now(), name, url, to, reason, ...(id ? { id } : {}) }, ...recent].slice(0, RECENT_MAX);
   ext.setSession('recent', recent);
   recentChanged(recent);
 }

@@ -99,6 +99,15 @@ export function applyEvent(downloads, method, params) {
       });
       return true;
     }
+    case 'download.changed': { // the name and size the server gave, a new position...
+      if (!params?.download) return false;
+      const old = downloads.get(params.download.id) ?? {};
+      // (its `done` is the stored one, older than the progress events': the larger is kept)
+      downloads.set(params.download.id, {
+        ...old, ...params.download, done: Math.max(old.done ?? 0, params.download.done ?? 0),
+      });
+      return true;
+    }
     case 'download.progress':
       for (const p of params?.downloads ?? []) {
         const old = downloads.get(p.id);

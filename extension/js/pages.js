@@ -3,6 +3,7 @@
 // methods they may call through the background are named in PAGE_METHODS. This module owns
 // the set of open ports.
 
+import { cancelLater, cancellingNow, undoCancel } from './cancels.js';
 import { addMany, collectPageLinks } from './menus.js';
 import { explain, recentNow } from './capture.js';
 import { rpc } from './daemon.js';
@@ -32,7 +33,7 @@ export function broadcast(msg) {
 function pageState() {
   return {
     status: rpc.status, rules: rulesNow(), rulesInfo: rulesInfoNow(), recent: recentNow(),
-    refreshWanted: waitingNow(), total: totalNow(),
+    refreshWanted: waitingNow(), total: totalNow(), cancelling: cancellingNow(),
   };
 }
 
@@ -91,6 +92,10 @@ export async function handlePageMessage(msg) {
       const tab = msg.tabId !== undefined ? await ext.getTab(Number(msg.tabId)).catch(() => undefined) : undefined;
       return addMany(msg.items.map((it) => ({ url: String(it.url), referrer: it.referrer })), tab);
     }
+    case 'cancelLater': // the popup's Cancel, sent once its Undo time is over (cancels.js)
+      return cancelLater(msg.id);
+    case 'undoCancel':
+      return undoCancel(msg.id);
     case 'openOptions':
       return ext.openOptions();
     default:

@@ -1,16 +1,22 @@
 // The popup: the daemon's downloads, live. The daemon is the source of truth; this page keeps
 // only a Map built from `list` and then updated by the events the background relays. It asks
 // for the newest page of downloads only (PAGE), and for older pages when "Show more" is
-// clicked; the counts in the header come from the daemon's `status`, not from the page.
+// clicked; the counts in the header come from the daemon's `status`, not from the page. The
+// rows' order, names, dates and search are popupview.js's (pure, tested under node).
 
 import * as ext from './ext.js';
 import { applyEvent, formatSpeed, parseRate, refreshHint, refreshPage } from './format.js';
+import { DOWN, bannerFor } from './popupbanner.js';
 import { RowList, el } from './popuprows.js';
+import { HEADER_WORDS, headerCounts } from './popupview.js';
 
 const $ = (id) => document.getElementById(id);
 const PAGE = 100; // downloads asked for at a time
 const downloads = new Map();
-const rows = new RowList($('list'), downloads, drawRest);
+// What a row shows besides its download (popuprows.js): the names the browser sent downloads
+// with, the downloads whose Cancel waits for its Undo (cancels.js), the search.
+const view = { given: new Map(), cancelling: new Set(), query: '', dates: false };
+const rows = new RowList($('list'), downloads, drawRest, view);
 const render = () => rows.schedule();
 let total = 0; // the daemon's number of downloads (the last `list` said, then the events)
 let knownTotal = null; // the background's count of the daemon's downloads, if it has one
@@ -46,8 +52,10 @@ port.onMessage.addListener((msg) => {
       refreshWanted = msg.refreshWanted ?? [];
       setRules(msg.rules);
       setRecent(msg.recent);
+      setCancelling(msg.cancelling);
       setStatus(msg.status);
       break;
+    case 'cancelling': setCancelling(msg.cancelling); break;
     case 'status': setStatus(msg.status); break;
     case 'rules': setRules(msg.rules); break;
     case 'recent': setRecent(msg.recent); break;
@@ -113,6 +121,7 @@ async function load() {
 async function loadCounts() {
   try {
     counts = await call('status');
+    counts.total = total; // what the total was as it answered (it counts no cancelled ones)
   } catch {
     counts = null;
   }
@@ -146,34 +155,6 @@ function loadCountsSoon() {
   countsTimer = setTimeout(() => { countsTimer = null; loadCounts(); }, 250);
 }
 
-const DOWN = new Set(['host_unavailable', 'daemon_unavailable', 'error']);
-
-function bannerFor(s) {
-  if (s.state === 'host_unavailable') {
-    return {
-      title: 'Freight is not connected',
-      reason: s.reason,
-      text: 'The browser could not start Freight\'s native host, so downloads stay with the '
-        + 'browser. Install it (once), then try again:',
-      cmd: 'freight install',
-    };
-  }
-  if (s.state === 'daemon_unavailable') {
-    return {
-      title: 'Freight\'s daemon is not running',
-      reason: s.reason,
-      text: 'Downloads stay with the browser until it runs. Fix it with:',
-      cmd: s.fix || 'freight start',
-    };
-  }
-  return {
-    title: 'Freight\'s daemon refused the connection',
-    reason: s.reason,
-    text: 'Downloads stay with the browser. Find out why with:',
-    cmd: s.fix || 'freight doctor',
-  };
-}
-
 function setStatus(s) {
   const was = status.state;
   status = s ?? { state: 'connecting' };
@@ -202,7 +183,25 @@ function setRules(rules) {
   $('capture').checked = Boolean(rules?.enabled);
 }
 
+/** The ids whose Cancel waits for its Undo, as the background holds them. */
+function setCancelling(ids) {
+  const next = new Set(ids ?? []);
+  for (const id of new Set([...view.cancelling, ...next])) {
+    if (view.cancelling.has(id) !== next.has(id)) rows.mark(id);
+  }
+  view.cancelling = next;
+  render();
+}
+
 function setRecent(recent) {
+  // The names this browser sent its downloads with, until the daemon names them.
+  for (const r of recent ?? []) {
+    if (r.to === 'freight' && Number.isSafeInteger(r.id) && view.given.get(r.id) !== r.name) {
+      view.given.set(r.id, r.name);
+      rows.mark(r.id);
+    }
+  }
+  render();
   const list = (recent ?? []).filter((r) => r.to === 'browser').slice(0, 5);
   $('recent').hidden = list.length === 0;
   const ul = $('recent-list');
@@ -226,12 +225,15 @@ function showLimit(limit) {
 function drawRest() {
   // "No downloads yet" only from a daemon that answered with an empty list.
   $('empty').hidden = downloads.size > 0 || status.state !== 'connected';
+  $('no-match').hidden = !view.query || rows.shown > 0 || downloads.size === 0;
   renderSummary();
   const more = status.state === 'connected' && from > 0;
-  $('more-row').hidden = !more && downloads.size >= total;
+  $('more-row').hidden = !more && downloads.size >= total && !view.query;
   $('more').hidden = !more;
-  $('more-text').textContent = moreError
-    || `${downloads.size} of ${Math.max(total, downloads.size)} shown`;
+  const all = Math.max(total, downloads.size);
+  $('more-text').textContent = moreError || (view.query
+    ? `${rows.shown} found in ${downloads.size === all ? 'all' : `the ${downloads.size} newest of`} ${all}`
+    : `${downloads.size} of ${all} shown`);
   const waiting = refreshWanted.map((w) => w.name);
   $('refresh-note').hidden = waiting.length === 0;
   $('refresh-note').textContent = waiting.length
@@ -246,21 +248,17 @@ function renderSummary() {
     return;
   }
   summary.dataset.state = 'connected';
-  const list = [...downloads.values()];
-  const live = counts ?? {
-    active: list.filter((d) => d.state === 'active').length,
-    queued: list.filter((d) => d.state === 'queued').length,
-    paused: list.filter((d) => d.state === 'paused').length,
-    speed: list.reduce((s, d) => s + (d.state === 'active' ? d.speed ?? 0 : 0), 0),
-  };
-  const parts = ['active', 'queued', 'paused'].map((name) => {
+  // Every state that has downloads: the daemon's counts (its `status`), else the rows'.
+  const parts = headerCounts(counts, [...downloads.values()], counts?.total ?? total).map(({ state, count }) => {
     const span = el('span', 'count');
-    span.dataset.state = name;
-    const n = el('b', '', String(live[name] ?? 0));
-    span.append(n, ` ${name}`);
+    span.dataset.state = state;
+    span.append(el('b', '', String(count)), ` ${HEADER_WORDS[state]}`);
     return span;
   });
-  if (live.speed) parts.push(el('span', 'count', formatSpeed(live.speed)));
+  if (!parts.length) parts.push(el('span', 'count', 'no downloads'));
+  const speed = counts ? counts.speed : [...downloads.values()]
+    .reduce((s, d) => s + (d.state === 'active' ? d.speed ?? 0 : 0), 0);
+  if (speed) parts.push(el('span', 'count', formatSpeed(speed)));
   summary.replaceChildren(...parts);
 }
 
@@ -274,7 +272,9 @@ $('list').addEventListener('click', async (ev) => {
     switch (button.dataset.action) {
       case 'pause': await call('pause', { id }); break;
       case 'resume': case 'retry': await call('resume', { id }); break;
-      case 'cancel': await call('cancel', { id }); break;
+      // Held for its Undo, then sent by the background (cancels.js).
+      case 'cancel': setCancelling(await page('cancelLater', { id })); break;
+      case 'undo': setCancelling(await page('undoCancel', { id })); break;
       case 'remove': await call('remove', { id }); break;
       case 'open': await call('open', { id }); break;
       case 'reveal': await call('open', { id, reveal: true }); break;
@@ -328,6 +328,11 @@ $('retry-connect').addEventListener('click', async () => {
   setStatus(await page('reconnect'));
 });
 $('more').addEventListener('click', showMore);
+$('search').addEventListener('input', () => {
+  view.query = $('search').value.trim();
+  rows.markAll();
+  render();
+});
 $('limit-apply').addEventListener('click', applyLimit);
 $('limit').addEventListener('keydown', (ev) => { if (ev.key === 'Enter') applyLimit(); });
 
@@ -348,5 +353,6 @@ page('state').then((s) => {
   refreshWanted = s.refreshWanted ?? [];
   setRules(s.rules);
   setRecent(s.recent);
+  setCancelling(s.cancelling);
   setStatus(s.status);
 }).catch(() => undefined);

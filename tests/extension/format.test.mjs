@@ -77,3 +77,11 @@ test('refreshPage: the referrer, else the origin of the URL, never another schem
   assert.equal(refreshHint({ id: 7, name: 'movie (1).bin' }),
     'Click the link to movie (1).bin on that page: Freight takes the new link for download #7');
 });
+
+test('download.changed brings the name the server gave (and keeps the live progress)', () => {
+  const m = new Map([[3, { id: 3, name: null, url: 'http://h/get?id=3', state: 'active', done: 500 }]]);
+  assert.equal(applyEvent(m, 'download.changed', {
+    download: { id: 3, name: 'real.iso', url: 'http://h/get?id=3', state: 'active', done: 0, size: 900 },
+  }), true);
+  assert.deepEqual(m.get(3), { id: 3, name: 'real.iso', url: 'http://h/get?id=3', state: 'active', done: 500, size: 900 });
+});
