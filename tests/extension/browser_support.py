@@ -328,6 +328,29 @@ def freight_daemon(freight_env: dict[str, str], tmp_path: Path) -> Iterator[Daem
         d.stop()
 
 
+@pytest.fixture
+def start_connected(make_browser: Callable[..., Browser], tmp_path: Path) -> Iterator[
+        Callable[[], tuple[Browser, Daemon]]]:
+    """start_connected() → a browser connected through the real host to a real daemon whose
+    FREIGHT_HOME may have been filled before (daemon_env(tmp_path))."""
+    daemons: list[Daemon] = []
+
+    def go() -> tuple[Browser, Daemon]:
+        env = daemon_env(tmp_path)
+        d = Daemon(env, tmp_path / "daemon.out")
+        daemons.append(d)
+        b = make_browser(
+            lambda udd: install_host(env, "--browser", "chromium", "--user-data-dir", str(udd)),
+            extra_env=env)
+        wait_for(lambda: b.state()["status"]["state"] == "connected", timeout=30,
+                 what="the extension to reach the daemon")
+        return b, d
+
+    yield go
+    for d in daemons:
+        d.stop()
+
+
 def install_host(env: dict[str, str], *args: str) -> str:
     """`freight install ARGS --no-autostart` (the real registration); returns its output."""
     import subprocess

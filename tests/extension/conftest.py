@@ -6,4 +6,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from browser_support import make_browser, playwright_sync, site  # noqa: E402,F401
+from browser_support import (  # noqa: E402,F401
+    make_browser,
+    playwright_sync,
+    site,
+    start_connected,
+)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import html
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,6 @@ from browser_support import (
     Browser,
     Daemon,
     daemon_env,
-    install_host,
     wait_for,
 )
 from faultserver import FaultServer, make_data
@@ -60,29 +59,6 @@ def links_page(srv: FaultServer, count: int, seed: int = 7) -> dict[str, bytes]:
     return files
 
 
-@pytest.fixture
-def start(make_browser: Callable[..., Browser], tmp_path: Path) -> Iterator[
-        Callable[[], tuple[Browser, Daemon]]]:
-    """start() → a browser connected through the real host to a real daemon whose
-    FREIGHT_HOME may have been filled before (daemon_env(tmp_path))."""
-    daemons: list[Daemon] = []
-
-    def go() -> tuple[Browser, Daemon]:
-        env = daemon_env(tmp_path)
-        d = Daemon(env, tmp_path / "daemon.out")
-        daemons.append(d)
-        b = make_browser(
-            lambda udd: install_host(env, "--browser", "chromium", "--user-data-dir", str(udd)),
-            extra_env=env)
-        wait_for(lambda: b.state()["status"]["state"] == "connected", timeout=30,
-                 what="the extension to reach the daemon")
-        return b, d
-
-    yield go
-    for d in daemons:
-        d.stop()
-
-
 def rows(popup: Any) -> list[dict[str, Any]]:
     """The popup's rows as shown: id, name, state."""
     return list(popup.evaluate(
@@ -92,11 +68,11 @@ def rows(popup: Any) -> list[dict[str, Any]]:
 
 
 def test_picker_sends_300_links_and_the_popup_follows_them(
-        start: Callable[[], tuple[Browser, Daemon]], fault_server: FaultServer) -> None:
+        start_connected: Callable[[], tuple[Browser, Daemon]], fault_server: FaultServer) -> None:
     files = links_page(fault_server, 300)
     held = make_data(64 * 1024, seed=999)
     held_url = fault_server.add("/held/held.bin", data=held, etag=True)
-    b, daemon = start()
+    b, daemon = start_connected()
     daemon.cli("add", "--paused", held_url)  # waits for the popup's "Resume"
 
     popup = b.ctx.new_page()
@@ -182,11 +158,11 @@ def popup_order(numbers: range) -> list[str]:
 
 
 def test_popup_pages_ten_thousand_downloads(
-        start: Callable[[], tuple[Browser, Daemon]], tmp_path: Path) -> None:
+        start_connected: Callable[[], tuple[Browser, Daemon]], tmp_path: Path) -> None:
     n = 10_000
     env = daemon_env(tmp_path)
     counts = fill_history(Path(env["FREIGHT_HOME"]), n, tmp_path / "dl")
-    b, _daemon = start()
+    b, _daemon = start_connected()
     popup = b.ctx.new_page()
     popup.goto(POPUP)
     popup.wait_for_selector("#list .dl")

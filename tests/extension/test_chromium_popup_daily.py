@@ -20,8 +20,7 @@ import html
 import os
 import re
 import shutil
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -30,8 +29,6 @@ from browser_support import (
     ROOT,
     Browser,
     Daemon,
-    daemon_env,
-    install_host,
     rpc_via_page,
     wait_for,
 )
@@ -41,27 +38,6 @@ pytestmark = pytest.mark.browser
 
 POPUP = f"chrome-extension://{EXTENSION_ID}/popup.html"
 MIB = 1024 * 1024
-
-
-@pytest.fixture
-def start(make_browser: Callable[..., Browser], tmp_path: Path) -> Iterator[
-        Callable[[], tuple[Browser, Daemon]]]:
-    daemons: list[Daemon] = []
-
-    def go() -> tuple[Browser, Daemon]:
-        env = daemon_env(tmp_path)
-        d = Daemon(env, tmp_path / "daemon.out")
-        daemons.append(d)
-        b = make_browser(
-            lambda udd: install_host(env, "--browser", "chromium", "--user-data-dir", str(udd)),
-            extra_env=env)
-        wait_for(lambda: b.state()["status"]["state"] == "connected", timeout=30,
-                 what="the extension to reach the daemon")
-        return b, d
-
-    yield go
-    for d in daemons:
-        d.stop()
 
 
 def rows(popup: Any) -> list[dict[str, Any]]:
@@ -106,8 +82,8 @@ def keep(b: Browser, page: Any, name: str) -> None:
 
 
 def test_popup_names_order_counts_cancel_undo_dates_search(
-        start: Callable[[], tuple[Browser, Daemon]], fault_server: FaultServer) -> None:
-    b, daemon = start()
+        start_connected: Callable[[], tuple[Browser, Daemon]], fault_server: FaultServer) -> None:
+    b, daemon = start_connected()
     for name, value in (("max_active", "1"), ("connections", "1")):
         daemon.cli("settings", name, value)
     # The history: one finished download.
