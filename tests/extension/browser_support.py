@@ -235,6 +235,14 @@ def completed(b: Browser, name: str) -> dict[str, Any]:
     return d
 
 
+def ended_completed(b: Browser, download_id: int) -> dict[str, Any]:
+    """The download's row once it ended (60 s at most), asserted completed."""
+    d = wait_for(lambda: (x := rpc_via_page(b, "get", {"id": download_id}))["state"] in (
+        "completed", "failed") and x, timeout=60, what=f"download #{download_id} to end")
+    assert d["state"] == "completed", d
+    return dict(d)
+
+
 def click(b: Browser, site: Any, selector: str) -> None:
     page = b.ctx.new_page()
     page.goto(f"{site.base}/page.html")

@@ -13,6 +13,7 @@ import pytest
 from browser_support import (  # noqa: F401 (fixtures)
     Browser,
     assert_browser_wrote_nothing,
+    ended_completed,
     freight_daemon,
     freight_env,
     install_host,
@@ -34,13 +35,6 @@ def downloads(b: Browser) -> list[dict[str, Any]]:
     return list(rpc_via_page(b, "list")["downloads"])
 
 
-def ended(b: Browser, download_id: int) -> dict[str, Any]:
-    d = wait_for(lambda: (x := rpc_via_page(b, "get", {"id": download_id}))["state"] in (
-        "completed", "failed") and x, timeout=60, what=f"download #{download_id} to end")
-    assert d["state"] == "completed", d
-    return dict(d)
-
-
 def test_a_link_clicked_again_is_offered_not_downloaded_and_again_only_when_asked(
     make_browser, freight_env, freight_daemon, site  # noqa: F811
 ) -> None:
@@ -56,7 +50,7 @@ def test_a_link_clicked_again_is_offered_not_downloaded_and_again_only_when_aske
     link = f"#f{sorted(site.files).index('twice.bin')}"
     page.click(link)
     first = wait_for(lambda: downloads(b), what="the daemon to take the first click")[0]
-    done = ended(b, first["id"])
+    done = ended_completed(b, first["id"])
     assert hashlib.sha256(Path(done["path"]).read_bytes()).hexdigest() == digest
     assert duplicate_notes(b) == []
 
@@ -68,7 +62,7 @@ def test_a_link_clicked_again_is_offered_not_downloaded_and_again_only_when_aske
 
     again = b.ev(f"freight.chooseDuplicate({note!r}, 1)")  # "Download again"
     assert again != first["id"]
-    copy = ended(b, again)
+    copy = ended_completed(b, again)
     assert copy["path"] != done["path"]
     assert hashlib.sha256(Path(copy["path"]).read_bytes()).hexdigest() == digest
     assert duplicate_notes(b) == []  # the choice closed it

@@ -14,6 +14,7 @@ import pytest
 from browser_support import (  # noqa: F401 (fixtures)
     EXTENSION_ID,
     Browser,
+    ended_completed,
     freight_daemon,
     freight_env,
     install_host,
@@ -32,13 +33,6 @@ def notifications(b: Browser) -> dict[str, Any]:
     return dict(b.ev(NOTES))
 
 
-def finished(b: Browser, download_id: int) -> dict[str, Any]:
-    d = wait_for(lambda: (x := rpc_via_page(b, "get", {"id": download_id}))["state"] in (
-        "completed", "failed") and x, timeout=60, what=f"download #{download_id} to end")
-    assert d["state"] == "completed", d
-    return dict(d)
-
-
 def test_only_the_browser_that_captured_a_download_notifies(
     make_browser, freight_env, freight_daemon, site  # noqa: F811
 ) -> None:
@@ -55,7 +49,7 @@ def test_only_the_browser_that_captured_a_download_notifies(
     cli_digest = site.add("from-cli.bin", 300_000)
     out = freight_daemon.cli("add", "--json", f"{site.base}/files/from-cli.bin")
     (cli_id,) = json.loads(out)["ids"]
-    d = finished(first, cli_id)
+    d = ended_completed(first, cli_id)
     assert sha256_file(Path(d["path"])) == cli_digest
 
     # The second browser's popup is open: it shows the events its worker gets, in the same
@@ -71,7 +65,7 @@ def test_only_the_browser_that_captured_a_download_notifies(
     clicked = wait_for(lambda: [x for x in rpc_via_page(first, "list")["downloads"]
                                 if x["name"] == "clicked.bin"], what="the daemon to take it")
     clicked_id = clicked[0]["id"]
-    d = finished(first, clicked_id)
+    d = ended_completed(first, clicked_id)
     assert hashlib.sha256(Path(d["path"]).read_bytes()).hexdigest() == digest
 
     note = f"freight-done-{clicked_id}"
