@@ -79,6 +79,9 @@ def test_a_hook_that_hangs_is_killed_after_its_timeout_and_downloads_go_on(
         c.call("add", url=fault_server.add("/slow-hook.bin", data=b"s" * 100))
         wait_for(lambda: pid_file.exists() and pid_file.read_text())
         pid = int(pid_file.read_text())
+        # No hook for the next one: it would still sleep when the daemon stops, and a hook
+        # that outlives the daemon runs on (in its own session) past any test.
+        c.call("set_settings", settings={"on_complete": []})
         # While the hook hangs, another download completes: the hook holds nothing.
         other = c.call("add", url=fault_server.add("/next.bin", data=b"n" * 100))["id"]
         wait_for(lambda: c.call("get", id=other)["state"] == "completed")
