@@ -27,6 +27,7 @@ from freight import config, logs
 from freight.cli.already import already
 from freight.cli.common import connections_flag, folder_flag, rate_flag
 from freight.cli.terminal import console_for, terminal_text
+from freight.engine import files
 from freight.engine.checksum import normalize_checksum
 from freight.engine.transfer import Transfer
 from freight.errors import FreightError, InputError
@@ -164,7 +165,7 @@ def _get_one(
         download = store.find_unfinished(url, folder, args.output)
         if download is None and not args.again:
             finished = store.find_completed(url, folder, args.output)
-            if finished is not None and _still_there(finished):
+            if finished is not None and files.still_there(finished.path, finished.size):
                 return _already(finished, args, err)
         adopted = download is None and (download := _waiting_for(store, url, folder, args))
         if download is None:
@@ -243,14 +244,6 @@ def resume_command(folder: str, output: str | None) -> str:
     """The command that resumes a download waiting for a fresh link (see _waiting_for)."""
     name = f" -o {shlex.quote(output)}" if output else ""
     return f"freight get -d {shlex.quote(folder)}{name} FRESH_URL"
-
-
-def _still_there(download: Download) -> bool:
-    """The finished file is where it was saved, at its size (not deleted or cut since)."""
-    path = download.path
-    if path is None or not os.path.isfile(path):
-        return False
-    return download.size is None or os.path.getsize(path) == download.size
 
 
 def _already(download: Download, args: argparse.Namespace, err: Any) -> int:

@@ -145,7 +145,7 @@ class Actions:
         candidates = {
             address: [duplicates.Candidate(
                 id=d.id, url=d.url, state=d.state, name=d.name, path=d.path, size=d.size,
-                file_present=d.state == S.COMPLETED and _still_there(d.path, d.size),
+                file_present=d.state == S.COMPLETED and files.still_there(d.path, d.size),
             ) for d in rows]
             for address, rows in by_address.items()
         }
@@ -301,15 +301,6 @@ class Actions:
         if not target or not os.path.exists(target):
             raise InputError(f"{target or 'the file'} does not exist (moved or deleted?)")
         open_path(target)
-
-
-def _still_there(path: str | None, size: int | None) -> bool:
-    """A finished file is where it was saved, at its size (not deleted or cut since)."""
-    try:
-        return path is not None and os.path.isfile(path) and (
-            size is None or os.path.getsize(path) == size)
-    except OSError:
-        return False
 
 
 def check_move(download: Download, new: DownloadState) -> None:

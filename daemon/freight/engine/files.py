@@ -337,6 +337,15 @@ def _check_ours(
     )
 
 
+def still_there(path: str | None, size: int | None) -> bool:
+    """A finished file is where it was saved, at its size (not deleted or cut since)."""
+    try:
+        return path is not None and os.path.isfile(path) and (
+            size is None or os.path.getsize(path) == size)
+    except OSError:  # gone between the two looks
+        return False
+
+
 def remove_quietly(path: str | None) -> None:
     if path:
         try:
